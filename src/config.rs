@@ -1,0 +1,205 @@
+//! The run configuration as written by the user (TOML), before validation.
+//!
+//! This is the "low" half of the LowArgs -> HiArgs split: plain data, every field with a
+//! documented default, `deny_unknown_fields` so a typo is an error rather than a silently
+//! ignored option. [`crate::plan::RunPlan`] turns it into ready-built parts. Relative
+//! paths in a config file are relative to the file's own folder, so a config works from
+//! any working directory; paths given on the command line are relative to the working
+//! directory, as usual.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub input: InputConfig,
+    pub model: ModelConfig,
+    pub preprocess: PreprocessConfig,
+    pub output: OutputConfig,
+    pub run: RunConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// Folders (walked recursively) or single files.
+    pub paths: Vec<PathBuf>,
+    /// File extensions to process, case-insensitive, without the dot.
+    pub extensions: Vec<String>,
+    /// Follow symbolic links (to files and folders). Off by default: a link can point
+    /// outside the dataset or form a loop.
+    pub follow_symlinks: bool,
+    /// Process files and folders whose name starts with a dot.
+    pub include_hidden: bool,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            paths: Vec::new(),
+            extensions: defaults::EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            follow_symlinks: false,
+            include_hidden: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutChoice {
+    #[default]
+    Auto,
+    Nchw,
+    Nhwc,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The ONNX classifier.
+    pub path: PathBuf,
+    /// Class names, one per line (line n = class n - 1). Optional.
+    pub labels: Option<PathBuf>,
+    /// Input layout; `auto` reads it from the input shape (channels of 1 or 3).
+    pub layout: LayoutChoice,
+    /// Network input size `[width, height]` when the model leaves it symbolic.
+    pub input_size: Option<[usize; 2]>,
+    /// Name of the feature tensor to cut at, overriding the automatic choice
+    /// (the input of the last global pooling).
+    pub feature: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResizeMode {
+    /// Scale both axes independently to the network size (aspect ratio not kept).
+    Stretch,
+    /// Scale the shorter side to `resize_to`, then cut the centre `crop` (torchvision).
+    ShorterSideThenCenterCrop,
+    /// Scale to fit inside the network size keeping the aspect ratio, pad the rest.
+    Letterbox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resampling {
+    /// Bit-exact with Pillow's `Image.NEAREST`.
+    Nearest,
+    /// Pillow-style triangle filter, widened when downscaling (antialiased).
+    Bilinear,
+    /// Pillow-style cubic filter (a = -0.5), widened when downscaling.
+    Bicubic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    Rgb,
+    Bgr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelScale {
+    /// Pixel values in [0, 1] before mean/std.
+    Unit,
+    /// Pixel values in [0, 255] before mean/std.
+    Byte,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreprocessConfig {
+    pub resize: ResizeMode,
+    /// Shorter side after scaling, for `shorter-side-then-center-crop`.
+    pub resize_to: Option<usize>,
+    pub resampling: Resampling,
+    pub channels: ChannelOrder,
+    pub scale: PixelScale,
+    /// Subtracted per channel after scaling (one value, or one per channel).
+    pub mean: Vec<f32>,
+    /// Divides per channel after subtracting the mean.
+    pub std: Vec<f32>,
+    /// Value of letterbox padding, in the scaled pixel range before mean/std.
+    pub pad_value: f32,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        PreprocessConfig {
+            resize: ResizeMode::Stretch,
+            resize_to: None,
+            resampling: Resampling::Bilinear,
+            channels: ChannelOrder::Rgb,
+            scale: PixelScale::Unit,
+            mean: vec![0.0],
+            std: vec![1.0],
+            pad_value: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Output folder; `--out` overrides it.
+    pub dir: Option<PathBuf>,
+    /// Classes listed in the `top_k` column (and checked by `logit_check`).
+    pub top_k: usize,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { dir: None, top_k: defaults::TOP_K }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Worker threads; 0 = one per core.
+    pub threads: usize,
+    /// Refuse images whose header claims more pixels than this.
+    pub max_pixels: u64,
+    /// Refuse files larger than this many bytes.
+    pub max_file_bytes: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            threads: 0,
+            max_pixels: defaults::MAX_PIXELS,
+            max_file_bytes: defaults::MAX_FILE_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file and makes its relative paths relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| Error::config(path, e.to_string().replace('\n', " ").trim().to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        cfg.input.paths.iter_mut().for_each(rebase);
+        rebase(&mut cfg.model.path);
+        if let Some(l) = cfg.model.labels.as_mut() {
+            rebase(l);
+        }
+        if let Some(d) = cfg.output.dir.as_mut() {
+            rebase(d);
+        }
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,36 @@
+//! Every number that changes what cambox computes or accepts, in one place.
+//!
+//! Thresholds and tolerances are part of the results a user publishes, so they are named
+//! here rather than scattered as literals; the README quotes them from this file.
+
+/// Relative tolerance of the start-up proof that the cut is right: the logits recomputed
+/// from the feature map must equal the full model's logits within this fraction of the
+/// largest logit magnitude (floored at 1, so near-zero logits are compared absolutely).
+pub const CUT_CHECK_REL_TOL: f32 = 1e-4;
+
+/// Per-image `logit_check` above this (absolute, in logit units) marks the row as an
+/// error: the identity mean(M_k) + b_k = logit_k only fails if the maps are corrupt.
+pub const LOGIT_CHECK_MAX: f32 = 1e-3;
+
+/// Image file extensions processed when the configuration names none.
+pub const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff"];
+
+/// How many classes go into `top_k` when the configuration does not say.
+pub const TOP_K: usize = 5;
+
+/// Images whose header claims more pixels than this are refused before decoding
+/// (decompression bombs). 100 megapixels is above any radiograph we know of.
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// Files larger than this are refused before reading (bytes).
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Seconds between plain progress lines when stderr is not a terminal.
+pub const LOG_EVERY_SECS: u64 = 10;
+
+/// Rows buffered by the CSV writer before an explicit flush; a run killed in between
+/// loses at most this many finished rows (they are redone on resume).
+pub const FLUSH_EVERY_ROWS: usize = 16;
+
+/// Images in flight between the parallel workers and the single writer.
+pub const CHANNEL_CAPACITY: usize = 64;

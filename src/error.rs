@@ -1,0 +1,79 @@
+//! Typed errors at the library boundary.
+//!
+//! Two kinds exist because they have different fates: an [`Error`] stops the run (bad
+//! configuration, a model that cannot be cut, an output folder that cannot be written),
+//! while an [`ImageError`] belongs to one input file, becomes one `error` row in
+//! `images.csv`, and the run goes on.
+
+use std::path::PathBuf;
+
+/// A fatal error: the run cannot start or cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("model {path}: {message}")]
+    Model { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("output {path}: {message}")]
+    Output { path: PathBuf, message: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Config { path: path.into(), message: message.into() }
+    }
+    pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Model { path: path.into(), message: message.into() }
+    }
+    pub fn output(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Output { path: path.into(), message: message.into() }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why one input image could not be processed. Its `Display` is the one-line reason
+/// written to the `error` column.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot read: {0}")]
+    Read(String),
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("preprocessing failed: {0}")]
+    Preprocess(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("class maps failed: {0}")]
+    Maps(String),
+    #[error("panic while processing: {0}")]
+    Panic(String),
+}
+
+impl ImageError {
+    /// The reason as exactly one line, as `images.csv` requires.
+    pub fn one_line(&self) -> String {
+        let s = self.to_string();
+        let mut out = String::with_capacity(s.len());
+        for (i, part) in s.split(['\n', '\r']).filter(|p| !p.trim().is_empty()).enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            out.push_str(part.trim());
+        }
+        out
+    }
+}

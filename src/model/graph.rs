@@ -1,0 +1,144 @@
+//! A read-only index over an ONNX graph: who produces and who consumes each tensor, and the
+//! value of every constant.
+//!
+//! Head analysis needs ONNX's own semantics (Gemm's `transB`, `alpha`, `beta`; MatMul's
+//! operand order), which tract rewrites while it translates the graph, so the surgery
+//! reads the protobuf directly and addresses nodes by index and tensors by name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayD;
+use tract_onnx::data_resolver::MmapDataResolver;
+use tract_onnx::pb::{self, type_proto, ModelProto, NodeProto};
+use tract_onnx::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// Parsed ONNX model plus lookup tables.
+pub struct OnnxGraph {
+    pub path: PathBuf,
+    pub proto: ModelProto,
+    producer: HashMap<String, usize>,
+    consumers: HashMap<String, Vec<usize>>,
+    initializers: HashMap<String, usize>,
+}
+
+impl OnnxGraph {
+    pub fn load(path: &Path) -> Result<OnnxGraph> {
+        if !path.is_file() {
+            return Err(Error::model(path, "no such file"));
+        }
+        let proto = tract_onnx::onnx()
+            .proto_model_for_path(path)
+            .map_err(|e| Error::model(path, format!("not a readable ONNX model: {e:#}")))?;
+        let graph = proto.graph.as_ref().ok_or_else(|| Error::model(path, "the file holds no graph"))?;
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                producer.insert(o.clone(), i);
+            }
+            for inp in n.input.iter().filter(|o| !o.is_empty()) {
+                consumers.entry(inp.clone()).or_default().push(i);
+            }
+        }
+        let initializers =
+            graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(OnnxGraph { path: path.to_path_buf(), proto, producer, consumers, initializers })
+    }
+
+    pub fn graph(&self) -> &pb::GraphProto {
+        self.proto.graph.as_ref().expect("checked at load")
+    }
+
+    pub fn nodes(&self) -> &[NodeProto] {
+        &self.graph().node
+    }
+
+    pub fn node(&self, id: usize) -> &NodeProto {
+        &self.graph().node[id]
+    }
+
+    /// Index of the node producing `tensor`, if any (graph inputs and initializers have none).
+    pub fn producer(&self, tensor: &str) -> Option<usize> {
+        self.producer.get(tensor).copied()
+    }
+
+    pub fn consumers(&self, tensor: &str) -> &[usize] {
+        self.consumers.get(tensor).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Graph inputs that are real inputs (not initializers listed as inputs, as old
+    /// exporters do).
+    pub fn real_inputs(&self) -> Vec<&pb::ValueInfoProto> {
+        self.graph().input.iter().filter(|i| !self.initializers.contains_key(&i.name)).collect()
+    }
+
+    pub fn outputs(&self) -> &[pb::ValueInfoProto] {
+        &self.graph().output
+    }
+
+    /// Value of a constant tensor: an initializer or the output of a `Constant` node.
+    pub fn constant(&self, tensor: &str) -> Option<ArrayD<f32>> {
+        let t = if let Some(&i) = self.initializers.get(tensor) {
+            &self.graph().initializer[i]
+        } else {
+            let n = self.node(self.producer(tensor)?);
+            if n.op_type != "Constant" {
+                return None;
+            }
+            n.attribute.iter().find(|a| a.name == "value")?.t.as_ref()?
+        };
+        let dir = self.path.parent().and_then(|p| p.to_str());
+        let tensor = tract_onnx::tensor::load_tensor(&MmapDataResolver, t, dir).ok()?;
+        let tensor = tensor.cast_to::<f32>().ok()?.into_owned();
+        tensor.into_plain_array::<f32>().ok()
+    }
+
+    pub fn is_constant(&self, tensor: &str) -> bool {
+        self.initializers.contains_key(tensor)
+            || self.producer(tensor).map(|i| self.node(i).op_type == "Constant").unwrap_or(false)
+    }
+
+    /// The static shape of a graph input as written in the file (`None` for symbolic dims).
+    pub fn declared_shape(v: &pb::ValueInfoProto) -> Option<Vec<Option<i64>>> {
+        let type_proto::Value::TensorType(tt) = v.r#type.as_ref()?.value.as_ref()?;
+        Some(
+            tt.shape
+                .as_ref()?
+                .dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => Some(v),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// A readable name for node `id`: its name, or its op and first output.
+    pub fn describe(&self, id: usize) -> String {
+        let n = self.node(id);
+        if n.name.is_empty() {
+            format!("{} -> {}", n.op_type, n.output.first().map(String::as_str).unwrap_or("?"))
+        } else {
+            format!("{} '{}'", n.op_type, n.name)
+        }
+    }
+}
+
+/// Integer attribute with a default.
+pub fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.i).unwrap_or(default)
+}
+
+/// Float attribute with a default.
+pub fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.f).unwrap_or(default)
+}
+
+/// Integer-list attribute.
+pub fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
+}

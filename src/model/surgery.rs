@@ -1,0 +1,324 @@
+//! Where to cut: find the last global average pooling and say what follows it.
+//!
+//! The class map identity `mean(M_k) + b_k = logit_k` holds exactly when the pooling is a
+//! spatial mean and everything after it is one affine map. This module proves that from
+//! the graph (by node index and tensor name, never by matching strings in names) and
+//! extracts the effective `W` (K x C) and `b` (K), honouring Gemm's `transB`/`alpha`/
+//! `beta` and MatMul's operand order. Anything else is reported as an *other* head,
+//! naming the op that breaks linearity.
+
+use ndarray::{Array1, Array2, ArrayD, Ix2};
+
+use super::graph::{attr_f, attr_i, attr_ints, OnnxGraph};
+use crate::error::{Error, Result};
+
+/// Axis order of a 4-D tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Nchw,
+    Nhwc,
+}
+
+/// The global pooling the cut is made before.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pooling {
+    pub node: usize,
+    pub node_name: String,
+    pub op: String,
+    /// Layout of the pooling's input, i.e. of the feature map.
+    pub layout: Layout,
+    /// For `AveragePool`: the kernel, to be checked against the feature map's size.
+    pub kernel: Option<[usize; 2]>,
+}
+
+/// The dense layer of a linear head, in effective form `logits = W g + b`.
+#[derive(Debug, Clone)]
+pub struct LinearHead {
+    /// K x C.
+    pub weight: Array2<f32>,
+    /// K.
+    pub bias: Array1<f32>,
+    /// The op that holds W (`Gemm` or `MatMul`).
+    pub dense_op: String,
+}
+
+/// What follows the pooling.
+#[derive(Debug, Clone)]
+pub enum Head {
+    /// One affine map: CAM is exact.
+    Linear(LinearHead),
+    /// No dense layer: the feature map has one channel per class (SqueezeNet style).
+    Identity,
+    /// Anything else; `op` names the first node that is not part of a linear head.
+    Other { op: String, node_name: String, ops: Vec<String> },
+}
+
+impl Head {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Head::Linear(_) => "linear",
+            Head::Identity => "identity",
+            Head::Other { .. } => "other",
+        }
+    }
+}
+
+/// The result of the analysis: where to cut and how to turn features into logits.
+#[derive(Debug, Clone)]
+pub struct FeatureCut {
+    /// The tensor F (the pooling's input).
+    pub feature: String,
+    pub pooling: Pooling,
+    pub head: Head,
+    /// The ops of the head in order (for `inspect`).
+    pub head_ops: Vec<String>,
+    /// The tensor holding the logits: the model output, or the input of a final Softmax.
+    pub logits: String,
+    /// Whether the model's output is a Softmax over the logits.
+    pub output_is_softmax: bool,
+}
+
+/// Ops that only reshape the pooled vector.
+const PASSTHROUGH: &[&str] = &["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"];
+
+/// Finds the cut. `feature_override` names F explicitly (it must feed a global pooling).
+pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureCut> {
+    let out = g.outputs().first().ok_or_else(|| Error::model(&g.path, "the graph has no output"))?;
+    let (logits, output_is_softmax) = match g.producer(&out.name).map(|i| g.node(i)) {
+        Some(n) if n.op_type == "Softmax" => (n.input[0].clone(), true),
+        _ => (out.name.clone(), false),
+    };
+    let ancestors = ancestors_of(g, &logits);
+
+    let mut seen_other_pool = None;
+    let pooling = (0..g.nodes().len())
+        .rev()
+        .filter(|&i| ancestors[i])
+        .filter(|&i| match feature_override {
+            Some(f) => g.node(i).input.first().map(|s| s == f).unwrap_or(false),
+            None => true,
+        })
+        .find_map(|i| {
+            let p = as_global_pooling(g, i);
+            if p.is_none() && matches!(g.node(i).op_type.as_str(), "GlobalMaxPool" | "MaxPool" | "ReduceMax") {
+                seen_other_pool.get_or_insert_with(|| g.describe(i));
+            }
+            p
+        });
+    let pooling = match pooling {
+        Some(p) => p,
+        None => {
+            let mut msg = match feature_override {
+                Some(f) => format!("no global average pooling reads the tensor '{f}' named in the config"),
+                None => "no global average pooling (GlobalAveragePool, ReduceMean over H and W, or a full-map AveragePool) before the output: CAM needs one".to_string(),
+            };
+            if let Some(o) = seen_other_pool {
+                msg.push_str(&format!("; found {o}, a max pooling, for which the CAM identity does not hold"));
+            }
+            return Err(Error::model(&g.path, msg));
+        }
+    };
+    let pool_node = g.node(pooling.node);
+    let feature = pool_node.input[0].clone();
+    let pooled = pool_node.output[0].clone();
+    let (head, head_ops) = walk_head(g, &pooled, &logits)?;
+    Ok(FeatureCut { feature, pooling, head, head_ops, logits, output_is_softmax })
+}
+
+/// Marks every node the tensor depends on.
+fn ancestors_of(g: &OnnxGraph, tensor: &str) -> Vec<bool> {
+    let mut mark = vec![false; g.nodes().len()];
+    let mut stack: Vec<String> = vec![tensor.to_string()];
+    while let Some(t) = stack.pop() {
+        if let Some(i) = g.producer(&t) {
+            if !mark[i] {
+                mark[i] = true;
+                stack.extend(g.node(i).input.iter().filter(|s| !s.is_empty()).cloned());
+            }
+        }
+    }
+    mark
+}
+
+fn normalise_axes(axes: &[i64], rank: i64) -> Vec<i64> {
+    let mut a: Vec<i64> = axes.iter().map(|&x| if x < 0 { x + rank } else { x }).collect();
+    a.sort_unstable();
+    a
+}
+
+/// Recognises a spatial mean over a 4-D tensor.
+fn as_global_pooling(g: &OnnxGraph, i: usize) -> Option<Pooling> {
+    let n = g.node(i);
+    let mk = |layout, kernel| Pooling { node: i, node_name: n.name.clone(), op: n.op_type.clone(), layout, kernel };
+    match n.op_type.as_str() {
+        "GlobalAveragePool" => Some(mk(Layout::Nchw, None)),
+        "ReduceMean" => {
+            let axes = attr_ints(n, "axes").or_else(|| {
+                n.input.get(1).filter(|s| !s.is_empty()).and_then(|s| g.constant(s)).map(|a| a.iter().map(|&v| v as i64).collect())
+            })?;
+            match normalise_axes(&axes, 4).as_slice() {
+                [2, 3] => Some(mk(Layout::Nchw, None)),
+                [1, 2] => Some(mk(Layout::Nhwc, None)),
+                _ => None,
+            }
+        }
+        "AveragePool" => {
+            let k = attr_ints(n, "kernel_shape")?;
+            let pads = attr_ints(n, "pads").unwrap_or_default();
+            if k.len() != 2 || pads.iter().any(|&p| p != 0) {
+                return None;
+            }
+            Some(mk(Layout::Nchw, Some([k[0] as usize, k[1] as usize])))
+        }
+        _ => None,
+    }
+}
+
+/// Follows the data path from the pooled vector to the logits and classifies it.
+fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<String>)> {
+    let mut t = pooled.to_string();
+    let mut ops = Vec::new();
+    let mut dense: Option<LinearHead> = None;
+    let mut has_bias = false;
+    let mut other: Option<(String, String)> = None;
+    let model_err = |m: String| Error::model(&g.path, m);
+
+    while t != logits {
+        // Shape ops reading the data only compute Reshape targets; they are not the data path.
+        let data_consumers: Vec<usize> =
+            g.consumers(&t).iter().copied().filter(|&c| g.node(c).op_type != "Shape").collect();
+        let c = match data_consumers.as_slice() {
+            [c] => *c,
+            [] => return Err(model_err(format!("tensor '{t}' after the pooling leads nowhere: it does not reach the output"))),
+            many => {
+                let names: Vec<String> = many.iter().map(|&c| g.describe(c)).collect();
+                return Err(model_err(format!(
+                    "the pooling is not followed only by a head: tensor '{t}' feeds several nodes ({})",
+                    names.join(", ")
+                )));
+            }
+        };
+        let n = g.node(c);
+        // Every other input must be a constant or derived from shapes only.
+        for (pos, inp) in n.input.iter().enumerate() {
+            if inp.is_empty() || *inp == t || g.is_constant(inp) || is_shape_plumbing(g, inp) {
+                continue;
+            }
+            let from = g.producer(inp).map(|p| g.describe(p)).unwrap_or_else(|| format!("graph input '{inp}'"));
+            return Err(model_err(format!(
+                "the pooling is not followed only by a head: {} (input {pos}) also reads '{inp}' from {from}",
+                g.describe(c)
+            )));
+        }
+        ops.push(n.op_type.clone());
+        let op = n.op_type.as_str();
+        if other.is_none() {
+            if PASSTHROUGH.contains(&op) {
+                if n.input[0] != t {
+                    other = Some((op.to_string(), n.name.clone()));
+                }
+            } else if (op == "Gemm" || op == "MatMul") && dense.is_none() {
+                match dense_params(g, c, &t) {
+                    Some(d) => {
+                        has_bias = op == "Gemm";
+                        dense = Some(d);
+                    }
+                    None => other = Some((op.to_string(), n.name.clone())),
+                }
+            } else if op == "Add" && dense.is_some() && !has_bias {
+                let cst = n.input.iter().find(|s| **s != t).and_then(|s| g.constant(s));
+                let d = dense.as_mut().expect("checked");
+                match cst.filter(|b| b.len() == d.bias.len()) {
+                    Some(b) => {
+                        d.bias = &d.bias + &Array1::from_iter(b.iter().copied());
+                        has_bias = true;
+                    }
+                    None => other = Some((op.to_string(), n.name.clone())),
+                }
+            } else {
+                other = Some((op.to_string(), n.name.clone()));
+            }
+        }
+        t = n.output[0].clone();
+    }
+    let head = match (other, dense) {
+        (Some((op, node_name)), _) => Head::Other { op, node_name, ops: ops.clone() },
+        (None, Some(d)) => Head::Linear(d),
+        (None, None) => Head::Identity,
+    };
+    Ok((head, ops))
+}
+
+/// True when `tensor` is computed from shapes and constants only (Shape -> Gather -> Concat ...).
+fn is_shape_plumbing(g: &OnnxGraph, tensor: &str) -> bool {
+    let mut stack = vec![tensor.to_string()];
+    let mut steps = 0;
+    while let Some(t) = stack.pop() {
+        steps += 1;
+        if steps > 64 {
+            return false;
+        }
+        if g.is_constant(&t) {
+            continue;
+        }
+        let Some(p) = g.producer(&t) else { return false };
+        let n = g.node(p);
+        if n.op_type == "Shape" {
+            continue;
+        }
+        if !matches!(n.op_type.as_str(), "Gather" | "Unsqueeze" | "Concat" | "Cast" | "Slice" | "Squeeze" | "Mul" | "Div" | "Add" | "Sub") {
+            return false;
+        }
+        stack.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
+    }
+    true
+}
+
+fn as_matrix(a: ArrayD<f32>) -> Option<Array2<f32>> {
+    match a.ndim() {
+        2 => a.into_dimensionality::<Ix2>().ok(),
+        _ => None,
+    }
+}
+
+/// Effective W (K x C) and b for a Gemm or MatMul reading `t`.
+fn dense_params(g: &OnnxGraph, id: usize, t: &str) -> Option<LinearHead> {
+    let n = g.node(id);
+    match n.op_type.as_str() {
+        "Gemm" => {
+            if n.input[0] != t || attr_i(n, "transA", 0) != 0 {
+                return None;
+            }
+            let b = as_matrix(g.constant(&n.input[1])?)?;
+            let alpha = attr_f(n, "alpha", 1.0);
+            let beta = attr_f(n, "beta", 1.0);
+            let w = if attr_i(n, "transB", 0) != 0 { b } else { b.t().to_owned() };
+            let w = w * alpha;
+            let k = w.nrows();
+            let bias = match n.input.get(2).filter(|s| !s.is_empty()) {
+                Some(c) => {
+                    let c = g.constant(c)?;
+                    let v: Vec<f32> = c.iter().map(|&x| x * beta).collect();
+                    match v.len() {
+                        1 => Array1::from_elem(k, v[0]),
+                        l if l == k => Array1::from(v),
+                        _ => return None,
+                    }
+                }
+                None => Array1::zeros(k),
+            };
+            Some(LinearHead { weight: w, bias, dense_op: "Gemm".into() })
+        }
+        "MatMul" => {
+            let w = if n.input[0] == t {
+                as_matrix(g.constant(&n.input[1])?)?.t().to_owned()
+            } else {
+                as_matrix(g.constant(&n.input[0])?)?
+            };
+            let k = w.nrows();
+            Some(LinearHead { weight: w, bias: Array1::zeros(k), dense_op: "MatMul".into() })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,40 @@
+//! `run.json`: what was run, on what, with which model cut, and how it ended.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::plan::ModelReport;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunManifest<'a> {
+    pub cambox_version: &'static str,
+    pub started: String,
+    pub finished: Option<String>,
+    /// `running`, `completed` or `failed`.
+    pub state: &'static str,
+    pub config: &'a Config,
+    pub model: ModelReport<'a>,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counts {
+    pub ok: u64,
+    pub error: u64,
+}
+
+impl RunManifest<'_> {
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("run.json");
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.to_string()))?;
+        text.push('\n');
+        super::atomic_write(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))
+    }
+}
+
+pub fn now() -> String {
+    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}

@@ -1,0 +1,171 @@
+//! The run: discover -> decode -> preprocess -> infer -> map -> write, images in parallel.
+//!
+//! The walk is a lazy iterator bridged into rayon, so work in flight is bounded by the
+//! worker count and the channel to the single writer, never by the dataset size. Each
+//! image is processed inside `catch_unwind`: whatever goes wrong with one file becomes
+//! its `error` row, and the run goes on.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::cam::{ClassMaps, Prediction};
+use crate::defaults;
+use crate::discover::Discovered;
+use crate::error::{Error, ImageError, Result};
+use crate::model::Head;
+use crate::output::images_csv::ImagesCsv;
+use crate::output::manifest::{now, Counts, RunManifest};
+use crate::plan::RunPlan;
+use crate::preprocess::Geometry;
+
+/// The result of one input file.
+pub struct ImageRecord {
+    pub rel: String,
+    /// Original width and height, when the file could be decoded.
+    pub size: Option<(u32, u32)>,
+    pub outcome: std::result::Result<ImageOutcome, ImageError>,
+    pub ms: f64,
+}
+
+/// What a successfully processed image produced.
+pub struct ImageOutcome {
+    pub prediction: Prediction,
+    /// max |mean(M_k) + b_k - logit_k| over the top-k classes (CAM heads only).
+    pub logit_check: Option<f32>,
+    pub geometry: Geometry,
+    pub maps: Option<ClassMaps>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSummary {
+    pub counts: Counts,
+}
+
+/// Options that do not change results.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub quiet: bool,
+}
+
+pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
+    let out = &plan.out_dir;
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
+    let started = now();
+    let mut manifest = RunManifest {
+        cambox_version: env!("CARGO_PKG_VERSION"),
+        started: started.clone(),
+        finished: None,
+        state: "running",
+        config: &plan.config,
+        model: plan.model_report(),
+        counts: Counts::default(),
+    };
+    manifest.write(out)?;
+    let mut csv = ImagesCsv::create(&out.join("images.csv"))?;
+
+    let total = plan.discovery.count();
+    let mut progress = crate::progress::Progress::new(total, opts.quiet);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(plan.threads)
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {} worker threads: {e}", plan.threads)))?;
+
+    let (tx, rx) = crossbeam_channel::bounded::<ImageRecord>(defaults::CHANNEL_CAPACITY);
+    let stop = AtomicBool::new(false);
+    let mut counts = Counts::default();
+    let write_result: Result<()> = std::thread::scope(|s| {
+        s.spawn(|| {
+            pool.install(|| {
+                plan.discovery.iter().par_bridge().for_each_with(tx, |tx, item| {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let _ = tx.send(process(plan, item));
+                })
+            })
+        });
+        for rec in rx.iter() {
+            let failed = rec.outcome.is_err();
+            if let Err(e) = csv.write(&rec, &plan.labels) {
+                stop.store(true, Ordering::Relaxed);
+                // Drain so the workers can finish; their rows are lost, the run is resumable.
+                for _ in rx.iter() {}
+                return Err(e);
+            }
+            if failed {
+                counts.error += 1;
+            } else {
+                counts.ok += 1;
+            }
+            progress.inc(failed);
+        }
+        csv.flush()
+    });
+    progress.finish();
+    manifest.counts = counts;
+    manifest.finished = Some(now());
+    manifest.state = if write_result.is_ok() { "completed" } else { "failed" };
+    let manifest_result = manifest.write(out);
+    write_result?;
+    manifest_result?;
+    Ok(RunSummary { counts })
+}
+
+/// Processes one discovered item into its record; never panics.
+pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
+    let t0 = Instant::now();
+    let (rel, path) = match item {
+        Discovered::Image(f) => (f.rel, f.path),
+        Discovered::Unwalkable { rel, reason, .. } => {
+            return ImageRecord { rel, size: None, outcome: Err(ImageError::Read(reason)), ms: 0.0 };
+        }
+    };
+    let mut size = None;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &path, &mut size)))
+        .unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ImageError::Panic(msg))
+        });
+    ImageRecord { rel, size, outcome, ms: t0.elapsed().as_secs_f64() * 1e3 }
+}
+
+fn process_file(
+    plan: &RunPlan,
+    path: &std::path::Path,
+    size: &mut Option<(u32, u32)>,
+) -> std::result::Result<ImageOutcome, ImageError> {
+    let img = plan.decoder.decode_file(path)?;
+    *size = Some((img.width, img.height));
+    let input = plan.preprocessor.run(&img)?;
+    drop(img);
+    let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
+    let head = &plan.model.cut.head;
+    let logits = match (&inf.logits, head) {
+        (Some(l), _) => l.clone(),
+        (None, Head::Linear(h)) => crate::model::linear_logits(h, &inf.features),
+        (None, _) => inf.features.pooled().to_vec(),
+    };
+    if logits.iter().any(|v| !v.is_finite()) {
+        return Err(ImageError::Inference("the network produced non-finite logits".into()));
+    }
+    let prediction = Prediction::from_logits(logits, plan.top_k);
+    let maps = ClassMaps::cam(head, &inf.features, &prediction.top);
+    let logit_check = maps.as_ref().map(|m| m.logit_check(&prediction.logits));
+    if let Some(c) = logit_check {
+        if !(c <= defaults::LOGIT_CHECK_MAX) {
+            return Err(ImageError::Maps(format!(
+                "logit check failed: mean(map) + bias differs from the logit by {c:.3e} (> {:.0e})",
+                defaults::LOGIT_CHECK_MAX
+            )));
+        }
+    }
+    Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, maps })
+}

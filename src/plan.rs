@@ -1,0 +1,173 @@
+//! The validated run plan: configuration and flags resolved once into ready-built parts.
+//!
+//! This is the "high" half of the LowArgs -> HiArgs split. Everything that can be wrong
+//! about a run (paths, model, preprocessing, labels, output folder) is found here, before
+//! the first image, and reported as one [`Error`]. The pipeline only executes a plan.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::decode::Decoder;
+use crate::discover::Discovery;
+use crate::error::{Error, Result};
+use crate::model::ModelPlan;
+use crate::preprocess::Preprocessor;
+
+/// Command-line values that override the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub out: Option<PathBuf>,
+    /// When non-empty, replaces `[input] paths`.
+    pub inputs: Vec<PathBuf>,
+    pub threads: Option<usize>,
+}
+
+/// Class names, index = class.
+#[derive(Debug, Clone)]
+pub struct Labels(Vec<String>);
+
+impl Labels {
+    pub fn load(path: Option<&Path>, num_classes: usize) -> Result<Labels> {
+        let Some(path) = path else {
+            return Ok(Labels((0..num_classes).map(|i| format!("class_{i}")).collect()));
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+        if names.len() != num_classes {
+            return Err(Error::config(path, format!("labels file has {} names but the model has {num_classes} classes", names.len())));
+        }
+        Ok(Labels(names))
+    }
+
+    pub fn name(&self, k: usize) -> &str {
+        self.0.get(k).map(String::as_str).unwrap_or("")
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|n| n == name)
+    }
+}
+
+/// Everything a run needs, built and checked.
+pub struct RunPlan {
+    /// The configuration after overrides, as recorded in `run.json`.
+    pub config: Config,
+    pub discovery: Discovery,
+    pub decoder: Decoder,
+    pub model: ModelPlan,
+    pub model_sha256: String,
+    pub labels: Labels,
+    pub preprocessor: Preprocessor,
+    pub out_dir: PathBuf,
+    pub top_k: usize,
+    pub threads: usize,
+}
+
+/// What `run.json` says about the model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport<'a> {
+    pub path: &'a Path,
+    pub sha256: &'a str,
+    pub input: &'a crate::model::InputSpec,
+    pub cut: &'a crate::model::CutReport,
+}
+
+impl RunPlan {
+    pub fn build(mut config: Config, config_path: &Path, ov: Overrides) -> Result<RunPlan> {
+        if !ov.inputs.is_empty() {
+            config.input.paths = ov.inputs.clone();
+        }
+        if let Some(o) = &ov.out {
+            config.output.dir = Some(o.clone());
+        }
+        if let Some(t) = ov.threads {
+            config.run.threads = t;
+        }
+        if config.input.paths.is_empty() {
+            return Err(Error::config(config_path, "no input: set [input] paths or give folders on the command line"));
+        }
+        for p in &config.input.paths {
+            if !p.exists() {
+                return Err(Error::config(config_path, format!("input {} does not exist", p.display())));
+            }
+        }
+        if config.input.extensions.is_empty() {
+            return Err(Error::config(config_path, "[input] extensions is empty"));
+        }
+        if config.model.path.as_os_str().is_empty() {
+            return Err(Error::config(config_path, "[model] path is missing"));
+        }
+        let out_dir = config
+            .output
+            .dir
+            .clone()
+            .ok_or_else(|| Error::config(config_path, "no output folder: set [output] dir or pass --out"))?;
+        if config.output.top_k == 0 {
+            return Err(Error::config(config_path, "[output] top_k must be at least 1"));
+        }
+
+        // The start-up probe is normalised like a real image, so mean/std must be sane
+        // before the model is built; the rest of the recipe is checked against the
+        // network's input size afterwards.
+        let (mean, std) = (&config.preprocess.mean, &config.preprocess.std);
+        if mean.is_empty() || std.is_empty() || std.iter().any(|s| !(s.is_finite() && *s != 0.0)) || mean.iter().any(|m| !m.is_finite()) {
+            return Err(Error::config(config_path, "[preprocess] mean must be finite and std finite and non-zero (1 value, or one per channel)"));
+        }
+        let pre_cfg = config.preprocess.clone();
+        let normalise = move |c: usize, v: f32| {
+            let pick = |a: &[f32]| if a.len() > c { a[c] } else { a[0] };
+            let range = match pre_cfg.scale {
+                crate::config::PixelScale::Unit => 1.0,
+                crate::config::PixelScale::Byte => 255.0,
+            };
+            (v * range - pick(&pre_cfg.mean)) / pick(&pre_cfg.std)
+        };
+        let model = ModelPlan::load(
+            &config.model.path,
+            config.model.layout,
+            config.model.input_size,
+            config.model.feature.as_deref(),
+            &normalise,
+        )?;
+        let preprocessor = Preprocessor::new(&config.preprocess, &model.input).map_err(|e| Error::config(config_path, e))?;
+        let labels = Labels::load(config.model.labels.as_deref(), model.num_classes())?;
+        let model_sha256 = sha256_file(&config.model.path)?;
+        let discovery = Discovery::new(
+            config.input.paths.clone(),
+            &config.input.extensions,
+            config.input.follow_symlinks,
+            config.input.include_hidden,
+        );
+        let decoder = Decoder { max_pixels: config.run.max_pixels, max_file_bytes: config.run.max_file_bytes };
+        let threads = if config.run.threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            config.run.threads
+        };
+        let top_k = config.output.top_k.min(model.num_classes());
+        Ok(RunPlan { config, discovery, decoder, model, model_sha256, labels, preprocessor, out_dir, top_k, threads })
+    }
+
+    pub fn model_report(&self) -> ModelReport<'_> {
+        ModelReport { path: &self.config.model.path, sha256: &self.model_sha256, input: &self.model.input, cut: &self.model.report }
+    }
+}
+
+/// Hex SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,272 @@
+//! Stage "preprocess": a decoded image to the network's input tensor, plus the exact
+//! geometry that relates the two.
+//!
+//! Every later stage that draws on the original image (boxes, masks, overlays) goes back
+//! through [`Geometry`], so the mapping is recorded, not re-derived: a centre crop or a
+//! letterbox is part of what the network saw.
+
+use ndarray::Array4;
+use serde::Serialize;
+use tract_onnx::prelude::{IntoTensor, Tensor};
+
+use crate::config::{ChannelOrder, PixelScale, PreprocessConfig, ResizeMode, Resampling};
+use crate::decode::SourceImage;
+use crate::error::ImageError;
+use crate::model::{InputSpec, Layout};
+use crate::resample::resize_window;
+
+/// How original-image coordinates map to network-input coordinates:
+/// `u = x * scale_x + offset_x`, `v = y * scale_y + offset_y`, in continuous pixel
+/// coordinates (pixel i covers [i, i + 1)). A negative offset is a crop, a positive one
+/// a letterbox pad.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Geometry {
+    pub orig_w: u32,
+    pub orig_h: u32,
+    pub net_w: usize,
+    pub net_h: usize,
+    /// Size of the scaled image before cropping or padding.
+    pub resized_w: usize,
+    pub resized_h: usize,
+    pub scale_x: f64,
+    pub scale_y: f64,
+    pub offset_x: f64,
+    pub offset_y: f64,
+}
+
+impl Geometry {
+    pub fn to_net(&self, x: f64, y: f64) -> (f64, f64) {
+        (x * self.scale_x + self.offset_x, y * self.scale_y + self.offset_y)
+    }
+    pub fn to_orig(&self, u: f64, v: f64) -> (f64, f64) {
+        ((u - self.offset_x) / self.scale_x, (v - self.offset_y) / self.scale_y)
+    }
+}
+
+/// The network input of one image.
+pub struct NetInput {
+    pub tensor: Tensor,
+    pub geometry: Geometry,
+}
+
+/// A validated preprocessing recipe for one network input.
+#[derive(Debug, Clone)]
+pub struct Preprocessor {
+    pub mode: ResizeMode,
+    pub resize_to: Option<usize>,
+    pub resampling: Resampling,
+    pub order: ChannelOrder,
+    pub range: f32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub pad_value: f32,
+    pub net: InputSpec,
+}
+
+impl Preprocessor {
+    /// Validates `cfg` against the network input; the message says what is wrong.
+    pub fn new(cfg: &PreprocessConfig, net: &InputSpec) -> Result<Preprocessor, String> {
+        let per_channel = |v: &[f32], what: &str| -> Result<[f32; 3], String> {
+            match v.len() {
+                1 => Ok([v[0]; 3]),
+                n if n == net.channels || n == 3 => {
+                    let mut a = [v[0]; 3];
+                    a[..n].copy_from_slice(v);
+                    Ok(a)
+                }
+                n => Err(format!("[preprocess] {what} has {n} values; give 1 or {}", net.channels)),
+            }
+        };
+        let mean = per_channel(&cfg.mean, "mean")?;
+        let std = per_channel(&cfg.std, "std")?;
+        if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) || mean.iter().any(|m| !m.is_finite()) {
+            return Err("[preprocess] std must be finite and non-zero, mean finite".into());
+        }
+        if cfg.resize == ResizeMode::ShorterSideThenCenterCrop {
+            let r = cfg.resize_to.ok_or("[preprocess] resize = \"shorter-side-then-center-crop\" needs resize_to (e.g. 256)")?;
+            if r < net.width.max(net.height) {
+                return Err(format!("[preprocess] resize_to = {r} is smaller than the {}x{} crop", net.width, net.height));
+            }
+        }
+        Ok(Preprocessor {
+            mode: cfg.resize,
+            resize_to: cfg.resize_to,
+            resampling: cfg.resampling,
+            order: cfg.channels,
+            range: match cfg.scale {
+                PixelScale::Unit => 1.0,
+                PixelScale::Byte => 255.0,
+            },
+            mean,
+            std,
+            pad_value: cfg.pad_value,
+            net: net.clone(),
+        })
+    }
+
+    /// Network value of channel `c` for a pixel value `v` in [0, 1].
+    pub fn normalise(&self, c: usize, v: f32) -> f32 {
+        (v * self.range - self.mean[c]) / self.std[c]
+    }
+
+    /// The geometry for an image of `w` x `h` pixels.
+    pub fn geometry(&self, w: u32, h: u32) -> Geometry {
+        let (nw, nh) = (self.net.width, self.net.height);
+        let (fw, fh) = (w as f64, h as f64);
+        let (rw, rh, ox, oy) = match self.mode {
+            ResizeMode::Stretch => (nw, nh, 0.0, 0.0),
+            ResizeMode::ShorterSideThenCenterCrop => {
+                let s = self.resize_to.expect("validated");
+                // torchvision: the long side is truncated, not rounded.
+                let (rw, rh) = if w <= h { (s, (s as f64 * fh / fw) as usize) } else { ((s as f64 * fw / fh) as usize, s) };
+                let (rw, rh) = (rw.max(nw), rh.max(nh));
+                (rw, rh, -(round_half_even((rw - nw) as f64 / 2.0)), -(round_half_even((rh - nh) as f64 / 2.0)))
+            }
+            ResizeMode::Letterbox => {
+                let s = (nw as f64 / fw).min(nh as f64 / fh);
+                let rw = ((fw * s).round() as usize).clamp(1, nw);
+                let rh = ((fh * s).round() as usize).clamp(1, nh);
+                (rw, rh, ((nw - rw) / 2) as f64, ((nh - rh) / 2) as f64)
+            }
+        };
+        Geometry {
+            orig_w: w,
+            orig_h: h,
+            net_w: nw,
+            net_h: nh,
+            resized_w: rw,
+            resized_h: rh,
+            scale_x: rw as f64 / fw,
+            scale_y: rh as f64 / fh,
+            offset_x: ox,
+            offset_y: oy,
+        }
+    }
+
+    pub fn run(&self, img: &SourceImage) -> Result<NetInput, ImageError> {
+        let geo = self.geometry(img.width, img.height);
+        let (w, h) = (img.width as usize, img.height as usize);
+        // Channel conversion first: resizing one grey channel is a third of the work.
+        let converted;
+        let (src, sch): (&[f32], usize) = match (img.channels, self.net.channels) {
+            (3, 1) => {
+                // ITU-R 601-2 luma, as Pillow's convert("L").
+                converted = img.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect::<Vec<f32>>();
+                (&converted, 1)
+            }
+            (c, _) => (&img.data, c),
+        };
+        // Window of the scaled image that lands inside the network input.
+        let (wx0, wy0) = ((-geo.offset_x).max(0.0) as usize, (-geo.offset_y).max(0.0) as usize);
+        let (px, py) = (geo.offset_x.max(0.0) as usize, geo.offset_y.max(0.0) as usize);
+        let cw = geo.resized_w.min(self.net.width);
+        let chh = geo.resized_h.min(self.net.height);
+        let pixels = resize_window(src, w, h, sch, geo.resized_w, geo.resized_h, (wx0, wy0, cw, chh), self.resampling);
+
+        let (nw, nh, nc) = (self.net.width, self.net.height, self.net.channels);
+        let pad: Vec<f32> = (0..nc).map(|c| (self.pad_value - self.mean[c]) / self.std[c]).collect();
+        let value = |c: usize, y: usize, x: usize| -> f32 {
+            if x < px || y < py || x >= px + cw || y >= py + chh {
+                return pad[c];
+            }
+            let (sx, sy) = (x - px, y - py);
+            // Network channel c reads source channel `from` (BGR reverses).
+            let from = if sch == 1 {
+                0
+            } else {
+                match self.order {
+                    ChannelOrder::Rgb => c,
+                    ChannelOrder::Bgr => 2 - c,
+                }
+            };
+            self.normalise(c, pixels[(sy * cw + sx) * sch + from])
+        };
+        let arr = match self.net.layout {
+            Layout::Nchw => Array4::from_shape_fn((1, nc, nh, nw), |(_, c, y, x)| value(c, y, x)),
+            Layout::Nhwc => Array4::from_shape_fn((1, nh, nw, nc), |(_, y, x, c)| value(c, y, x)),
+        };
+        Ok(NetInput { tensor: arr.into_tensor(), geometry: geo })
+    }
+}
+
+/// Python's `round()` (half to even), as torchvision's centre crop uses.
+fn round_half_even(v: f64) -> f64 {
+    let r = v.round();
+    if (v - v.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - v.signum()
+    } else {
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(w: usize, h: usize, c: usize, layout: Layout) -> InputSpec {
+        InputSpec { name: "input".into(), layout, channels: c, width: w, height: h }
+    }
+
+    fn pre(mode: ResizeMode, resize_to: Option<usize>, net: InputSpec) -> Preprocessor {
+        let cfg = PreprocessConfig { resize: mode, resize_to, ..Default::default() };
+        Preprocessor::new(&cfg, &net).unwrap()
+    }
+
+    #[test]
+    fn torchvision_resize_and_center_crop_geometry() {
+        // 517 wide x 333 high, Resize(256) -> 397 x 256 (int(256 * 517 / 333) = 397),
+        // CenterCrop(224): left = round(173 / 2) = round(86.5) = 86 (half to even), top = 16.
+        let p = pre(ResizeMode::ShorterSideThenCenterCrop, Some(256), spec(224, 224, 3, Layout::Nchw));
+        let g = p.geometry(517, 333);
+        assert_eq!((g.resized_w, g.resized_h), (397, 256));
+        assert_eq!((g.offset_x, g.offset_y), (-86.0, -16.0));
+        let (x, y) = g.to_orig(0.0, 0.0);
+        assert!((x - 86.0 * 517.0 / 397.0).abs() < 1e-9 && (y - 16.0 * 333.0 / 256.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn letterbox_geometry_pads_the_short_side() {
+        let p = pre(ResizeMode::Letterbox, None, spec(224, 224, 3, Layout::Nchw));
+        let g = p.geometry(400, 200);
+        assert_eq!((g.resized_w, g.resized_h), (224, 112));
+        assert_eq!((g.offset_x, g.offset_y), (0.0, 56.0));
+        let (u, v) = g.to_net(400.0, 200.0);
+        assert_eq!((u, v), (224.0, 168.0));
+    }
+
+    #[test]
+    fn grey_is_replicated_and_normalised_nhwc() {
+        let mut cfg = PreprocessConfig { resize: ResizeMode::Stretch, resampling: Resampling::Nearest, ..Default::default() };
+        cfg.scale = PixelScale::Byte;
+        cfg.mean = vec![127.5];
+        cfg.std = vec![127.5];
+        let p = Preprocessor::new(&cfg, &spec(4, 2, 3, Layout::Nhwc)).unwrap();
+        let img = SourceImage { width: 8, height: 4, channels: 1, data: (0..32).map(|i| if i % 8 < 4 { 0.0 } else { 1.0 }).collect(), bit_depth: 8 };
+        let t = p.run(&img).unwrap().tensor;
+        assert_eq!(t.shape(), &[1, 2, 4, 3]);
+        let v = t.as_slice::<f32>().unwrap();
+        assert_eq!(&v[0..3], &[-1.0, -1.0, -1.0]);
+        assert_eq!(&v[9..12], &[1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn bgr_reverses_channels() {
+        let cfg = PreprocessConfig { resize: ResizeMode::Stretch, resampling: Resampling::Nearest, channels: ChannelOrder::Bgr, ..Default::default() };
+        let p = Preprocessor::new(&cfg, &spec(8, 8, 3, Layout::Nchw)).unwrap();
+        let img = SourceImage { width: 8, height: 8, channels: 3, data: [0.1f32, 0.5, 0.9].repeat(64), bit_depth: 8 };
+        let t = p.run(&img).unwrap().tensor;
+        let v = t.as_slice::<f32>().unwrap();
+        assert!((v[0] - 0.9).abs() < 1e-6 && (v[64] - 0.5).abs() < 1e-6 && (v[128] - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rejects_bad_recipes() {
+        let net = spec(224, 224, 3, Layout::Nchw);
+        let cfg = PreprocessConfig { resize: ResizeMode::ShorterSideThenCenterCrop, resize_to: None, ..Default::default() };
+        assert!(Preprocessor::new(&cfg, &net).unwrap_err().contains("resize_to"));
+        let cfg = PreprocessConfig { std: vec![0.0], ..Default::default() };
+        assert!(Preprocessor::new(&cfg, &net).is_err());
+        let cfg = PreprocessConfig { mean: vec![0.1, 0.2], ..Default::default() };
+        assert!(Preprocessor::new(&cfg, &net).is_err());
+    }
+}
