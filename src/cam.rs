@@ -24,7 +24,11 @@ impl Prediction {
         let mut idx: Vec<usize> = (0..logits.len()).collect();
         idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
         idx.truncate(top_k.max(1).min(logits.len()));
-        Prediction { logits, probs, top: idx }
+        Prediction {
+            logits,
+            probs,
+            top: idx,
+        }
     }
 
     pub fn top1(&self) -> usize {
@@ -58,13 +62,22 @@ impl ClassMaps {
         let (maps2, bias): (Array2<f32>, Vec<f32>) = match head {
             Head::Linear(lin) => {
                 let wsel = lin.weight.select(Axis(0), classes);
-                (wsel.dot(&fm), classes.iter().map(|&k| lin.bias[k]).collect())
+                (
+                    wsel.dot(&fm),
+                    classes.iter().map(|&k| lin.bias[k]).collect(),
+                )
             }
             Head::Identity => (fm.select(Axis(0), classes), vec![0.0; classes.len()]),
             Head::Other { .. } => return None,
         };
-        let maps = maps2.into_shape_with_order((classes.len(), h, w)).expect("k x h x w");
-        Some(ClassMaps { classes: classes.to_vec(), maps, bias })
+        let maps = maps2
+            .into_shape_with_order((classes.len(), h, w))
+            .expect("k x h x w");
+        Some(ClassMaps {
+            classes: classes.to_vec(),
+            maps,
+            bias,
+        })
     }
 
     /// max over the listed classes of |mean(M_k) + b_k - logit_k|.
@@ -105,12 +118,22 @@ mod tests {
     fn cam_of_hand_computed_linear_head() {
         // F: 2 channels on a 1x2 map; W = [[1, 2], [0, -1]], b = [0.5, 1].
         let f = FeatureMap::from_chw(array![[1.0, 3.0], [2.0, 4.0]], 1, 2);
-        let head = Head::Linear(LinearHead { weight: array![[1.0, 2.0], [0.0, -1.0]], bias: array![0.5, 1.0], dense_op: "Gemm".into() });
+        let head = Head::Linear(LinearHead {
+            weight: array![[1.0, 2.0], [0.0, -1.0]],
+            bias: array![0.5, 1.0],
+            dense_op: "Gemm".into(),
+        });
         let cm = ClassMaps::cam(&head, &f, &[1, 0]).unwrap();
         // M_1 = -F_1 = [-2, -4]; M_0 = F_0 + 2 F_1 = [5, 11].
         assert_eq!(cm.maps.as_slice().unwrap(), &[-2.0, -4.0, 5.0, 11.0]);
         // logits: g = [2, 3] -> [2 + 6 + 0.5, -3 + 1] = [8.5, -2].
-        let logits = crate::model::linear_logits(match &head { Head::Linear(l) => l, _ => unreachable!() }, &f);
+        let logits = crate::model::linear_logits(
+            match &head {
+                Head::Linear(l) => l,
+                _ => unreachable!(),
+            },
+            &f,
+        );
         assert_eq!(logits, vec![8.5, -2.0]);
         assert!(cm.logit_check(&logits) < 1e-6);
     }

@@ -26,7 +26,11 @@ pub struct InputFile {
 pub enum Discovered {
     Image(InputFile),
     /// An entry that could not be walked (unreadable folder, symlink loop, ...).
-    Unwalkable { path: PathBuf, rel: String, reason: String },
+    Unwalkable {
+        path: PathBuf,
+        rel: String,
+        reason: String,
+    },
 }
 
 impl Discovered {
@@ -58,7 +62,12 @@ impl Discovery {
             .iter()
             .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
             .collect();
-        Discovery { roots, extensions, follow_symlinks, include_hidden }
+        Discovery {
+            roots,
+            extensions,
+            follow_symlinks,
+            include_hidden,
+        }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -106,7 +115,10 @@ impl Discovery {
                     }))
                 }
                 Err(err) => {
-                    let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.to_path_buf());
                     let reason = if let Some(anc) = err.loop_ancestor() {
                         format!("symlink loop back to {}", anc.display())
                     } else if let Some(io) = err.io_error() {
@@ -114,7 +126,11 @@ impl Discovery {
                     } else {
                         err.to_string()
                     };
-                    Some(Discovered::Unwalkable { rel: relative(root, &path), path, reason })
+                    Some(Discovered::Unwalkable {
+                        rel: relative(root, &path),
+                        path,
+                        reason,
+                    })
                 }
             })
     }
@@ -146,10 +162,22 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("b/sub")).unwrap();
         std::fs::create_dir_all(root.join(".hidden")).unwrap();
-        for f in ["b/sub/z.PNG", "a.jpg", "b/c.txt", ".dot.jpg", ".hidden/x.jpg", "b/a.tif"] {
+        for f in [
+            "b/sub/z.PNG",
+            "a.jpg",
+            "b/c.txt",
+            ".dot.jpg",
+            ".hidden/x.jpg",
+            "b/a.tif",
+        ] {
             std::fs::write(root.join(f), b"x").unwrap();
         }
-        let d = Discovery::new(vec![root.to_path_buf()], &["jpg".into(), "png".into(), "tif".into()], false, false);
+        let d = Discovery::new(
+            vec![root.to_path_buf()],
+            &["jpg".into(), "png".into(), "tif".into()],
+            false,
+            false,
+        );
         let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
         assert_eq!(rels, vec!["a.jpg", "b/a.tif", "b/sub/z.PNG"]);
         assert_eq!(d.count(), 3);
@@ -157,7 +185,13 @@ mod tests {
 
     #[test]
     fn file_root_is_its_name() {
-        assert_eq!(relative(Path::new("/x/y.png"), Path::new("/x/y.png")), "y.png");
-        assert_eq!(relative(Path::new("/x"), Path::new("/x/a/b.png")), "a/b.png");
+        assert_eq!(
+            relative(Path::new("/x/y.png"), Path::new("/x/y.png")),
+            "y.png"
+        );
+        assert_eq!(
+            relative(Path::new("/x"), Path::new("/x/a/b.png")),
+            "a/b.png"
+        );
     }
 }

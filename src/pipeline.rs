@@ -53,7 +53,8 @@ pub struct RunOptions {
 
 pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let out = &plan.out_dir;
-    std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
     let started = now();
     let mut manifest = RunManifest {
         cambox_version: env!("CARGO_PKG_VERSION"),
@@ -80,12 +81,15 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let write_result: Result<()> = std::thread::scope(|s| {
         s.spawn(|| {
             pool.install(|| {
-                plan.discovery.iter().par_bridge().for_each_with(tx, |tx, item| {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let _ = tx.send(process(plan, item));
-                })
+                plan.discovery
+                    .iter()
+                    .par_bridge()
+                    .for_each_with(tx, |tx, item| {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let _ = tx.send(process(plan, item));
+                    })
             })
         });
         for rec in rx.iter() {
@@ -108,7 +112,11 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     progress.finish();
     manifest.counts = counts;
     manifest.finished = Some(now());
-    manifest.state = if write_result.is_ok() { "completed" } else { "failed" };
+    manifest.state = if write_result.is_ok() {
+        "completed"
+    } else {
+        "failed"
+    };
     let manifest_result = manifest.write(out);
     write_result?;
     manifest_result?;
@@ -121,20 +129,31 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
     let (rel, path) = match item {
         Discovered::Image(f) => (f.rel, f.path),
         Discovered::Unwalkable { rel, reason, .. } => {
-            return ImageRecord { rel, size: None, outcome: Err(ImageError::Read(reason)), ms: 0.0 };
+            return ImageRecord {
+                rel,
+                size: None,
+                outcome: Err(ImageError::Read(reason)),
+                ms: 0.0,
+            };
         }
     };
     let mut size = None;
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &path, &mut size)))
-        .unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(ImageError::Panic(msg))
-        });
-    ImageRecord { rel, size, outcome, ms: t0.elapsed().as_secs_f64() * 1e3 }
+    let outcome =
+        std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &path, &mut size)))
+            .unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(ImageError::Panic(msg))
+            });
+    ImageRecord {
+        rel,
+        size,
+        outcome,
+        ms: t0.elapsed().as_secs_f64() * 1e3,
+    }
 }
 
 fn process_file(
@@ -146,7 +165,10 @@ fn process_file(
     *size = Some((img.width, img.height));
     let input = plan.preprocessor.run(&img)?;
     drop(img);
-    let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
+    let inf = plan
+        .model
+        .infer(input.tensor)
+        .map_err(ImageError::Inference)?;
     let head = &plan.model.cut.head;
     let logits = match (&inf.logits, head) {
         (Some(l), _) => l.clone(),
@@ -154,18 +176,25 @@ fn process_file(
         (None, _) => inf.features.pooled().to_vec(),
     };
     if logits.iter().any(|v| !v.is_finite()) {
-        return Err(ImageError::Inference("the network produced non-finite logits".into()));
+        return Err(ImageError::Inference(
+            "the network produced non-finite logits".into(),
+        ));
     }
     let prediction = Prediction::from_logits(logits, plan.top_k);
     let maps = ClassMaps::cam(head, &inf.features, &prediction.top);
     let logit_check = maps.as_ref().map(|m| m.logit_check(&prediction.logits));
     if let Some(c) = logit_check {
-        if !(c <= defaults::LOGIT_CHECK_MAX) {
+        if c.is_nan() || c > defaults::LOGIT_CHECK_MAX {
             return Err(ImageError::Maps(format!(
                 "logit check failed: mean(map) + bias differs from the logit by {c:.3e} (> {:.0e})",
                 defaults::LOGIT_CHECK_MAX
             )));
         }
     }
-    Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, maps })
+    Ok(ImageOutcome {
+        prediction,
+        logit_check,
+        geometry: input.geometry,
+        maps,
+    })
 }

@@ -32,12 +32,24 @@ pub struct Labels(Vec<String>);
 impl Labels {
     pub fn load(path: Option<&Path>, num_classes: usize) -> Result<Labels> {
         let Some(path) = path else {
-            return Ok(Labels((0..num_classes).map(|i| format!("class_{i}")).collect()));
+            return Ok(Labels(
+                (0..num_classes).map(|i| format!("class_{i}")).collect(),
+            ));
         };
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+        let names: Vec<String> = text
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
         if names.len() != num_classes {
-            return Err(Error::config(path, format!("labels file has {} names but the model has {num_classes} classes", names.len())));
+            return Err(Error::config(
+                path,
+                format!(
+                    "labels file has {} names but the model has {num_classes} classes",
+                    names.len()
+                ),
+            ));
         }
         Ok(Labels(names))
     }
@@ -87,11 +99,17 @@ impl RunPlan {
             config.run.threads = t;
         }
         if config.input.paths.is_empty() {
-            return Err(Error::config(config_path, "no input: set [input] paths or give folders on the command line"));
+            return Err(Error::config(
+                config_path,
+                "no input: set [input] paths or give folders on the command line",
+            ));
         }
         for p in &config.input.paths {
             if !p.exists() {
-                return Err(Error::config(config_path, format!("input {} does not exist", p.display())));
+                return Err(Error::config(
+                    config_path,
+                    format!("input {} does not exist", p.display()),
+                ));
             }
         }
         if config.input.extensions.is_empty() {
@@ -100,20 +118,28 @@ impl RunPlan {
         if config.model.path.as_os_str().is_empty() {
             return Err(Error::config(config_path, "[model] path is missing"));
         }
-        let out_dir = config
-            .output
-            .dir
-            .clone()
-            .ok_or_else(|| Error::config(config_path, "no output folder: set [output] dir or pass --out"))?;
+        let out_dir = config.output.dir.clone().ok_or_else(|| {
+            Error::config(
+                config_path,
+                "no output folder: set [output] dir or pass --out",
+            )
+        })?;
         if config.output.top_k == 0 {
-            return Err(Error::config(config_path, "[output] top_k must be at least 1"));
+            return Err(Error::config(
+                config_path,
+                "[output] top_k must be at least 1",
+            ));
         }
 
         // The start-up probe is normalised like a real image, so mean/std must be sane
         // before the model is built; the rest of the recipe is checked against the
         // network's input size afterwards.
         let (mean, std) = (&config.preprocess.mean, &config.preprocess.std);
-        if mean.is_empty() || std.is_empty() || std.iter().any(|s| !(s.is_finite() && *s != 0.0)) || mean.iter().any(|m| !m.is_finite()) {
+        if mean.is_empty()
+            || std.is_empty()
+            || std.iter().any(|s| !(s.is_finite() && *s != 0.0))
+            || mean.iter().any(|m| !m.is_finite())
+        {
             return Err(Error::config(config_path, "[preprocess] mean must be finite and std finite and non-zero (1 value, or one per channel)"));
         }
         let pre_cfg = config.preprocess.clone();
@@ -132,7 +158,8 @@ impl RunPlan {
             config.model.feature.as_deref(),
             &normalise,
         )?;
-        let preprocessor = Preprocessor::new(&config.preprocess, &model.input).map_err(|e| Error::config(config_path, e))?;
+        let preprocessor = Preprocessor::new(&config.preprocess, &model.input)
+            .map_err(|e| Error::config(config_path, e))?;
         let labels = Labels::load(config.model.labels.as_deref(), model.num_classes())?;
         let model_sha256 = sha256_file(&config.model.path)?;
         let discovery = Discovery::new(
@@ -141,18 +168,39 @@ impl RunPlan {
             config.input.follow_symlinks,
             config.input.include_hidden,
         );
-        let decoder = Decoder { max_pixels: config.run.max_pixels, max_file_bytes: config.run.max_file_bytes };
+        let decoder = Decoder {
+            max_pixels: config.run.max_pixels,
+            max_file_bytes: config.run.max_file_bytes,
+        };
         let threads = if config.run.threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         } else {
             config.run.threads
         };
         let top_k = config.output.top_k.min(model.num_classes());
-        Ok(RunPlan { config, discovery, decoder, model, model_sha256, labels, preprocessor, out_dir, top_k, threads })
+        Ok(RunPlan {
+            config,
+            discovery,
+            decoder,
+            model,
+            model_sha256,
+            labels,
+            preprocessor,
+            out_dir,
+            top_k,
+            threads,
+        })
     }
 
     pub fn model_report(&self) -> ModelReport<'_> {
-        ModelReport { path: &self.config.model.path, sha256: &self.model_sha256, input: &self.model.input, cut: &self.model.report }
+        ModelReport {
+            path: &self.config.model.path,
+            sha256: &self.model_sha256,
+            input: &self.model.input,
+            cut: &self.model.report,
+        }
     }
 }
 

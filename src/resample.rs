@@ -66,10 +66,19 @@ pub fn nearest_indices(inp: usize, out: usize, first: usize, count: usize) -> Ve
     idx
 }
 
-fn axis_weights(kind: Resampling, inp: usize, out: usize, first: usize, count: usize) -> AxisWeights {
+fn axis_weights(
+    kind: Resampling,
+    inp: usize,
+    out: usize,
+    first: usize,
+    count: usize,
+) -> AxisWeights {
     if kind == Resampling::Nearest {
         let idx = nearest_indices(inp, out, first, count);
-        return AxisWeights { start: idx, weights: vec![vec![1.0]; count] };
+        return AxisWeights {
+            start: idx,
+            weights: vec![vec![1.0]; count],
+        };
     }
     let scale = inp as f64 / out as f64;
     let fscale = scale.max(1.0);
@@ -80,7 +89,9 @@ fn axis_weights(kind: Resampling, inp: usize, out: usize, first: usize, count: u
         let center = (xx as f64 + 0.5) * scale;
         let xmin = ((center - sup + 0.5).floor().max(0.0)) as usize;
         let xmax = ((center + sup + 0.5).floor() as usize).min(inp);
-        let mut w: Vec<f64> = (xmin..xmax).map(|x| filter(kind, (x as f64 - center + 0.5) / fscale)).collect();
+        let mut w: Vec<f64> = (xmin..xmax)
+            .map(|x| filter(kind, (x as f64 - center + 0.5) / fscale))
+            .collect();
         let total: f64 = w.iter().sum();
         if total != 0.0 {
             w.iter_mut().for_each(|v| *v /= total);
@@ -109,7 +120,14 @@ pub fn resize_window(
     let wy = axis_weights(kind, h, out_h, y0, chh);
     // Source rows the vertical pass needs.
     let row_lo = wy.start.iter().copied().min().unwrap_or(0);
-    let row_hi = wy.start.iter().zip(&wy.weights).map(|(s, k)| s + k.len()).max().unwrap_or(0).max(row_lo);
+    let row_hi = wy
+        .start
+        .iter()
+        .zip(&wy.weights)
+        .map(|(s, k)| s + k.len())
+        .max()
+        .unwrap_or(0)
+        .max(row_lo);
     // Horizontal pass on those rows only.
     let mut tmp = vec![0f32; (row_hi - row_lo) * cw * ch];
     for (r, y) in (row_lo..row_hi).enumerate() {
@@ -146,13 +164,18 @@ mod tests {
 
     #[test]
     fn nearest_matches_pillow_accumulation() {
-        // Pillow's NEAREST, 100 -> 30 (x = 0.5 * s; idx = int(x); x += s; s = 10/3, in
-        // Python doubles). Output 25 takes source 84, where the closed form
-        // floor(25.5 * 10 / 3) = 85: the accumulated rounding is what Pillow does.
+        // Pillow 13.0.0, Image.NEAREST, 100 -> 30 (printed by Pillow on a ramp image).
+        // Output 25 takes source 84, where the closed form floor(25.5 * 10 / 3) = 85:
+        // the accumulated rounding is what Pillow does.
         let idx = nearest_indices(100, 30, 0, 30);
         assert_eq!(&idx[..6], &[1, 5, 8, 11, 15, 18]);
         assert_eq!(idx[25], 84);
         assert_eq!(idx[29], 98);
+        // Pillow 13.0.0, Image.NEAREST on a ramp, 200 -> 150 (printed by Pillow itself):
+        // output 4 reads source 5, not the closed form's 6.
+        let pillow = [0, 2, 3, 4, 5, 7, 8, 10, 11, 12, 14, 15];
+        assert_eq!(&nearest_indices(200, 150, 0, 12)[..], &pillow);
+        assert_eq!(nearest_indices(200, 150, 4, 3), vec![5, 7, 8]);
         // Identity when sizes agree.
         assert_eq!(nearest_indices(7, 7, 0, 7), (0..7).collect::<Vec<_>>());
     }
@@ -160,7 +183,11 @@ mod tests {
     #[test]
     fn constant_image_stays_constant() {
         let src = vec![0.25f32; 13 * 9 * 3];
-        for kind in [Resampling::Bilinear, Resampling::Bicubic, Resampling::Nearest] {
+        for kind in [
+            Resampling::Bilinear,
+            Resampling::Bicubic,
+            Resampling::Nearest,
+        ] {
             let out = resize_window(&src, 13, 9, 3, 40, 5, (0, 0, 40, 5), kind);
             assert!(out.iter().all(|v| (v - 0.25).abs() < 1e-6), "{kind:?}");
         }
@@ -168,7 +195,9 @@ mod tests {
 
     #[test]
     fn window_equals_crop_of_full_resize() {
-        let src: Vec<f32> = (0..17 * 11).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        let src: Vec<f32> = (0..17 * 11)
+            .map(|i| ((i * 37) % 101) as f32 / 100.0)
+            .collect();
         let full = resize_window(&src, 17, 11, 1, 30, 20, (0, 0, 30, 20), Resampling::Bicubic);
         let win = resize_window(&src, 17, 11, 1, 30, 20, (5, 3, 20, 14), Resampling::Bicubic);
         for y in 0..14 {
@@ -182,7 +211,16 @@ mod tests {
     fn bilinear_upscale_by_two_hand_computed() {
         // 2 -> 4 samples of [0, 1]: centres at 0.25, 0.75, 1.25, 1.75 in source pixels,
         // weights clamp at the border: [0, 0.25, 0.75, 1].
-        let out = resize_window(&[0.0, 1.0], 2, 1, 1, 4, 1, (0, 0, 4, 1), Resampling::Bilinear);
+        let out = resize_window(
+            &[0.0, 1.0],
+            2,
+            1,
+            1,
+            4,
+            1,
+            (0, 0, 4, 1),
+            Resampling::Bilinear,
+        );
         let want = [0.0, 0.25, 0.75, 1.0];
         for (o, w) in out.iter().zip(want) {
             assert!((o - w).abs() < 1e-6, "{out:?}");

@@ -45,7 +45,9 @@ impl FeatureMap {
     fn from_tensor(tensor: Tensor, layout: Layout) -> std::result::Result<FeatureMap, String> {
         let shape = tensor.shape().to_vec();
         if shape.len() != 4 || shape[0] != 1 {
-            return Err(format!("feature map has shape {shape:?}, expected 1 x C x H x W or 1 x H x W x C"));
+            return Err(format!(
+                "feature map has shape {shape:?}, expected 1 x C x H x W or 1 x H x W x C"
+            ));
         }
         let (c, h, w) = match layout {
             Layout::Nchw => (shape[1], shape[2], shape[3]),
@@ -57,14 +59,30 @@ impl FeatureMap {
             .map_err(|e| format!("{e:#}"))?
             .as_standard_layout()
             .into_owned();
-        Ok(FeatureMap { data, layout, channels: c, height: h, width: w })
+        Ok(FeatureMap {
+            data,
+            layout,
+            channels: c,
+            height: h,
+            width: w,
+        })
     }
 
     /// Builds a feature map from plain data (tests, tools).
     pub fn from_chw(data: Array2<f32>, height: usize, width: usize) -> FeatureMap {
         let c = data.nrows();
-        let data = data.as_standard_layout().into_owned().into_shape_with_order(vec![1, c, height, width]).expect("C x (h*w) data");
-        FeatureMap { data, layout: Layout::Nchw, channels: c, height, width }
+        let data = data
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order(vec![1, c, height, width])
+            .expect("C x (h*w) data");
+        FeatureMap {
+            data,
+            layout: Layout::Nchw,
+            channels: c,
+            height,
+            width,
+        }
     }
 
     /// F as C x positions.
@@ -73,7 +91,9 @@ impl FeatureMap {
         let hw = self.height * self.width;
         match self.layout {
             Layout::Nchw => ArrayView2::from_shape((self.channels, hw), s).expect("shape"),
-            Layout::Nhwc => ArrayView2::from_shape((hw, self.channels), s).expect("shape").reversed_axes(),
+            Layout::Nhwc => ArrayView2::from_shape((hw, self.channels), s)
+                .expect("shape")
+                .reversed_axes(),
         }
     }
 
@@ -82,7 +102,9 @@ impl FeatureMap {
         // Sum in f64: 1280 x 49 values, and the logit check compares to 1e-4.
         let m = self.matrix();
         let n = (self.height * self.width) as f64;
-        m.map(|&v| v as f64).sum_axis(Axis(1)).mapv(|s| (s / n) as f32)
+        m.map(|&v| v as f64)
+            .sum_axis(Axis(1))
+            .mapv(|s| (s / n) as f32)
     }
 }
 
@@ -166,7 +188,8 @@ impl ModelPlan {
 
         // Probe: a smooth pattern in [0, 1], normalised like a real image.
         let probe = probe_tensor(&input, &shape, probe_normalise);
-        let full_logits = run_vec(&full, probe.clone()).map_err(|e| Error::model(path, format!("running the full model failed: {e:#}")))?;
+        let full_logits = run_vec(&full, probe.clone())
+            .map_err(|e| Error::model(path, format!("running the full model failed: {e:#}")))?;
         let mut out = plan
             .run(tvec!(probe.into()))
             .map_err(|e| Error::model(path, format!("running the cut model failed: {e:#}")))?;
@@ -187,10 +210,14 @@ impl ModelPlan {
         let cut_logits = match &cut.head {
             Head::Linear(h) => {
                 if h.weight.ncols() != features.channels {
-                    return Err(Error::model(path, format!(
-                        "dense layer expects {} features but the feature map has {} channels",
-                        h.weight.ncols(), features.channels
-                    )));
+                    return Err(Error::model(
+                        path,
+                        format!(
+                            "dense layer expects {} features but the feature map has {} channels",
+                            h.weight.ncols(),
+                            features.channels
+                        ),
+                    ));
                 }
                 Some(linear_logits(h, &features))
             }
@@ -210,7 +237,7 @@ impl ModelPlan {
         };
         let cut_logits = cut_logits.expect("set above");
         let rel = rel_diff(&cut_logits, &full_logits);
-        if cut_logits.len() != num_classes || !(rel <= defaults::CUT_CHECK_REL_TOL) {
+        if cut_logits.len() != num_classes || rel.is_nan() || rel > defaults::CUT_CHECK_REL_TOL {
             return Err(Error::model(path, format!(
                 "the cut at '{}' does not reproduce the model's logits: relative difference {rel:.3e} > {:.0e}; refusing to produce maps that would be wrong",
                 cut.feature, defaults::CUT_CHECK_REL_TOL
@@ -224,7 +251,11 @@ impl ModelPlan {
             feature_tensor: cut.feature.clone(),
             feature_shape,
             feature_layout: cut.pooling.layout,
-            pooling_node: if cut.pooling.node_name.is_empty() { g.describe(cut.pooling.node) } else { cut.pooling.node_name.clone() },
+            pooling_node: if cut.pooling.node_name.is_empty() {
+                g.describe(cut.pooling.node)
+            } else {
+                cut.pooling.node_name.clone()
+            },
             pooling_op: cut.pooling.op.clone(),
             head: cut.head.kind().to_string(),
             head_ops: cut.head_ops.clone(),
@@ -234,7 +265,13 @@ impl ModelPlan {
             probe_rel_diff: rel,
             map_methods,
         };
-        Ok(ModelPlan { input, cut, report, plan, plan_has_logits })
+        Ok(ModelPlan {
+            input,
+            cut,
+            report,
+            plan,
+            plan_has_logits,
+        })
     }
 
     /// Number of classes.
@@ -243,10 +280,18 @@ impl ModelPlan {
     }
 
     /// Runs the cut network on one preprocessed input tensor.
-    pub fn infer(&self, input: Tensor) -> std::result::Result<Inference, String> {
-        let mut out = self.plan.run(tvec!(input.into())).map_err(|e| format!("{e:#}"))?;
-        let features = FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
-        let logits = if self.plan_has_logits { Some(run_vec_from(&mut out, 0)?) } else { None };
+    pub fn infer(&self, input: ndarray::Array4<f32>) -> std::result::Result<Inference, String> {
+        let mut out = self
+            .plan
+            .run(tvec!(input.into_tensor().into()))
+            .map_err(|e| format!("{e:#}"))?;
+        let features =
+            FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
+        let logits = if self.plan_has_logits {
+            Some(run_vec_from(&mut out, 0)?)
+        } else {
+            None
+        };
         Ok(Inference { features, logits })
     }
 }
@@ -266,7 +311,12 @@ fn run_vec_from(out: &mut TVec<TValue>, i: usize) -> std::result::Result<Vec<f32
 }
 
 fn tensor_to_vec(t: Tensor) -> TractResult<Vec<f32>> {
-    Ok(t.cast_to::<f32>()?.into_owned().into_plain_array::<f32>()?.iter().copied().collect())
+    Ok(t.cast_to::<f32>()?
+        .into_owned()
+        .into_plain_array::<f32>()?
+        .iter()
+        .copied()
+        .collect())
 }
 
 /// max |a - b| / max(1, max |b|).
@@ -275,10 +325,18 @@ pub fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
         return f32::INFINITY;
     }
     let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() { f32::NAN } else { m.max(d) }) / scale
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, |m, d| if d.is_nan() { f32::NAN } else { m.max(d) })
+        / scale
 }
 
-fn probe_tensor(input: &InputSpec, shape: &[usize], normalise: &dyn Fn(usize, f32) -> f32) -> Tensor {
+fn probe_tensor(
+    input: &InputSpec,
+    shape: &[usize],
+    normalise: &dyn Fn(usize, f32) -> f32,
+) -> Tensor {
     let (w, h, c) = (input.width, input.height, input.channels);
     let value = |ch: usize, y: usize, x: usize| {
         let u = x as f32 / w.max(1) as f32;
@@ -287,8 +345,12 @@ fn probe_tensor(input: &InputSpec, shape: &[usize], normalise: &dyn Fn(usize, f3
         normalise(ch, raw.clamp(0.0, 1.0))
     };
     let arr = match input.layout {
-        Layout::Nchw => ndarray::Array4::from_shape_fn((1, c, h, w), |(_, ch, y, x)| value(ch, y, x)),
-        Layout::Nhwc => ndarray::Array4::from_shape_fn((1, h, w, c), |(_, y, x, ch)| value(ch, y, x)),
+        Layout::Nchw => {
+            ndarray::Array4::from_shape_fn((1, c, h, w), |(_, ch, y, x)| value(ch, y, x))
+        }
+        Layout::Nhwc => {
+            ndarray::Array4::from_shape_fn((1, h, w, c), |(_, y, x, ch)| value(ch, y, x))
+        }
     };
     debug_assert_eq!(arr.shape(), shape);
     arr.into_tensor()
@@ -303,7 +365,14 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
         [] => return Err(Error::model(&g.path, "the model has no input")),
         many => {
             let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::model(&g.path, format!("the model has {} inputs ({}); an image classifier has one", many.len(), names.join(", "))));
+            return Err(Error::model(
+                &g.path,
+                format!(
+                    "the model has {} inputs ({}); an image classifier has one",
+                    many.len(),
+                    names.join(", ")
+                ),
+            ));
         }
     };
     let elem = match inp.r#type.as_ref().and_then(|t| t.value.as_ref()) {
@@ -315,7 +384,14 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
     }
     let dims = OnnxGraph::declared_shape(inp).unwrap_or_default();
     if dims.len() != 4 {
-        return Err(Error::model(&g.path, format!("input '{}' has rank {}, expected an image batch N x C x H x W or N x H x W x C", inp.name, dims.len())));
+        return Err(Error::model(
+            &g.path,
+            format!(
+                "input '{}' has rank {}, expected an image batch N x C x H x W or N x H x W x C",
+                inp.name,
+                dims.len()
+            ),
+        ));
     }
     let is_ch = |d: Option<i64>| matches!(d, Some(1) | Some(3));
     let layout = match layout {
@@ -334,25 +410,56 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
         Layout::Nchw => (dims[1], dims[2], dims[3]),
         Layout::Nhwc => (dims[3], dims[1], dims[2]),
     };
-    let channels = match c {
-        Some(c @ (1 | 3)) => c as usize,
-        _ => return Err(Error::model(&g.path, format!("input '{}' with shape {} does not have 1 or 3 channels: not an image input", inp.name, fmt_dims(&dims)))),
-    };
+    let channels =
+        match c {
+            Some(c @ (1 | 3)) => c as usize,
+            _ => return Err(Error::model(
+                &g.path,
+                format!(
+                    "input '{}' with shape {} does not have 1 or 3 channels: not an image input",
+                    inp.name,
+                    fmt_dims(&dims)
+                ),
+            )),
+        };
     let (width, height) = match (w, h, size) {
         (_, _, Some([sw, sh])) => {
             if let (Some(w), Some(h)) = (w, h) {
                 if (w as usize, h as usize) != (sw, sh) {
-                    return Err(Error::model(&g.path, format!("config input_size {sw}x{sh} differs from the model's fixed {w}x{h}")));
+                    return Err(Error::model(
+                        &g.path,
+                        format!(
+                            "config input_size {sw}x{sh} differs from the model's fixed {w}x{h}"
+                        ),
+                    ));
                 }
             }
             (sw, sh)
         }
         (Some(w), Some(h), None) => (w as usize, h as usize),
-        _ => return Err(Error::model(&g.path, format!("input '{}' has a symbolic size ({}); set [model] input_size = [width, height]", inp.name, fmt_dims(&dims)))),
+        _ => {
+            return Err(Error::model(
+                &g.path,
+                format!(
+                    "input '{}' has a symbolic size ({}); set [model] input_size = [width, height]",
+                    inp.name,
+                    fmt_dims(&dims)
+                ),
+            ))
+        }
     };
-    Ok(InputSpec { name: inp.name.clone(), layout, channels, width, height })
+    Ok(InputSpec {
+        name: inp.name.clone(),
+        layout,
+        channels,
+        width,
+        height,
+    })
 }
 
 fn fmt_dims(d: &[Option<i64>]) -> String {
-    d.iter().map(|x| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into())).collect::<Vec<_>>().join("x")
+    d.iter()
+        .map(|x| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into()))
+        .collect::<Vec<_>>()
+        .join("x")
 }
