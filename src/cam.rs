@@ -24,11 +24,7 @@ impl Prediction {
         let mut idx: Vec<usize> = (0..logits.len()).collect();
         idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
         idx.truncate(top_k.max(1).min(logits.len()));
-        Prediction {
-            logits,
-            probs,
-            top: idx,
-        }
+        Prediction { logits, probs, top: idx }
     }
 
     pub fn top1(&self) -> usize {
@@ -62,22 +58,13 @@ impl ClassMaps {
         let (maps2, bias): (Array2<f32>, Vec<f32>) = match head {
             Head::Linear(lin) => {
                 let wsel = lin.weight.select(Axis(0), classes);
-                (
-                    wsel.dot(&fm),
-                    classes.iter().map(|&k| lin.bias[k]).collect(),
-                )
+                (wsel.dot(&fm), classes.iter().map(|&k| lin.bias[k]).collect())
             }
             Head::Identity => (fm.select(Axis(0), classes), vec![0.0; classes.len()]),
             Head::Other { .. } => return None,
         };
-        let maps = maps2
-            .into_shape_with_order((classes.len(), h, w))
-            .expect("k x h x w");
-        Some(ClassMaps {
-            classes: classes.to_vec(),
-            maps,
-            bias,
-        })
+        let maps = maps2.into_shape_with_order((classes.len(), h, w)).expect("k x h x w");
+        Some(ClassMaps { classes: classes.to_vec(), maps, bias })
     }
 
     /// max over the listed classes of |mean(M_k) + b_k - logit_k|.

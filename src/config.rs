@@ -21,6 +21,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub preprocess: PreprocessConfig,
     pub output: OutputConfig,
+    pub localise: LocaliseConfig,
     pub run: RunConfig,
 }
 
@@ -151,13 +152,70 @@ pub struct OutputConfig {
     pub dir: Option<PathBuf>,
     /// Classes listed in the `top_k` column (and checked by `logit_check`).
     pub top_k: usize,
+    /// Write `masks/<path>.<class>.png` (0/255 at original resolution).
+    pub masks: bool,
+    /// Write `overlays/<path>.<class>.jpg` (heatmap and boxes on the image).
+    pub overlays: bool,
+    /// Write `maps/<path>.npy` (raw float32 maps at feature resolution) and a `.json`
+    /// sidecar (classes, geometry) for threshold sweeps.
+    pub maps: bool,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig {
-            dir: None,
-            top_k: defaults::TOP_K,
+        OutputConfig { dir: None, top_k: defaults::TOP_K, masks: false, overlays: false, maps: false }
+    }
+}
+
+/// A class given by index or by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassRef {
+    Index(usize),
+    Name(String),
+}
+
+/// `classes = "top1"`, `"topk:3"`, `"above:0.5"`, or a list such as `[1, "PNEUMONIA"]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassesSpec {
+    Rule(String),
+    List(Vec<ClassRef>),
+}
+
+/// `[localise]`: which classes get boxes and how maps become boxes. A named preset fixes
+/// the recipe (so the `preset` column in `boxes.csv` means what it says); `custom`
+/// builds one from the keys below, each defaulting to the CAM paper's choice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocaliseConfig {
+    pub classes: ClassesSpec,
+    /// `cam-paper` (default), `wsol`, `chestxray8` or `custom`.
+    pub preset: String,
+    /// wsol's tau (fraction of the 8-bit map's maximum).
+    pub tau: Option<f32>,
+    pub relu: Option<bool>,
+    pub normalise: Option<crate::localise::Normalise>,
+    pub upsample: Option<Resampling>,
+    pub quantise: Option<bool>,
+    pub thresholds: Option<Vec<crate::localise::Threshold>>,
+    pub components: Option<crate::localise::Keep>,
+    pub min_area: Option<f32>,
+}
+
+impl Default for LocaliseConfig {
+    fn default() -> Self {
+        LocaliseConfig {
+            classes: ClassesSpec::Rule("top1".into()),
+            preset: "cam-paper".into(),
+            tau: None,
+            relu: None,
+            normalise: None,
+            upsample: None,
+            quantise: None,
+            thresholds: None,
+            components: None,
+            min_area: None,
         }
     }
 }
@@ -175,11 +233,7 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig {
-            threads: 0,
-            max_pixels: defaults::MAX_PIXELS,
-            max_file_bytes: defaults::MAX_FILE_BYTES,
-        }
+        RunConfig { threads: 0, max_pixels: defaults::MAX_PIXELS, max_file_bytes: defaults::MAX_FILE_BYTES }
     }
 }
 
@@ -187,9 +241,8 @@ impl Config {
     /// Reads a TOML file and makes its relative paths relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| {
-            Error::config(path, e.to_string().replace('\n', " ").trim().to_string())
-        })?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| Error::config(path, e.to_string().replace('\n', " ").trim().to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() && !p.as_os_str().is_empty() {

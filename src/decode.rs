@@ -64,12 +64,10 @@ impl Decoder {
     }
 
     pub fn decode_bytes(&self, bytes: &[u8]) -> Result<SourceImage, ImageError> {
-        let reader = ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| ImageError::Read(e.to_string()))?;
-        let format = reader
-            .format()
-            .ok_or_else(|| ImageError::Decode("not an image: unrecognised file format".into()))?;
+        let reader =
+            ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Read(e.to_string()))?;
+        let format =
+            reader.format().ok_or_else(|| ImageError::Decode("not an image: unrecognised file format".into()))?;
         let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
             .into_dimensions()
             .map_err(|e| ImageError::Decode(format!("{format:?} header: {e}")))?;
@@ -80,16 +78,12 @@ impl Decoder {
             )));
         }
         if w < MIN_SIDE || h < MIN_SIDE {
-            return Err(ImageError::Refused(format!(
-                "image is {w}x{h} pixels, below the minimum side of {MIN_SIDE}"
-            )));
+            return Err(ImageError::Refused(format!("image is {w}x{h} pixels, below the minimum side of {MIN_SIDE}")));
         }
         if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
             // zune-jpeg fills missing scans with grey instead of failing; a truncated
             // file would silently become a different image.
-            return Err(ImageError::Decode(
-                "truncated JPEG: no end-of-image marker".into(),
-            ));
+            return Err(ImageError::Decode("truncated JPEG: no end-of-image marker".into()));
         }
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
         let mut limits = Limits::default();
@@ -97,9 +91,7 @@ impl Decoder {
         limits.max_image_height = Some(h);
         limits.max_alloc = Some(self.max_pixels.saturating_mul(16));
         reader.limits(limits);
-        let img = reader
-            .decode()
-            .map_err(|e| ImageError::Decode(format!("{format:?}: {e}")))?;
+        let img = reader.decode().map_err(|e| ImageError::Decode(format!("{format:?}: {e}")))?;
         Ok(from_dynamic(img))
     }
 }
@@ -114,72 +106,19 @@ fn jpeg_has_end(bytes: &[u8]) -> bool {
 pub fn from_dynamic(img: DynamicImage) -> SourceImage {
     let (width, height) = (img.width(), img.height());
     let (channels, bit_depth, data): (usize, u8, Vec<f32>) = match img {
-        DynamicImage::ImageLuma8(b) => (
-            1,
-            8,
-            b.into_raw().into_iter().map(|v| v as f32 / 255.0).collect(),
-        ),
-        DynamicImage::ImageLumaA8(b) => (
-            1,
-            8,
-            b.into_raw()
-                .chunks_exact(2)
-                .map(|p| p[0] as f32 / 255.0)
-                .collect(),
-        ),
-        DynamicImage::ImageLuma16(b) => (
-            1,
-            16,
-            b.into_raw()
-                .into_iter()
-                .map(|v| v as f32 / 65535.0)
-                .collect(),
-        ),
-        DynamicImage::ImageLumaA16(b) => (
-            1,
-            16,
-            b.into_raw()
-                .chunks_exact(2)
-                .map(|p| p[0] as f32 / 65535.0)
-                .collect(),
-        ),
-        DynamicImage::ImageRgb8(b) => (
-            3,
-            8,
-            b.into_raw().into_iter().map(|v| v as f32 / 255.0).collect(),
-        ),
+        DynamicImage::ImageLuma8(b) => (1, 8, b.into_raw().into_iter().map(|v| v as f32 / 255.0).collect()),
+        DynamicImage::ImageLumaA8(b) => (1, 8, b.into_raw().chunks_exact(2).map(|p| p[0] as f32 / 255.0).collect()),
+        DynamicImage::ImageLuma16(b) => (1, 16, b.into_raw().into_iter().map(|v| v as f32 / 65535.0).collect()),
+        DynamicImage::ImageLumaA16(b) => (1, 16, b.into_raw().chunks_exact(2).map(|p| p[0] as f32 / 65535.0).collect()),
+        DynamicImage::ImageRgb8(b) => (3, 8, b.into_raw().into_iter().map(|v| v as f32 / 255.0).collect()),
         DynamicImage::ImageRgba8(b) => (3, 8, rgb_of_rgba(&b.into_raw(), 255.0)),
-        DynamicImage::ImageRgb16(b) => (
-            3,
-            16,
-            b.into_raw()
-                .into_iter()
-                .map(|v| v as f32 / 65535.0)
-                .collect(),
-        ),
+        DynamicImage::ImageRgb16(b) => (3, 16, b.into_raw().into_iter().map(|v| v as f32 / 65535.0).collect()),
         DynamicImage::ImageRgba16(b) => (3, 16, rgb_of_rgba(&b.into_raw(), 65535.0)),
-        other => (
-            3,
-            32,
-            other
-                .into_rgb32f()
-                .into_raw()
-                .into_iter()
-                .map(|v| v.clamp(0.0, 1.0))
-                .collect(),
-        ),
+        other => (3, 32, other.into_rgb32f().into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)).collect()),
     };
-    SourceImage {
-        width,
-        height,
-        channels,
-        data,
-        bit_depth,
-    }
+    SourceImage { width, height, channels, data, bit_depth }
 }
 
 fn rgb_of_rgba<T: Copy + Into<f32>>(raw: &[T], max: f32) -> Vec<f32> {
-    raw.chunks_exact(4)
-        .flat_map(|p| [p[0].into() / max, p[1].into() / max, p[2].into() / max])
-        .collect()
+    raw.chunks_exact(4).flat_map(|p| [p[0].into() / max, p[1].into() / max, p[2].into() / max]).collect()
 }

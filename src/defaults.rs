@@ -34,3 +34,13 @@ pub const FLUSH_EVERY_ROWS: usize = 16;
 
 /// Images in flight between the parallel workers and the single writer.
 pub const CHANNEL_CAPACITY: usize = 64;
+
+/// wsolevaluation's tau when the `wsol` preset is chosen without one: the CAM paper's
+/// 20 % of the maximum (the paper sweeps tau; `cambox eval --calibrate` finds the best).
+pub const WSOL_TAU: f32 = 0.2;
+
+/// Weight of the heatmap in overlays (pytorch-grad-cam's `show_cam_on_image` uses 0.5).
+pub const OVERLAY_ALPHA: f32 = 0.5;
+
+/// JPEG quality of overlays.
+pub const OVERLAY_JPEG_QUALITY: u8 = 90;

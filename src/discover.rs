@@ -52,22 +52,9 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    pub fn new(
-        roots: Vec<PathBuf>,
-        extensions: &[String],
-        follow_symlinks: bool,
-        include_hidden: bool,
-    ) -> Discovery {
-        let extensions = extensions
-            .iter()
-            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
-            .collect();
-        Discovery {
-            roots,
-            extensions,
-            follow_symlinks,
-            include_hidden,
-        }
+    pub fn new(roots: Vec<PathBuf>, extensions: &[String], follow_symlinks: bool, include_hidden: bool) -> Discovery {
+        let extensions = extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect();
+        Discovery { roots, extensions, follow_symlinks, include_hidden }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -109,16 +96,10 @@ impl Discovery {
                     if !self.wants(e.path()) {
                         return None;
                     }
-                    Some(Discovered::Image(InputFile {
-                        rel: relative(root, e.path()),
-                        path: e.into_path(),
-                    }))
+                    Some(Discovered::Image(InputFile { rel: relative(root, e.path()), path: e.into_path() }))
                 }
                 Err(err) => {
-                    let path = err
-                        .path()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| root.to_path_buf());
+                    let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
                     let reason = if let Some(anc) = err.loop_ancestor() {
                         format!("symlink loop back to {}", anc.display())
                     } else if let Some(io) = err.io_error() {
@@ -126,11 +107,7 @@ impl Discovery {
                     } else {
                         err.to_string()
                     };
-                    Some(Discovered::Unwalkable {
-                        rel: relative(root, &path),
-                        path,
-                        reason,
-                    })
+                    Some(Discovered::Unwalkable { rel: relative(root, &path), path, reason })
                 }
             })
     }
@@ -146,10 +123,7 @@ pub fn relative(root: &Path, path: &Path) -> String {
         Ok(r) if !r.as_os_str().is_empty() => r.to_path_buf(),
         _ => PathBuf::from(path.file_name().unwrap_or(path.as_os_str())),
     };
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
 }
 
 #[cfg(test)]
@@ -162,22 +136,10 @@ mod tests {
         let root = dir.path();
         std::fs::create_dir_all(root.join("b/sub")).unwrap();
         std::fs::create_dir_all(root.join(".hidden")).unwrap();
-        for f in [
-            "b/sub/z.PNG",
-            "a.jpg",
-            "b/c.txt",
-            ".dot.jpg",
-            ".hidden/x.jpg",
-            "b/a.tif",
-        ] {
+        for f in ["b/sub/z.PNG", "a.jpg", "b/c.txt", ".dot.jpg", ".hidden/x.jpg", "b/a.tif"] {
             std::fs::write(root.join(f), b"x").unwrap();
         }
-        let d = Discovery::new(
-            vec![root.to_path_buf()],
-            &["jpg".into(), "png".into(), "tif".into()],
-            false,
-            false,
-        );
+        let d = Discovery::new(vec![root.to_path_buf()], &["jpg".into(), "png".into(), "tif".into()], false, false);
         let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
         assert_eq!(rels, vec!["a.jpg", "b/a.tif", "b/sub/z.PNG"]);
         assert_eq!(d.count(), 3);
@@ -185,13 +147,7 @@ mod tests {
 
     #[test]
     fn file_root_is_its_name() {
-        assert_eq!(
-            relative(Path::new("/x/y.png"), Path::new("/x/y.png")),
-            "y.png"
-        );
-        assert_eq!(
-            relative(Path::new("/x"), Path::new("/x/a/b.png")),
-            "a/b.png"
-        );
+        assert_eq!(relative(Path::new("/x/y.png"), Path::new("/x/y.png")), "y.png");
+        assert_eq!(relative(Path::new("/x"), Path::new("/x/a/b.png")), "a/b.png");
     }
 }

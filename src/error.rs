@@ -28,28 +28,16 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
     pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Config {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Config { path: path.into(), message: message.into() }
     }
     pub fn model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Model {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Model { path: path.into(), message: message.into() }
     }
     pub fn output(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Output {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Output { path: path.into(), message: message.into() }
     }
 }
 
@@ -71,6 +59,8 @@ pub enum ImageError {
     Inference(String),
     #[error("class maps failed: {0}")]
     Maps(String),
+    #[error("{0}")]
+    Write(String),
     #[error("panic while processing: {0}")]
     Panic(String),
 }
@@ -80,11 +70,7 @@ impl ImageError {
     pub fn one_line(&self) -> String {
         let s = self.to_string();
         let mut out = String::with_capacity(s.len());
-        for (i, part) in s
-            .split(['\n', '\r'])
-            .filter(|p| !p.trim().is_empty())
-            .enumerate()
-        {
+        for (i, part) in s.split(['\n', '\r']).filter(|p| !p.trim().is_empty()).enumerate() {
             if i > 0 {
                 out.push_str(" | ");
             }

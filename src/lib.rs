@@ -26,3 +26,4 @@ pub mod progress;
 pub mod resample;
 
 pub use error::{Error, ImageError, Result};
+pub mod localise;

@@ -16,11 +16,7 @@ use cambox::pipeline::{self, RunOptions};
 use cambox::plan::{Overrides, RunPlan};
 
 #[derive(Parser)]
-#[command(
-    name = "cambox",
-    version,
-    about = "Class activation maps, boxes and masks from ONNX image classifiers"
-)]
+#[command(name = "cambox", version, about = "Class activation maps, boxes and masks from ONNX image classifiers")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,13 +61,8 @@ enum LayoutArg {
 }
 
 fn parse_size(s: &str) -> Result<[usize; 2], String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or("expected WIDTHxHEIGHT, e.g. 224x224")?;
-    Ok([
-        w.parse().map_err(|_| "bad width")?,
-        h.parse().map_err(|_| "bad height")?,
-    ])
+    let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT, e.g. 224x224")?;
+    Ok([w.parse().map_err(|_| "bad width")?, h.parse().map_err(|_| "bad height")?])
 }
 
 /// Exit statuses.
@@ -92,43 +83,16 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run {
-            config,
-            out,
-            threads,
-            quiet,
-            inputs,
-        } => {
+        Command::Run { config, out, threads, quiet, inputs } => {
             let cfg = Config::load(&config)?;
-            let plan = RunPlan::build(
-                cfg,
-                &config,
-                Overrides {
-                    out,
-                    inputs,
-                    threads,
-                },
-            )?;
+            let plan = RunPlan::build(cfg, &config, Overrides { out, inputs, threads })?;
             let summary = pipeline::run(&plan, RunOptions { quiet })
                 .with_context(|| format!("run into {} stopped", plan.out_dir.display()))?;
             let c = summary.counts;
-            eprintln!(
-                "cambox: {} images ok, {} errors; results in {}",
-                c.ok,
-                c.error,
-                plan.out_dir.display()
-            );
-            Ok(if c.error > 0 {
-                EXIT_SOME_FAILED
-            } else {
-                EXIT_OK
-            })
+            eprintln!("cambox: {} images ok, {} errors; results in {}", c.ok, c.error, plan.out_dir.display());
+            Ok(if c.error > 0 { EXIT_SOME_FAILED } else { EXIT_OK })
         }
-        Command::Inspect {
-            model,
-            layout,
-            input_size,
-        } => {
+        Command::Inspect { model, layout, input_size } => {
             let layout = match layout {
                 LayoutArg::Auto => LayoutChoice::Auto,
                 LayoutArg::Nchw => LayoutChoice::Nchw,
@@ -145,34 +109,17 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     let i = &m.input;
     let r = &m.report;
     println!("model:          {}", path.display());
-    println!(
-        "input:          '{}' {:?} {} channels, {}x{} (WxH)",
-        i.name, i.layout, i.channels, i.width, i.height
-    );
+    println!("input:          '{}' {:?} {} channels, {}x{} (WxH)", i.name, i.layout, i.channels, i.width, i.height);
     println!("pooling:        {} '{}'", r.pooling_op, r.pooling_node);
-    println!(
-        "feature tensor: '{}' shape {:?} ({:?})",
-        r.feature_tensor, r.feature_shape, r.feature_layout
-    );
+    println!("feature tensor: '{}' shape {:?} ({:?})", r.feature_tensor, r.feature_shape, r.feature_layout);
     let head = match &m.cut.head {
-        Head::Linear(h) => format!(
-            "linear ({}; W {}x{}, b {})",
-            h.dense_op,
-            h.weight.nrows(),
-            h.weight.ncols(),
-            h.bias.len()
-        ),
+        Head::Linear(h) => {
+            format!("linear ({}; W {}x{}, b {})", h.dense_op, h.weight.nrows(), h.weight.ncols(), h.bias.len())
+        }
         Head::Identity => "identity (no dense layer; one feature channel per class)".to_string(),
         Head::Other { op, node_name, ops } => {
-            let dense = ops
-                .iter()
-                .filter(|o| *o == "Gemm" || *o == "MatMul")
-                .count();
-            let kind = if dense >= 2 {
-                "MLP"
-            } else {
-                "not a single affine map"
-            };
+            let dense = ops.iter().filter(|o| *o == "Gemm" || *o == "MatMul").count();
+            let kind = if dense >= 2 { "MLP" } else { "not a single affine map" };
             format!("{kind} (other): first non-linear op {op} '{node_name}'")
         }
     };
@@ -181,20 +128,12 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     println!(
         "logits:         '{}'{}",
         r.logits_tensor,
-        if r.output_is_softmax {
-            " (the output is its softmax)"
-        } else {
-            ""
-        }
+        if r.output_is_softmax { " (the output is its softmax)" } else { "" }
     );
     println!("classes:        {}", r.num_classes);
-    println!(
-        "cut check:      logits from the cut equal the full model's within {:.1e} (relative)",
-        r.probe_rel_diff
-    );
+    println!("cut check:      logits from the cut equal the full model's within {:.1e} (relative)", r.probe_rel_diff);
     let methods = if r.map_methods.is_empty() {
-        "none yet: CAM needs a linear head; Grad-CAM through other heads is not implemented yet"
-            .to_string()
+        "none yet: CAM needs a linear head; Grad-CAM through other heads is not implemented yet".to_string()
     } else {
         r.map_methods.join(", ")
     };

@@ -15,11 +15,16 @@ use crate::cam::{ClassMaps, Prediction};
 use crate::defaults;
 use crate::discover::Discovered;
 use crate::error::{Error, ImageError, Result};
+use crate::localise::BoxSet;
 use crate::model::Head;
+use crate::output::boxes_csv::BoxesCsv;
 use crate::output::images_csv::ImagesCsv;
 use crate::output::manifest::{now, Counts, RunManifest};
 use crate::plan::RunPlan;
 use crate::preprocess::Geometry;
+
+/// The map method (more come with Grad-CAM).
+pub const METHOD: &str = "cam";
 
 /// The result of one input file.
 pub struct ImageRecord {
@@ -36,7 +41,8 @@ pub struct ImageOutcome {
     /// max |mean(M_k) + b_k - logit_k| over the top-k classes (CAM heads only).
     pub logit_check: Option<f32>,
     pub geometry: Geometry,
-    pub maps: Option<ClassMaps>,
+    /// Boxes of each localised class (empty when the head has no maps).
+    pub boxes: Vec<BoxSet>,
 }
 
 /// How the run ended.
@@ -53,8 +59,7 @@ pub struct RunOptions {
 
 pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let out = &plan.out_dir;
-    std::fs::create_dir_all(out)
-        .map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
     let started = now();
     let mut manifest = RunManifest {
         cambox_version: env!("CARGO_PKG_VERSION"),
@@ -67,6 +72,8 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     };
     manifest.write(out)?;
     let mut csv = ImagesCsv::create(&out.join("images.csv"))?;
+    let mut boxes_csv = BoxesCsv::create(&out.join("boxes.csv"))?;
+    let preset = plan.localiser.recipe.preset.clone();
 
     let total = plan.discovery.count();
     let mut progress = crate::progress::Progress::new(total, opts.quiet);
@@ -81,20 +88,19 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let write_result: Result<()> = std::thread::scope(|s| {
         s.spawn(|| {
             pool.install(|| {
-                plan.discovery
-                    .iter()
-                    .par_bridge()
-                    .for_each_with(tx, |tx, item| {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let _ = tx.send(process(plan, item));
-                    })
+                plan.discovery.iter().par_bridge().for_each_with(tx, |tx, item| {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let _ = tx.send(process(plan, item));
+                })
             })
         });
         for rec in rx.iter() {
             let failed = rec.outcome.is_err();
-            if let Err(e) = csv.write(&rec, &plan.labels) {
+            let written =
+                boxes_csv.write(&rec, &plan.labels, &preset, METHOD).and_then(|_| csv.write(&rec, &plan.labels));
+            if let Err(e) = written {
                 stop.store(true, Ordering::Relaxed);
                 // Drain so the workers can finish; their rows are lost, the run is resumable.
                 for _ in rx.iter() {}
@@ -107,16 +113,12 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
             }
             progress.inc(failed);
         }
-        csv.flush()
+        boxes_csv.flush().and_then(|_| csv.flush())
     });
     progress.finish();
     manifest.counts = counts;
     manifest.finished = Some(now());
-    manifest.state = if write_result.is_ok() {
-        "completed"
-    } else {
-        "failed"
-    };
+    manifest.state = if write_result.is_ok() { "completed" } else { "failed" };
     let manifest_result = manifest.write(out);
     write_result?;
     manifest_result?;
@@ -129,46 +131,34 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
     let (rel, path) = match item {
         Discovered::Image(f) => (f.rel, f.path),
         Discovered::Unwalkable { rel, reason, .. } => {
-            return ImageRecord {
-                rel,
-                size: None,
-                outcome: Err(ImageError::Read(reason)),
-                ms: 0.0,
-            };
+            return ImageRecord { rel, size: None, outcome: Err(ImageError::Read(reason)), ms: 0.0 };
         }
     };
     let mut size = None;
-    let outcome =
-        std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &path, &mut size)))
-            .unwrap_or_else(|p| {
-                let msg = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(ImageError::Panic(msg))
-            });
-    ImageRecord {
-        rel,
-        size,
-        outcome,
-        ms: t0.elapsed().as_secs_f64() * 1e3,
-    }
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &rel, &path, &mut size)))
+        .unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ImageError::Panic(msg))
+        });
+    ImageRecord { rel, size, outcome, ms: t0.elapsed().as_secs_f64() * 1e3 }
 }
 
 fn process_file(
     plan: &RunPlan,
+    rel: &str,
     path: &std::path::Path,
     size: &mut Option<(u32, u32)>,
 ) -> std::result::Result<ImageOutcome, ImageError> {
     let img = plan.decoder.decode_file(path)?;
     *size = Some((img.width, img.height));
     let input = plan.preprocessor.run(&img)?;
-    drop(img);
-    let inf = plan
-        .model
-        .infer(input.tensor)
-        .map_err(ImageError::Inference)?;
+    // The decoded image is only kept when an overlay will be drawn on it.
+    let img = if plan.artefacts.overlays { Some(img) } else { None };
+    let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
     let head = &plan.model.cut.head;
     let logits = match (&inf.logits, head) {
         (Some(l), _) => l.clone(),
@@ -176,12 +166,14 @@ fn process_file(
         (None, _) => inf.features.pooled().to_vec(),
     };
     if logits.iter().any(|v| !v.is_finite()) {
-        return Err(ImageError::Inference(
-            "the network produced non-finite logits".into(),
-        ));
+        return Err(ImageError::Inference("the network produced non-finite logits".into()));
     }
     let prediction = Prediction::from_logits(logits, plan.top_k);
-    let maps = ClassMaps::cam(head, &inf.features, &prediction.top);
+    let localised = plan.classes.select(&prediction);
+    // Maps only for the classes needed: the top-k (for the logit check) and the localised.
+    let mut needed = prediction.top.clone();
+    needed.extend(localised.iter().filter(|c| !prediction.top.contains(c)));
+    let maps = ClassMaps::cam(head, &inf.features, &needed);
     let logit_check = maps.as_ref().map(|m| m.logit_check(&prediction.logits));
     if let Some(c) = logit_check {
         if c.is_nan() || c > defaults::LOGIT_CHECK_MAX {
@@ -191,10 +183,25 @@ fn process_file(
             )));
         }
     }
-    Ok(ImageOutcome {
-        prediction,
-        logit_check,
-        geometry: input.geometry,
-        maps,
-    })
+    let mut boxes = Vec::new();
+    if let Some(maps) = &maps {
+        let locs: Vec<_> = localised
+            .iter()
+            .map(|&k| {
+                let i = needed.iter().position(|&n| n == k).expect("computed above");
+                plan.localiser.localise(k, maps.map(i), &input.geometry)
+            })
+            .collect();
+        let kept = ClassMaps {
+            classes: localised.clone(),
+            maps: maps.maps.select(
+                ndarray::Axis(0),
+                &localised.iter().map(|k| needed.iter().position(|n| n == k).expect("computed")).collect::<Vec<_>>(),
+            ),
+            bias: Vec::new(),
+        };
+        plan.artefacts.write(rel, img.as_ref(), &locs, &kept, &input.geometry).map_err(ImageError::Write)?;
+        boxes = locs.into_iter().map(|l| BoxSet { class: l.class, boxes: l.boxes }).collect();
+    }
+    Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, boxes })
 }

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{ClassRef, ClassesSpec, Config, LocaliseConfig};
 use crate::decode::Decoder;
 use crate::discover::Discovery;
 use crate::error::{Error, Result};
+use crate::localise::{ClassSelection, Localiser, Recipe};
 use crate::model::ModelPlan;
+use crate::output::artefacts::Artefacts;
 use crate::preprocess::Preprocessor;
 
 /// Command-line values that override the configuration file.
@@ -32,23 +34,14 @@ pub struct Labels(Vec<String>);
 impl Labels {
     pub fn load(path: Option<&Path>, num_classes: usize) -> Result<Labels> {
         let Some(path) = path else {
-            return Ok(Labels(
-                (0..num_classes).map(|i| format!("class_{i}")).collect(),
-            ));
+            return Ok(Labels((0..num_classes).map(|i| format!("class_{i}")).collect()));
         };
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let names: Vec<String> = text
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect();
+        let names: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
         if names.len() != num_classes {
             return Err(Error::config(
                 path,
-                format!(
-                    "labels file has {} names but the model has {num_classes} classes",
-                    names.len()
-                ),
+                format!("labels file has {} names but the model has {num_classes} classes", names.len()),
             ));
         }
         Ok(Labels(names))
@@ -76,6 +69,9 @@ pub struct RunPlan {
     pub out_dir: PathBuf,
     pub top_k: usize,
     pub threads: usize,
+    pub classes: ClassSelection,
+    pub localiser: Localiser,
+    pub artefacts: Artefacts,
 }
 
 /// What `run.json` says about the model.
@@ -99,17 +95,11 @@ impl RunPlan {
             config.run.threads = t;
         }
         if config.input.paths.is_empty() {
-            return Err(Error::config(
-                config_path,
-                "no input: set [input] paths or give folders on the command line",
-            ));
+            return Err(Error::config(config_path, "no input: set [input] paths or give folders on the command line"));
         }
         for p in &config.input.paths {
             if !p.exists() {
-                return Err(Error::config(
-                    config_path,
-                    format!("input {} does not exist", p.display()),
-                ));
+                return Err(Error::config(config_path, format!("input {} does not exist", p.display())));
             }
         }
         if config.input.extensions.is_empty() {
@@ -118,17 +108,13 @@ impl RunPlan {
         if config.model.path.as_os_str().is_empty() {
             return Err(Error::config(config_path, "[model] path is missing"));
         }
-        let out_dir = config.output.dir.clone().ok_or_else(|| {
-            Error::config(
-                config_path,
-                "no output folder: set [output] dir or pass --out",
-            )
-        })?;
+        let out_dir = config
+            .output
+            .dir
+            .clone()
+            .ok_or_else(|| Error::config(config_path, "no output folder: set [output] dir or pass --out"))?;
         if config.output.top_k == 0 {
-            return Err(Error::config(
-                config_path,
-                "[output] top_k must be at least 1",
-            ));
+            return Err(Error::config(config_path, "[output] top_k must be at least 1"));
         }
 
         // The start-up probe is normalised like a real image, so mean/std must be sane
@@ -140,7 +126,10 @@ impl RunPlan {
             || std.iter().any(|s| !(s.is_finite() && *s != 0.0))
             || mean.iter().any(|m| !m.is_finite())
         {
-            return Err(Error::config(config_path, "[preprocess] mean must be finite and std finite and non-zero (1 value, or one per channel)"));
+            return Err(Error::config(
+                config_path,
+                "[preprocess] mean must be finite and std finite and non-zero (1 value, or one per channel)",
+            ));
         }
         let pre_cfg = config.preprocess.clone();
         let normalise = move |c: usize, v: f32| {
@@ -158,8 +147,8 @@ impl RunPlan {
             config.model.feature.as_deref(),
             &normalise,
         )?;
-        let preprocessor = Preprocessor::new(&config.preprocess, &model.input)
-            .map_err(|e| Error::config(config_path, e))?;
+        let preprocessor =
+            Preprocessor::new(&config.preprocess, &model.input).map_err(|e| Error::config(config_path, e))?;
         let labels = Labels::load(config.model.labels.as_deref(), model.num_classes())?;
         let model_sha256 = sha256_file(&config.model.path)?;
         let discovery = Discovery::new(
@@ -168,18 +157,17 @@ impl RunPlan {
             config.input.follow_symlinks,
             config.input.include_hidden,
         );
-        let decoder = Decoder {
-            max_pixels: config.run.max_pixels,
-            max_file_bytes: config.run.max_file_bytes,
-        };
+        let decoder = Decoder { max_pixels: config.run.max_pixels, max_file_bytes: config.run.max_file_bytes };
         let threads = if config.run.threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {
             config.run.threads
         };
         let top_k = config.output.top_k.min(model.num_classes());
+        let classes = class_selection(&config.localise.classes, &labels, model.num_classes())
+            .map_err(|e| Error::config(config_path, e))?;
+        let localiser = Localiser::new(recipe(&config.localise).map_err(|e| Error::config(config_path, e))?);
+        let artefacts = Artefacts::new(&out_dir, &config.output);
         Ok(RunPlan {
             config,
             discovery,
@@ -191,6 +179,9 @@ impl RunPlan {
             out_dir,
             top_k,
             threads,
+            classes,
+            localiser,
+            artefacts,
         })
     }
 
@@ -202,6 +193,94 @@ impl RunPlan {
             cut: &self.model.report,
         }
     }
+}
+
+/// Resolves `[localise] classes` against the model's classes and names.
+fn class_selection(spec: &ClassesSpec, labels: &Labels, k: usize) -> std::result::Result<ClassSelection, String> {
+    match spec {
+        ClassesSpec::Rule(r) => ClassSelection::parse(r),
+        ClassesSpec::List(list) => {
+            if list.is_empty() {
+                return Err("[localise] classes is an empty list".into());
+            }
+            list.iter()
+                .map(|c| match c {
+                    ClassRef::Index(i) if *i < k => Ok(*i),
+                    ClassRef::Index(i) => {
+                        Err(format!("[localise] classes: index {i} is out of range (the model has {k} classes)"))
+                    }
+                    ClassRef::Name(n) => labels
+                        .index_of(n)
+                        .ok_or_else(|| format!("[localise] classes: no class named '{n}' in the labels")),
+                })
+                .collect::<std::result::Result<Vec<usize>, String>>()
+                .map(ClassSelection::List)
+        }
+    }
+}
+
+/// Resolves `[localise]` into a recipe: a named preset, or `custom` from the keys.
+pub fn recipe(c: &LocaliseConfig) -> std::result::Result<Recipe, String> {
+    let custom_keys = [
+        ("relu", c.relu.is_some()),
+        ("normalise", c.normalise.is_some()),
+        ("upsample", c.upsample.is_some()),
+        ("quantise", c.quantise.is_some()),
+        ("thresholds", c.thresholds.is_some()),
+        ("components", c.components.is_some()),
+        ("min_area", c.min_area.is_some()),
+    ];
+    let set: Vec<&str> = custom_keys.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect();
+    if c.preset != "custom" && !set.is_empty() {
+        return Err(format!(
+            "[localise] preset = \"{}\" fixes the recipe, but {} {} set; use preset = \"custom\" to change it",
+            c.preset,
+            set.join(", "),
+            if set.len() == 1 { "is" } else { "are" }
+        ));
+    }
+    if c.tau.is_some() && c.preset != "wsol" {
+        return Err("[localise] tau applies to preset = \"wsol\" only".into());
+    }
+    let r = match c.preset.as_str() {
+        "cam-paper" => Recipe::cam_paper(),
+        "chestxray8" => Recipe::chestxray8(),
+        "wsol" => {
+            let tau = c.tau.unwrap_or(crate::defaults::WSOL_TAU);
+            if !(0.0..1.0).contains(&tau) {
+                return Err(format!("[localise] tau = {tau} must be in [0, 1)"));
+            }
+            Recipe::wsol(tau)
+        }
+        "custom" => {
+            let base = Recipe::cam_paper();
+            let r = Recipe {
+                preset: "custom".into(),
+                relu: c.relu.unwrap_or(base.relu),
+                normalise: c.normalise.unwrap_or(base.normalise),
+                upsample: c.upsample.unwrap_or(base.upsample),
+                quantise: c.quantise.unwrap_or(base.quantise),
+                thresholds: c.thresholds.clone().unwrap_or(base.thresholds),
+                keep: c.components.unwrap_or(base.keep),
+                min_area: c.min_area.unwrap_or(base.min_area),
+            };
+            if r.thresholds.is_empty() {
+                return Err("[localise] thresholds is empty".into());
+            }
+            if !(0.0..=1.0).contains(&r.min_area) {
+                return Err("[localise] min_area is a fraction of the image area, in [0, 1]".into());
+            }
+            if r.upsample == crate::config::Resampling::Nearest {
+                return Err("[localise] upsample must be bilinear or bicubic".into());
+            }
+            if r.thresholds.iter().any(|t| t.needs_u8()) && !r.quantise {
+                return Err("[localise] u8:N thresholds need quantise = true (the 0-255 map)".into());
+            }
+            r
+        }
+        other => return Err(format!("[localise] unknown preset '{other}': cam-paper, wsol, chestxray8 or custom")),
+    };
+    Ok(r)
 }
 
 /// Hex SHA-256 of a file, streamed.

@@ -35,16 +35,10 @@ pub struct Geometry {
 
 impl Geometry {
     pub fn to_net(&self, x: f64, y: f64) -> (f64, f64) {
-        (
-            x * self.scale_x + self.offset_x,
-            y * self.scale_y + self.offset_y,
-        )
+        (x * self.scale_x + self.offset_x, y * self.scale_y + self.offset_y)
     }
     pub fn to_orig(&self, u: f64, v: f64) -> (f64, f64) {
-        (
-            (u - self.offset_x) / self.scale_x,
-            (v - self.offset_y) / self.scale_y,
-        )
+        ((u - self.offset_x) / self.scale_x, (v - self.offset_y) / self.scale_y)
     }
 }
 
@@ -80,20 +74,18 @@ impl Preprocessor {
                     a[..n].copy_from_slice(v);
                     Ok(a)
                 }
-                n => Err(format!(
-                    "[preprocess] {what} has {n} values; give 1 or {}",
-                    net.channels
-                )),
+                n => Err(format!("[preprocess] {what} has {n} values; give 1 or {}", net.channels)),
             }
         };
         let mean = per_channel(&cfg.mean, "mean")?;
         let std = per_channel(&cfg.std, "std")?;
-        if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) || mean.iter().any(|m| !m.is_finite())
-        {
+        if std.iter().any(|s| !(s.is_finite() && *s != 0.0)) || mean.iter().any(|m| !m.is_finite()) {
             return Err("[preprocess] std must be finite and non-zero, mean finite".into());
         }
         if cfg.resize == ResizeMode::ShorterSideThenCenterCrop {
-            let r = cfg.resize_to.ok_or("[preprocess] resize = \"shorter-side-then-center-crop\" needs resize_to (e.g. 256)")?;
+            let r = cfg
+                .resize_to
+                .ok_or("[preprocess] resize = \"shorter-side-then-center-crop\" needs resize_to (e.g. 256)")?;
             if r < net.width.max(net.height) {
                 return Err(format!(
                     "[preprocess] resize_to = {r} is smaller than the {}x{} crop",
@@ -131,18 +123,10 @@ impl Preprocessor {
             ResizeMode::ShorterSideThenCenterCrop => {
                 let s = self.resize_to.expect("validated");
                 // torchvision: the long side is truncated, not rounded.
-                let (rw, rh) = if w <= h {
-                    (s, (s as f64 * fh / fw) as usize)
-                } else {
-                    ((s as f64 * fw / fh) as usize, s)
-                };
+                let (rw, rh) =
+                    if w <= h { (s, (s as f64 * fh / fw) as usize) } else { ((s as f64 * fw / fh) as usize, s) };
                 let (rw, rh) = (rw.max(nw), rh.max(nh));
-                (
-                    rw,
-                    rh,
-                    -(round_half_even((rw - nw) as f64 / 2.0)),
-                    -(round_half_even((rh - nh) as f64 / 2.0)),
-                )
+                (rw, rh, -(round_half_even((rw - nw) as f64 / 2.0)), -(round_half_even((rh - nh) as f64 / 2.0)))
             }
             ResizeMode::Letterbox => {
                 let s = (nw as f64 / fw).min(nh as f64 / fh);
@@ -173,41 +157,21 @@ impl Preprocessor {
         let (src, sch): (&[f32], usize) = match (img.channels, self.net.channels) {
             (3, 1) => {
                 // ITU-R 601-2 luma, as Pillow's convert("L").
-                converted = img
-                    .data
-                    .chunks_exact(3)
-                    .map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])
-                    .collect::<Vec<f32>>();
+                converted =
+                    img.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect::<Vec<f32>>();
                 (&converted, 1)
             }
             (c, _) => (&img.data, c),
         };
         // Window of the scaled image that lands inside the network input.
-        let (wx0, wy0) = (
-            (-geo.offset_x).max(0.0) as usize,
-            (-geo.offset_y).max(0.0) as usize,
-        );
-        let (px, py) = (
-            geo.offset_x.max(0.0) as usize,
-            geo.offset_y.max(0.0) as usize,
-        );
+        let (wx0, wy0) = ((-geo.offset_x).max(0.0) as usize, (-geo.offset_y).max(0.0) as usize);
+        let (px, py) = (geo.offset_x.max(0.0) as usize, geo.offset_y.max(0.0) as usize);
         let cw = geo.resized_w.min(self.net.width);
         let chh = geo.resized_h.min(self.net.height);
-        let pixels = resize_window(
-            src,
-            w,
-            h,
-            sch,
-            geo.resized_w,
-            geo.resized_h,
-            (wx0, wy0, cw, chh),
-            self.resampling,
-        );
+        let pixels = resize_window(src, w, h, sch, geo.resized_w, geo.resized_h, (wx0, wy0, cw, chh), self.resampling);
 
         let (nw, nh, nc) = (self.net.width, self.net.height, self.net.channels);
-        let pad: Vec<f32> = (0..nc)
-            .map(|c| (self.pad_value - self.mean[c]) / self.std[c])
-            .collect();
+        let pad: Vec<f32> = (0..nc).map(|c| (self.pad_value - self.mean[c]) / self.std[c]).collect();
         let value = |c: usize, y: usize, x: usize| -> f32 {
             if x < px || y < py || x >= px + cw || y >= py + chh {
                 return pad[c];
@@ -228,10 +192,7 @@ impl Preprocessor {
             Layout::Nchw => Array4::from_shape_fn((1, nc, nh, nw), |(_, c, y, x)| value(c, y, x)),
             Layout::Nhwc => Array4::from_shape_fn((1, nh, nw, nc), |(_, y, x, c)| value(c, y, x)),
         };
-        Ok(NetInput {
-            tensor: arr,
-            geometry: geo,
-        })
+        Ok(NetInput { tensor: arr, geometry: geo })
     }
 }
 
@@ -250,21 +211,11 @@ mod tests {
     use super::*;
 
     fn spec(w: usize, h: usize, c: usize, layout: Layout) -> InputSpec {
-        InputSpec {
-            name: "input".into(),
-            layout,
-            channels: c,
-            width: w,
-            height: h,
-        }
+        InputSpec { name: "input".into(), layout, channels: c, width: w, height: h }
     }
 
     fn pre(mode: ResizeMode, resize_to: Option<usize>, net: InputSpec) -> Preprocessor {
-        let cfg = PreprocessConfig {
-            resize: mode,
-            resize_to,
-            ..Default::default()
-        };
+        let cfg = PreprocessConfig { resize: mode, resize_to, ..Default::default() };
         Preprocessor::new(&cfg, &net).unwrap()
     }
 
@@ -272,11 +223,7 @@ mod tests {
     fn torchvision_resize_and_center_crop_geometry() {
         // 517 wide x 333 high, Resize(256) -> 397 x 256 (int(256 * 517 / 333) = 397),
         // CenterCrop(224): left = round(173 / 2) = round(86.5) = 86 (half to even), top = 16.
-        let p = pre(
-            ResizeMode::ShorterSideThenCenterCrop,
-            Some(256),
-            spec(224, 224, 3, Layout::Nchw),
-        );
+        let p = pre(ResizeMode::ShorterSideThenCenterCrop, Some(256), spec(224, 224, 3, Layout::Nchw));
         let g = p.geometry(517, 333);
         assert_eq!((g.resized_w, g.resized_h), (397, 256));
         assert_eq!((g.offset_x, g.offset_y), (-86.0, -16.0));
@@ -296,11 +243,8 @@ mod tests {
 
     #[test]
     fn grey_is_replicated_and_normalised_nhwc() {
-        let mut cfg = PreprocessConfig {
-            resize: ResizeMode::Stretch,
-            resampling: Resampling::Nearest,
-            ..Default::default()
-        };
+        let mut cfg =
+            PreprocessConfig { resize: ResizeMode::Stretch, resampling: Resampling::Nearest, ..Default::default() };
         cfg.scale = PixelScale::Byte;
         cfg.mean = vec![127.5];
         cfg.std = vec![127.5];
@@ -328,40 +272,21 @@ mod tests {
             ..Default::default()
         };
         let p = Preprocessor::new(&cfg, &spec(8, 8, 3, Layout::Nchw)).unwrap();
-        let img = SourceImage {
-            width: 8,
-            height: 8,
-            channels: 3,
-            data: [0.1f32, 0.5, 0.9].repeat(64),
-            bit_depth: 8,
-        };
+        let img = SourceImage { width: 8, height: 8, channels: 3, data: [0.1f32, 0.5, 0.9].repeat(64), bit_depth: 8 };
         let t = p.run(&img).unwrap().tensor;
         let v = t.as_slice().unwrap();
-        assert!(
-            (v[0] - 0.9).abs() < 1e-6 && (v[64] - 0.5).abs() < 1e-6 && (v[128] - 0.1).abs() < 1e-6
-        );
+        assert!((v[0] - 0.9).abs() < 1e-6 && (v[64] - 0.5).abs() < 1e-6 && (v[128] - 0.1).abs() < 1e-6);
     }
 
     #[test]
     fn rejects_bad_recipes() {
         let net = spec(224, 224, 3, Layout::Nchw);
-        let cfg = PreprocessConfig {
-            resize: ResizeMode::ShorterSideThenCenterCrop,
-            resize_to: None,
-            ..Default::default()
-        };
-        assert!(Preprocessor::new(&cfg, &net)
-            .unwrap_err()
-            .contains("resize_to"));
-        let cfg = PreprocessConfig {
-            std: vec![0.0],
-            ..Default::default()
-        };
+        let cfg =
+            PreprocessConfig { resize: ResizeMode::ShorterSideThenCenterCrop, resize_to: None, ..Default::default() };
+        assert!(Preprocessor::new(&cfg, &net).unwrap_err().contains("resize_to"));
+        let cfg = PreprocessConfig { std: vec![0.0], ..Default::default() };
         assert!(Preprocessor::new(&cfg, &net).is_err());
-        let cfg = PreprocessConfig {
-            mean: vec![0.1, 0.2],
-            ..Default::default()
-        };
+        let cfg = PreprocessConfig { mean: vec![0.1, 0.2], ..Default::default() };
         assert!(Preprocessor::new(&cfg, &net).is_err());
     }
 }

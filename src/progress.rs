@@ -10,13 +10,7 @@ use crate::defaults;
 
 pub enum Progress {
     Bar(ProgressBar, u64),
-    Lines {
-        total: u64,
-        done: u64,
-        errors: u64,
-        start: Instant,
-        last: Instant,
-    },
+    Lines { total: u64, done: u64, errors: u64, start: Instant, last: Instant },
     Quiet,
 }
 
@@ -28,21 +22,13 @@ impl Progress {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}",
-                )
-                .expect("static template"),
+                ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
+                    .expect("static template"),
             );
             Progress::Bar(bar, 0)
         } else {
             let now = Instant::now();
-            Progress::Lines {
-                total,
-                done: 0,
-                errors: 0,
-                start: now,
-                last: now,
-            }
+            Progress::Lines { total, done: 0, errors: 0, start: now, last: now }
         }
     }
 
@@ -55,18 +41,10 @@ impl Progress {
                     b.set_message(format!("{errors} errors"));
                 }
             }
-            Progress::Lines {
-                total,
-                done,
-                errors,
-                start,
-                last,
-            } => {
+            Progress::Lines { total, done, errors, start, last } => {
                 *done += 1;
                 *errors += error as u64;
-                if last.elapsed() >= Duration::from_secs(defaults::LOG_EVERY_SECS)
-                    || *done == *total
-                {
+                if last.elapsed() >= Duration::from_secs(defaults::LOG_EVERY_SECS) || *done == *total {
                     *last = Instant::now();
                     let rate = *done as f64 / start.elapsed().as_secs_f64().max(1e-9);
                     let eta = (*total - (*done).min(*total)) as f64 / rate.max(1e-9);

@@ -66,19 +66,10 @@ pub fn nearest_indices(inp: usize, out: usize, first: usize, count: usize) -> Ve
     idx
 }
 
-fn axis_weights(
-    kind: Resampling,
-    inp: usize,
-    out: usize,
-    first: usize,
-    count: usize,
-) -> AxisWeights {
+fn axis_weights(kind: Resampling, inp: usize, out: usize, first: usize, count: usize) -> AxisWeights {
     if kind == Resampling::Nearest {
         let idx = nearest_indices(inp, out, first, count);
-        return AxisWeights {
-            start: idx,
-            weights: vec![vec![1.0]; count],
-        };
+        return AxisWeights { start: idx, weights: vec![vec![1.0]; count] };
     }
     let scale = inp as f64 / out as f64;
     let fscale = scale.max(1.0);
@@ -89,9 +80,7 @@ fn axis_weights(
         let center = (xx as f64 + 0.5) * scale;
         let xmin = ((center - sup + 0.5).floor().max(0.0)) as usize;
         let xmax = ((center + sup + 0.5).floor() as usize).min(inp);
-        let mut w: Vec<f64> = (xmin..xmax)
-            .map(|x| filter(kind, (x as f64 - center + 0.5) / fscale))
-            .collect();
+        let mut w: Vec<f64> = (xmin..xmax).map(|x| filter(kind, (x as f64 - center + 0.5) / fscale)).collect();
         let total: f64 = w.iter().sum();
         if total != 0.0 {
             w.iter_mut().for_each(|v| *v /= total);
@@ -120,14 +109,7 @@ pub fn resize_window(
     let wy = axis_weights(kind, h, out_h, y0, chh);
     // Source rows the vertical pass needs.
     let row_lo = wy.start.iter().copied().min().unwrap_or(0);
-    let row_hi = wy
-        .start
-        .iter()
-        .zip(&wy.weights)
-        .map(|(s, k)| s + k.len())
-        .max()
-        .unwrap_or(0)
-        .max(row_lo);
+    let row_hi = wy.start.iter().zip(&wy.weights).map(|(s, k)| s + k.len()).max().unwrap_or(0).max(row_lo);
     // Horizontal pass on those rows only.
     let mut tmp = vec![0f32; (row_hi - row_lo) * cw * ch];
     for (r, y) in (row_lo..row_hi).enumerate() {
@@ -183,11 +165,7 @@ mod tests {
     #[test]
     fn constant_image_stays_constant() {
         let src = vec![0.25f32; 13 * 9 * 3];
-        for kind in [
-            Resampling::Bilinear,
-            Resampling::Bicubic,
-            Resampling::Nearest,
-        ] {
+        for kind in [Resampling::Bilinear, Resampling::Bicubic, Resampling::Nearest] {
             let out = resize_window(&src, 13, 9, 3, 40, 5, (0, 0, 40, 5), kind);
             assert!(out.iter().all(|v| (v - 0.25).abs() < 1e-6), "{kind:?}");
         }
@@ -195,9 +173,7 @@ mod tests {
 
     #[test]
     fn window_equals_crop_of_full_resize() {
-        let src: Vec<f32> = (0..17 * 11)
-            .map(|i| ((i * 37) % 101) as f32 / 100.0)
-            .collect();
+        let src: Vec<f32> = (0..17 * 11).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
         let full = resize_window(&src, 17, 11, 1, 30, 20, (0, 0, 30, 20), Resampling::Bicubic);
         let win = resize_window(&src, 17, 11, 1, 30, 20, (5, 3, 20, 14), Resampling::Bicubic);
         for y in 0..14 {
@@ -211,16 +187,7 @@ mod tests {
     fn bilinear_upscale_by_two_hand_computed() {
         // 2 -> 4 samples of [0, 1]: centres at 0.25, 0.75, 1.25, 1.75 in source pixels,
         // weights clamp at the border: [0, 0.25, 0.75, 1].
-        let out = resize_window(
-            &[0.0, 1.0],
-            2,
-            1,
-            1,
-            4,
-            1,
-            (0, 0, 4, 1),
-            Resampling::Bilinear,
-        );
+        let out = resize_window(&[0.0, 1.0], 2, 1, 1, 4, 1, (0, 0, 4, 1), Resampling::Bilinear);
         let want = [0.0, 0.25, 0.75, 1.0];
         for (o, w) in out.iter().zip(want) {
             assert!((o - w).abs() < 1e-6, "{out:?}");

@@ -18,9 +18,7 @@ fn bad_files_become_error_rows_and_the_run_goes_on() {
     let jpg = std::fs::read(samples.join("rocket.jpg")).unwrap();
     std::fs::write(inp.join("truncated.jpg"), &jpg[..jpg.len() / 2]).unwrap();
     std::fs::write(inp.join("text.png"), b"this is not an image\n").unwrap();
-    ImageBuffer::from_pixel(1, 1, Rgb([10u8, 20, 30]))
-        .save(inp.join("one_pixel.png"))
-        .unwrap();
+    ImageBuffer::from_pixel(1, 1, Rgb([10u8, 20, 30])).save(inp.join("one_pixel.png")).unwrap();
 
     let coffee = image::open(samples.join("coffee.png")).unwrap();
     let c16: ImageBuffer<Rgb<u16>, Vec<u16>> = coffee.to_rgb16();
@@ -31,23 +29,12 @@ fn bad_files_become_error_rows_and_the_run_goes_on() {
     grey16.save(inp.join("sub/coffee_grey16.png")).unwrap();
 
     let out = dir.path().join("out");
-    let (code, _, err) = cambox(&[
-        "run",
-        "-c",
-        "configs/demo.toml",
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-        inp.to_str().unwrap(),
-    ]);
+    let (code, _, err) =
+        cambox(&["run", "-c", "configs/demo.toml", "-o", out.to_str().unwrap(), "-q", inp.to_str().unwrap()]);
     assert_eq!(code, 3, "some images failed: exit 3; stderr: {err}");
     let rows = read_csv(out.join("images.csv"));
     assert_eq!(rows.len(), 8, "one row per file: {rows:?}");
-    let row = |p: &str| {
-        rows.iter()
-            .find(|r| r["path"] == p)
-            .unwrap_or_else(|| panic!("no row for {p}"))
-    };
+    let row = |p: &str| rows.iter().find(|r| r["path"] == p).unwrap_or_else(|| panic!("no row for {p}"));
 
     for (p, reason) in [
         ("zero.jpg", "empty file"),
@@ -57,11 +44,7 @@ fn bad_files_become_error_rows_and_the_run_goes_on() {
     ] {
         let r = row(p);
         assert_eq!(r["status"], "error", "{r:?}");
-        assert!(
-            r["error"].contains(reason),
-            "{p}: reason {:?} should mention {reason:?}",
-            r["error"]
-        );
+        assert!(r["error"].contains(reason), "{p}: reason {:?} should mention {reason:?}", r["error"]);
         assert!(!r["error"].contains('\n'));
         assert_eq!(r["class_index"], "");
     }
@@ -87,18 +70,11 @@ fn bad_files_become_error_rows_and_the_run_goes_on() {
 fn fatal_errors_are_one_line_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
-    std::fs::write(
-        &cfg,
-        "[model]\npath = \"nope.onnx\"\n[input]\npaths = [\".\"]\n[output]\ndir = \"o\"\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "[model]\npath = \"nope.onnx\"\n[input]\npaths = [\".\"]\n[output]\ndir = \"o\"\n").unwrap();
     let (code, _, err) = cambox(&["run", "-c", cfg.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(
-        err.contains("nope.onnx") && err.contains("no such file"),
-        "{err}"
-    );
+    assert!(err.contains("nope.onnx") && err.contains("no such file"), "{err}");
 
     std::fs::write(&cfg, "[model]\npath = \"x.onnx\"\ntypo = 1\n").unwrap();
     let (code, _, err) = cambox(&["run", "-c", cfg.to_str().unwrap()]);

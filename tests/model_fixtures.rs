@@ -14,8 +14,7 @@ const TOL: f32 = 1e-5;
 fn fixture(name: &str) -> (std::path::PathBuf, serde_json::Value) {
     let dir = root().join("tests/fixtures/models");
     let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
     (dir.join(format!("{name}.onnx")), meta)
 }
 
@@ -27,29 +26,12 @@ fn check_cam_fixture(name: &str) {
     let (path, meta) = fixture(name);
     let dir = path.parent().unwrap();
     let plan = load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(
-        plan.cut.head.kind(),
-        meta["head"].as_str().unwrap(),
-        "{name}: head kind"
-    );
-    assert_eq!(
-        plan.cut.feature,
-        meta["feature_name"].as_str().unwrap(),
-        "{name}: feature tensor"
-    );
-    let want_layout = if meta["feature_layout"] == "nhwc" {
-        Layout::Nhwc
-    } else {
-        Layout::Nchw
-    };
-    assert_eq!(
-        plan.cut.pooling.layout, want_layout,
-        "{name}: feature layout"
-    );
+    assert_eq!(plan.cut.head.kind(), meta["head"].as_str().unwrap(), "{name}: head kind");
+    assert_eq!(plan.cut.feature, meta["feature_name"].as_str().unwrap(), "{name}: feature tensor");
+    let want_layout = if meta["feature_layout"] == "nhwc" { Layout::Nhwc } else { Layout::Nchw };
+    assert_eq!(plan.cut.pooling.layout, want_layout, "{name}: feature layout");
 
-    let input = npy(dir.join(format!("{name}.input.npy")))
-        .into_dimensionality::<Ix4>()
-        .unwrap();
+    let input = npy(dir.join(format!("{name}.input.npy"))).into_dimensionality::<Ix4>().unwrap();
     let inf = plan.infer(input).unwrap();
 
     // F, compared as C x positions.
@@ -57,10 +39,7 @@ fn check_cam_fixture(name: &str) {
     let s = f.shape().to_vec();
     let f = match want_layout {
         Layout::Nchw => f.into_shape_with_order((s[1], s[2] * s[3])).unwrap(),
-        Layout::Nhwc => f
-            .into_shape_with_order((s[1] * s[2], s[3]))
-            .unwrap()
-            .reversed_axes(),
+        Layout::Nhwc => f.into_shape_with_order((s[1] * s[2], s[3])).unwrap().reversed_axes(),
     };
     let d = max_abs_diff(inf.features.matrix().iter(), f.iter());
     assert!(d <= TOL, "{name}: features differ by {d}");
@@ -142,9 +121,7 @@ fn mlp_head_is_other_naming_the_op_and_still_predicts() {
         }
         h => panic!("expected other, got {}", h.kind()),
     }
-    let input = npy(path.with_extension("input.npy"))
-        .into_dimensionality::<Ix4>()
-        .unwrap();
+    let input = npy(path.with_extension("input.npy")).into_dimensionality::<Ix4>().unwrap();
     let inf = plan.infer(input).unwrap();
     let want = npy(path.with_extension("logits.npy"));
     let d = max_abs_diff(inf.logits.as_ref().unwrap().iter(), want.iter());
@@ -157,18 +134,12 @@ fn model_without_pooling_is_refused_with_a_reason() {
     let (path, _) = fixture("no_pooling");
     let err = load(&path).err().expect("must be refused").to_string();
     assert!(err.contains("no global average pooling"), "{err}");
-    assert!(
-        err.contains("no_pooling.onnx"),
-        "error names the file: {err}"
-    );
+    assert!(err.contains("no_pooling.onnx"), "error names the file: {err}");
 }
 
 #[test]
 fn inspect_prints_the_cut() {
-    let (code, out, err) = cambox(&[
-        "inspect",
-        "tests/fixtures/models/nhwc_reducemean_matmul.onnx",
-    ]);
+    let (code, out, err) = cambox(&["inspect", "tests/fixtures/models/nhwc_reducemean_matmul.onnx"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("feature tensor: 'features'"), "{out}");
     assert!(out.contains("head:           linear (MatMul"), "{out}");
@@ -178,8 +149,5 @@ fn inspect_prints_the_cut() {
     assert!(out.contains("MLP (other)"), "{out}");
     let (code, _, err) = cambox(&["inspect", "tests/fixtures/models/no_pooling.onnx"]);
     assert_eq!(code, 1);
-    assert!(
-        err.lines().count() == 1 && err.contains("no_pooling.onnx"),
-        "{err}"
-    );
+    assert!(err.lines().count() == 1 && err.contains("no_pooling.onnx"), "{err}");
 }

@@ -11,32 +11,20 @@ use ndarray::{s, Axis, Ix4};
 
 #[test]
 fn efficientnet_matches_onnxruntime_on_the_same_input() {
-    let plan = ModelPlan::load(
-        &root().join("data/models/efficientnet-lite0.onnx"),
-        LayoutChoice::Auto,
-        None,
-        None,
-        &|_, v| v,
-    )
-    .unwrap();
+    let plan =
+        ModelPlan::load(&root().join("data/models/efficientnet-lite0.onnx"), LayoutChoice::Auto, None, None, &|_, v| v)
+            .unwrap();
     assert_eq!(plan.report.feature_tensor, "/_swish_1/Clip_output_0");
     assert_eq!(plan.report.feature_shape, vec![1, 1280, 7, 7]);
-    let Head::Linear(head) = &plan.cut.head else {
-        panic!("EfficientNet's head is linear")
-    };
+    let Head::Linear(head) = &plan.cut.head else { panic!("EfficientNet's head is linear") };
     let refdir = root().join("tests/data/reference/efficientnet-lite0");
     for name in ["chelsea", "coffee"] {
-        let input = npy(refdir.join(format!("{name}_input.npy")))
-            .into_dimensionality::<Ix4>()
-            .unwrap();
+        let input = npy(refdir.join(format!("{name}_input.npy"))).into_dimensionality::<Ix4>().unwrap();
         let inf = plan.infer(input).unwrap();
         let want_f = npy(refdir.join(format!("{name}_ort_featmap.npy")));
         let want_f = want_f.into_shape_with_order((1280, 49)).unwrap();
         let df = max_abs_diff(inf.features.matrix().iter(), want_f.iter());
-        assert!(
-            df <= 1e-4,
-            "{name}: feature map differs from onnxruntime by {df}"
-        );
+        assert!(df <= 1e-4, "{name}: feature map differs from onnxruntime by {df}");
         let logits = linear_logits(head, &inf.features);
         let want_l = npy(refdir.join(format!("{name}_ort_logits.npy")));
         let dl = max_abs_diff(logits.iter(), want_l.iter());
@@ -47,26 +35,13 @@ fn efficientnet_matches_onnxruntime_on_the_same_input() {
 #[test]
 fn demo_run_predicts_cat_and_espresso_and_passes_the_logit_check() {
     let out = tempfile::tempdir().unwrap();
-    let (code, _, err) = cambox(&[
-        "run",
-        "--config",
-        "configs/demo.toml",
-        "--out",
-        out.path().to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (code, _, err) =
+        cambox(&["run", "--config", "configs/demo.toml", "--out", out.path().to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 0, "{err}");
     let rows = read_csv(out.path().join("images.csv"));
     let n_images = std::fs::read_dir(root().join("data/samples/natural"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .map(|x| x != "md")
-                .unwrap_or(false)
-        })
+        .filter(|e| e.as_ref().unwrap().path().extension().map(|x| x != "md").unwrap_or(false))
         .count();
     assert_eq!(rows.len(), n_images, "one row per sample image");
     for r in &rows {
@@ -74,44 +49,20 @@ fn demo_run_predicts_cat_and_espresso_and_passes_the_logit_check() {
         let check: f32 = r["logit_check"].parse().unwrap();
         assert!(check < 1e-4, "logit check {check} on {}", r["path"]);
     }
-    let row = |p: &str| {
-        rows.iter()
-            .find(|r| r["path"] == p)
-            .unwrap_or_else(|| panic!("no row for {p}"))
-    };
+    let row = |p: &str| rows.iter().find(|r| r["path"] == p).unwrap_or_else(|| panic!("no row for {p}"));
     let top3 = |p: &str| -> Vec<usize> {
-        row(p)["top_k"]
-            .split(';')
-            .take(3)
-            .map(|t| t.split(':').next().unwrap().parse().unwrap())
-            .collect()
+        row(p)["top_k"].split(';').take(3).map(|t| t.split(':').next().unwrap().parse().unwrap()).collect()
     };
-    assert!(
-        top3("chelsea.png")
-            .iter()
-            .any(|k| [281, 282, 285].contains(k)),
-        "{:?}",
-        row("chelsea.png")
-    );
+    assert!(top3("chelsea.png").iter().any(|k| [281, 282, 285].contains(k)), "{:?}", row("chelsea.png"));
     assert_eq!(row("coffee.png")["class_index"], "967");
     assert_eq!(row("coffee.png")["class_name"], "espresso");
-    assert_eq!(
-        (
-            row("chelsea.png")["width"].as_str(),
-            row("chelsea.png")["height"].as_str()
-        ),
-        ("451", "300")
-    );
+    assert_eq!((row("chelsea.png")["width"].as_str(), row("chelsea.png")["height"].as_str()), ("451", "300"));
 
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("run.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("run.json")).unwrap()).unwrap();
     assert_eq!(manifest["state"], "completed");
     assert_eq!(manifest["counts"]["ok"], n_images as u64);
-    assert_eq!(
-        manifest["model"]["cut"]["feature_tensor"],
-        "/_swish_1/Clip_output_0"
-    );
+    assert_eq!(manifest["model"]["cut"]["feature_tensor"], "/_swish_1/Clip_output_0");
     assert_eq!(manifest["model"]["cut"]["head"], "linear");
     assert_eq!(manifest["model"]["sha256"].as_str().unwrap().len(), 64);
     assert!(manifest["config"]["preprocess"]["resize_to"] == 256);
@@ -125,23 +76,15 @@ fn xception_matches_keras_given_the_same_inputs() {
         return;
     };
     let model = shared.join("models/pneumonia_xception.onnx");
-    let plan = ModelPlan::load(&model, LayoutChoice::Auto, None, None, &|_, v| {
-        v * 2.0 - 1.0
-    })
-    .unwrap();
+    let plan = ModelPlan::load(&model, LayoutChoice::Auto, None, None, &|_, v| v * 2.0 - 1.0).unwrap();
     assert_eq!(plan.cut.head.kind(), "other");
     let refdir = shared.join("reference/pneumonia-xception");
-    let inputs = npy(refdir.join("inputs_nhwc.npy"))
-        .into_dimensionality::<Ix4>()
-        .unwrap();
+    let inputs = npy(refdir.join("inputs_nhwc.npy")).into_dimensionality::<Ix4>().unwrap();
     let keras = npy(refdir.join("keras_logits.npy"));
     for i in 0..inputs.shape()[0] {
         let x = inputs.slice(s![i..i + 1, .., .., ..]).to_owned();
         let inf = plan.infer(x).unwrap();
-        let d = max_abs_diff(
-            inf.logits.as_ref().unwrap().iter(),
-            keras.index_axis(Axis(0), i).iter(),
-        );
+        let d = max_abs_diff(inf.logits.as_ref().unwrap().iter(), keras.index_axis(Axis(0), i).iter());
         assert!(d <= 1e-4, "image {i}: logits differ from Keras by {d}");
         if i == 0 {
             let f = npy(refdir.join("keras_featmap_00.npy"));
@@ -172,21 +115,12 @@ fn xception_preprocessing_matches_the_reference_inputs() {
     let files: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(refdir.join("files.json")).unwrap()).unwrap();
     let inputs = npy(refdir.join("inputs_nhwc.npy"));
-    let dec = cambox::decode::Decoder {
-        max_pixels: u64::MAX,
-        max_file_bytes: u64::MAX,
-    };
+    let dec = cambox::decode::Decoder { max_pixels: u64::MAX, max_file_bytes: u64::MAX };
     for (i, f) in files.iter().enumerate() {
-        let img = dec
-            .decode_file(&root().join("data/samples/chest-xray").join(f))
-            .unwrap();
+        let img = dec.decode_file(&root().join("data/samples/chest-xray").join(f)).unwrap();
         let x = pre.run(&img).unwrap().tensor;
         let want = inputs.index_axis(Axis(0), i);
-        let diffs: Vec<f32> = x
-            .iter()
-            .zip(want.iter())
-            .map(|(a, b)| (a - b).abs())
-            .collect();
+        let diffs: Vec<f32> = x.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).collect();
         let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
         let max = diffs.iter().copied().fold(0.0, f32::max);
         eprintln!("{f}: mean |diff| {mean:.2e}, max {max:.2e}");
@@ -194,9 +128,6 @@ fn xception_preprocessing_matches_the_reference_inputs() {
         // here, libjpeg in Pillow) differ by a level on a few pixels (measured: max one
         // level, mean ~3e-5); the sampling grid must be Pillow's exactly, or whole rows and
         // columns shift and the mean grows by orders of magnitude.
-        assert!(
-            mean < 2e-4 && max <= 2.0 * 2.0 / 255.0 + 1e-6,
-            "{f}: mean {mean}, max {max}"
-        );
+        assert!(mean < 2e-4 && max <= 2.0 * 2.0 / 255.0 + 1e-6, "{f}: mean {mean}, max {max}");
     }
 }

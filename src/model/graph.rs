@@ -32,10 +32,7 @@ impl OnnxGraph {
         let proto = tract_onnx::onnx()
             .proto_model_for_path(path)
             .map_err(|e| Error::model(path, format!("not a readable ONNX model: {e:#}")))?;
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| Error::model(path, "the file holds no graph"))?;
+        let graph = proto.graph.as_ref().ok_or_else(|| Error::model(path, "the file holds no graph"))?;
         let mut producer = HashMap::new();
         let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
@@ -46,19 +43,8 @@ impl OnnxGraph {
                 consumers.entry(inp.clone()).or_default().push(i);
             }
         }
-        let initializers = graph
-            .initializer
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        Ok(OnnxGraph {
-            path: path.to_path_buf(),
-            proto,
-            producer,
-            consumers,
-            initializers,
-        })
+        let initializers = graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(OnnxGraph { path: path.to_path_buf(), proto, producer, consumers, initializers })
     }
 
     pub fn graph(&self) -> &pb::GraphProto {
@@ -85,11 +71,7 @@ impl OnnxGraph {
     /// Graph inputs that are real inputs (not initializers listed as inputs, as old
     /// exporters do).
     pub fn real_inputs(&self) -> Vec<&pb::ValueInfoProto> {
-        self.graph()
-            .input
-            .iter()
-            .filter(|i| !self.initializers.contains_key(&i.name))
-            .collect()
+        self.graph().input.iter().filter(|i| !self.initializers.contains_key(&i.name)).collect()
     }
 
     pub fn outputs(&self) -> &[pb::ValueInfoProto] {
@@ -115,10 +97,7 @@ impl OnnxGraph {
 
     pub fn is_constant(&self, tensor: &str) -> bool {
         self.initializers.contains_key(tensor)
-            || self
-                .producer(tensor)
-                .map(|i| self.node(i).op_type == "Constant")
-                .unwrap_or(false)
+            || self.producer(tensor).map(|i| self.node(i).op_type == "Constant").unwrap_or(false)
     }
 
     /// The static shape of a graph input as written in the file (`None` for symbolic dims).
@@ -141,11 +120,7 @@ impl OnnxGraph {
     pub fn describe(&self, id: usize) -> String {
         let n = self.node(id);
         if n.name.is_empty() {
-            format!(
-                "{} -> {}",
-                n.op_type,
-                n.output.first().map(String::as_str).unwrap_or("?")
-            )
+            format!("{} -> {}", n.op_type, n.output.first().map(String::as_str).unwrap_or("?"))
         } else {
             format!("{} '{}'", n.op_type, n.name)
         }
@@ -154,26 +129,15 @@ impl OnnxGraph {
 
 /// Integer attribute with a default.
 pub fn attr_i(node: &NodeProto, name: &str, default: i64) -> i64 {
-    node.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map(|a| a.i)
-        .unwrap_or(default)
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.i).unwrap_or(default)
 }
 
 /// Float attribute with a default.
 pub fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
-    node.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map(|a| a.f)
-        .unwrap_or(default)
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.f).unwrap_or(default)
 }
 
 /// Integer-list attribute.
 pub fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
-    node.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map(|a| a.ints.clone())
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
 }

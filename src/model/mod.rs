@@ -45,9 +45,7 @@ impl FeatureMap {
     fn from_tensor(tensor: Tensor, layout: Layout) -> std::result::Result<FeatureMap, String> {
         let shape = tensor.shape().to_vec();
         if shape.len() != 4 || shape[0] != 1 {
-            return Err(format!(
-                "feature map has shape {shape:?}, expected 1 x C x H x W or 1 x H x W x C"
-            ));
+            return Err(format!("feature map has shape {shape:?}, expected 1 x C x H x W or 1 x H x W x C"));
         }
         let (c, h, w) = match layout {
             Layout::Nchw => (shape[1], shape[2], shape[3]),
@@ -59,13 +57,7 @@ impl FeatureMap {
             .map_err(|e| format!("{e:#}"))?
             .as_standard_layout()
             .into_owned();
-        Ok(FeatureMap {
-            data,
-            layout,
-            channels: c,
-            height: h,
-            width: w,
-        })
+        Ok(FeatureMap { data, layout, channels: c, height: h, width: w })
     }
 
     /// Builds a feature map from plain data (tests, tools).
@@ -76,13 +68,7 @@ impl FeatureMap {
             .into_owned()
             .into_shape_with_order(vec![1, c, height, width])
             .expect("C x (h*w) data");
-        FeatureMap {
-            data,
-            layout: Layout::Nchw,
-            channels: c,
-            height,
-            width,
-        }
+        FeatureMap { data, layout: Layout::Nchw, channels: c, height, width }
     }
 
     /// F as C x positions.
@@ -91,9 +77,7 @@ impl FeatureMap {
         let hw = self.height * self.width;
         match self.layout {
             Layout::Nchw => ArrayView2::from_shape((self.channels, hw), s).expect("shape"),
-            Layout::Nhwc => ArrayView2::from_shape((hw, self.channels), s)
-                .expect("shape")
-                .reversed_axes(),
+            Layout::Nhwc => ArrayView2::from_shape((hw, self.channels), s).expect("shape").reversed_axes(),
         }
     }
 
@@ -102,9 +86,7 @@ impl FeatureMap {
         // Sum in f64: 1280 x 49 values, and the logit check compares to 1e-4.
         let m = self.matrix();
         let n = (self.height * self.width) as f64;
-        m.map(|&v| v as f64)
-            .sum_axis(Axis(1))
-            .mapv(|s| (s / n) as f32)
+        m.map(|&v| v as f64).sum_axis(Axis(1)).mapv(|s| (s / n) as f32)
     }
 }
 
@@ -157,16 +139,14 @@ impl ModelPlan {
         let cut = surgery::analyse(&g, feature_override)?;
         let merr = |what: &str, e: TractError| Error::model(path, format!("{what}: {e:#}"));
 
-        let base = tract_onnx::onnx()
-            .model_for_proto_model(&g.proto)
-            .map_err(|e| merr("tract cannot load the graph", e))?;
+        let base =
+            tract_onnx::onnx().model_for_proto_model(&g.proto).map_err(|e| merr("tract cannot load the graph", e))?;
         let shape: Vec<usize> = match input.layout {
             Layout::Nchw => vec![1, input.channels, input.height, input.width],
             Layout::Nhwc => vec![1, input.height, input.width, input.channels],
         };
-        let base = base
-            .with_input_fact(0, f32::fact(&shape).into())
-            .map_err(|e| merr("cannot fix the input shape", e))?;
+        let base =
+            base.with_input_fact(0, f32::fact(&shape).into()).map_err(|e| merr("cannot fix the input shape", e))?;
 
         let build = |outputs: &[&str]| -> Result<Arc<TypedRunnableModel>> {
             base.clone()
@@ -179,11 +159,7 @@ impl ModelPlan {
         };
 
         let plan_has_logits = matches!(cut.head, Head::Other { .. });
-        let plan = if plan_has_logits {
-            build(&[&cut.feature, &cut.logits])?
-        } else {
-            build(&[&cut.feature])?
-        };
+        let plan = if plan_has_logits { build(&[&cut.feature, &cut.logits])? } else { build(&[&cut.feature])? };
         let full = build(&[&cut.logits])?;
 
         // Probe: a smooth pattern in [0, 1], normalised like a real image.
@@ -200,10 +176,13 @@ impl ModelPlan {
 
         if let Some(k) = cut.pooling.kernel {
             if k != [features.height, features.width] {
-                return Err(Error::model(path, format!(
-                    "AveragePool '{}' has kernel {:?} but the feature map is {}x{}: not a global pooling",
-                    cut.pooling.node_name, k, features.height, features.width
-                )));
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "AveragePool '{}' has kernel {:?} but the feature map is {}x{}: not a global pooling",
+                        cut.pooling.node_name, k, features.height, features.width
+                    ),
+                ));
             }
         }
         let num_classes = full_logits.len();
@@ -223,10 +202,13 @@ impl ModelPlan {
             }
             Head::Identity => {
                 if features.channels != num_classes {
-                    return Err(Error::model(path, format!(
-                        "head has no dense layer, yet the feature map has {} channels for {} classes",
-                        features.channels, num_classes
-                    )));
+                    return Err(Error::model(
+                        path,
+                        format!(
+                            "head has no dense layer, yet the feature map has {} channels for {} classes",
+                            features.channels, num_classes
+                        ),
+                    ));
                 }
                 Some(features.pooled().to_vec())
             }
@@ -265,13 +247,7 @@ impl ModelPlan {
             probe_rel_diff: rel,
             map_methods,
         };
-        Ok(ModelPlan {
-            input,
-            cut,
-            report,
-            plan,
-            plan_has_logits,
-        })
+        Ok(ModelPlan { input, cut, report, plan, plan_has_logits })
     }
 
     /// Number of classes.
@@ -281,17 +257,9 @@ impl ModelPlan {
 
     /// Runs the cut network on one preprocessed input tensor.
     pub fn infer(&self, input: ndarray::Array4<f32>) -> std::result::Result<Inference, String> {
-        let mut out = self
-            .plan
-            .run(tvec!(input.into_tensor().into()))
-            .map_err(|e| format!("{e:#}"))?;
-        let features =
-            FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
-        let logits = if self.plan_has_logits {
-            Some(run_vec_from(&mut out, 0)?)
-        } else {
-            None
-        };
+        let mut out = self.plan.run(tvec!(input.into_tensor().into())).map_err(|e| format!("{e:#}"))?;
+        let features = FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
+        let logits = if self.plan_has_logits { Some(run_vec_from(&mut out, 0)?) } else { None };
         Ok(Inference { features, logits })
     }
 }
@@ -311,12 +279,7 @@ fn run_vec_from(out: &mut TVec<TValue>, i: usize) -> std::result::Result<Vec<f32
 }
 
 fn tensor_to_vec(t: Tensor) -> TractResult<Vec<f32>> {
-    Ok(t.cast_to::<f32>()?
-        .into_owned()
-        .into_plain_array::<f32>()?
-        .iter()
-        .copied()
-        .collect())
+    Ok(t.cast_to::<f32>()?.into_owned().into_plain_array::<f32>()?.iter().copied().collect())
 }
 
 /// max |a - b| / max(1, max |b|).
@@ -325,18 +288,10 @@ pub fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
         return f32::INFINITY;
     }
     let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, |m, d| if d.is_nan() { f32::NAN } else { m.max(d) })
-        / scale
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() { f32::NAN } else { m.max(d) }) / scale
 }
 
-fn probe_tensor(
-    input: &InputSpec,
-    shape: &[usize],
-    normalise: &dyn Fn(usize, f32) -> f32,
-) -> Tensor {
+fn probe_tensor(input: &InputSpec, shape: &[usize], normalise: &dyn Fn(usize, f32) -> f32) -> Tensor {
     let (w, h, c) = (input.width, input.height, input.channels);
     let value = |ch: usize, y: usize, x: usize| {
         let u = x as f32 / w.max(1) as f32;
@@ -345,12 +300,8 @@ fn probe_tensor(
         normalise(ch, raw.clamp(0.0, 1.0))
     };
     let arr = match input.layout {
-        Layout::Nchw => {
-            ndarray::Array4::from_shape_fn((1, c, h, w), |(_, ch, y, x)| value(ch, y, x))
-        }
-        Layout::Nhwc => {
-            ndarray::Array4::from_shape_fn((1, h, w, c), |(_, y, x, ch)| value(ch, y, x))
-        }
+        Layout::Nchw => ndarray::Array4::from_shape_fn((1, c, h, w), |(_, ch, y, x)| value(ch, y, x)),
+        Layout::Nhwc => ndarray::Array4::from_shape_fn((1, h, w, c), |(_, y, x, ch)| value(ch, y, x)),
     };
     debug_assert_eq!(arr.shape(), shape);
     arr.into_tensor()
@@ -367,11 +318,7 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
             let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
             return Err(Error::model(
                 &g.path,
-                format!(
-                    "the model has {} inputs ({}); an image classifier has one",
-                    many.len(),
-                    names.join(", ")
-                ),
+                format!("the model has {} inputs ({}); an image classifier has one", many.len(), names.join(", ")),
             ));
         }
     };
@@ -380,7 +327,10 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
         _ => 0,
     };
     if elem != 1 && elem != 0 {
-        return Err(Error::model(&g.path, format!("input '{}' is not float32 (ONNX type {elem}); cambox feeds normalised float images", inp.name)));
+        return Err(Error::model(
+            &g.path,
+            format!("input '{}' is not float32 (ONNX type {elem}); cambox feeds normalised float images", inp.name),
+        ));
     }
     let dims = OnnxGraph::declared_shape(inp).unwrap_or_default();
     if dims.len() != 4 {
@@ -400,37 +350,42 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
         LayoutChoice::Auto => match (is_ch(dims[1]), is_ch(dims[3])) {
             (true, false) => Layout::Nchw,
             (false, true) => Layout::Nhwc,
-            _ => return Err(Error::model(&g.path, format!(
-                "cannot tell the layout of input '{}' with shape {}; set [model] layout = \"nchw\" or \"nhwc\"",
-                inp.name, fmt_dims(&dims)
-            ))),
+            _ => {
+                return Err(Error::model(
+                    &g.path,
+                    format!(
+                        "cannot tell the layout of input '{}' with shape {}; set [model] layout = \"nchw\" or \"nhwc\"",
+                        inp.name,
+                        fmt_dims(&dims)
+                    ),
+                ))
+            }
         },
     };
     let (c, h, w) = match layout {
         Layout::Nchw => (dims[1], dims[2], dims[3]),
         Layout::Nhwc => (dims[3], dims[1], dims[2]),
     };
-    let channels =
-        match c {
-            Some(c @ (1 | 3)) => c as usize,
-            _ => return Err(Error::model(
+    let channels = match c {
+        Some(c @ (1 | 3)) => c as usize,
+        _ => {
+            return Err(Error::model(
                 &g.path,
                 format!(
                     "input '{}' with shape {} does not have 1 or 3 channels: not an image input",
                     inp.name,
                     fmt_dims(&dims)
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let (width, height) = match (w, h, size) {
         (_, _, Some([sw, sh])) => {
             if let (Some(w), Some(h)) = (w, h) {
                 if (w as usize, h as usize) != (sw, sh) {
                     return Err(Error::model(
                         &g.path,
-                        format!(
-                            "config input_size {sw}x{sh} differs from the model's fixed {w}x{h}"
-                        ),
+                        format!("config input_size {sw}x{sh} differs from the model's fixed {w}x{h}"),
                     ));
                 }
             }
@@ -448,18 +403,9 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
             ))
         }
     };
-    Ok(InputSpec {
-        name: inp.name.clone(),
-        layout,
-        channels,
-        width,
-        height,
-    })
+    Ok(InputSpec { name: inp.name.clone(), layout, channels, width, height })
 }
 
 fn fmt_dims(d: &[Option<i64>]) -> String {
-    d.iter()
-        .map(|x| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into()))
-        .collect::<Vec<_>>()
-        .join("x")
+    d.iter().map(|x| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into())).collect::<Vec<_>>().join("x")
 }

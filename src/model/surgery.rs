@@ -51,11 +51,7 @@ pub enum Head {
     /// No dense layer: the feature map has one channel per class (SqueezeNet style).
     Identity,
     /// Anything else; `op` names the first node that is not part of a linear head.
-    Other {
-        op: String,
-        node_name: String,
-        ops: Vec<String>,
-    },
+    Other { op: String, node_name: String, ops: Vec<String> },
 }
 
 impl Head {
@@ -84,21 +80,11 @@ pub struct FeatureCut {
 }
 
 /// Ops that only reshape the pooled vector.
-const PASSTHROUGH: &[&str] = &[
-    "Flatten",
-    "Reshape",
-    "Squeeze",
-    "Unsqueeze",
-    "Identity",
-    "Dropout",
-];
+const PASSTHROUGH: &[&str] = &["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"];
 
 /// Finds the cut. `feature_override` names F explicitly (it must feed a global pooling).
 pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureCut> {
-    let out = g
-        .outputs()
-        .first()
-        .ok_or_else(|| Error::model(&g.path, "the graph has no output"))?;
+    let out = g.outputs().first().ok_or_else(|| Error::model(&g.path, "the graph has no output"))?;
     let (logits, output_is_softmax) = match g.producer(&out.name).map(|i| g.node(i)) {
         Some(n) if n.op_type == "Softmax" => (n.input[0].clone(), true),
         _ => (out.name.clone(), false),
@@ -115,12 +101,7 @@ pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureC
         })
         .find_map(|i| {
             let p = as_global_pooling(g, i);
-            if p.is_none()
-                && matches!(
-                    g.node(i).op_type.as_str(),
-                    "GlobalMaxPool" | "MaxPool" | "ReduceMax"
-                )
-            {
+            if p.is_none() && matches!(g.node(i).op_type.as_str(), "GlobalMaxPool" | "MaxPool" | "ReduceMax") {
                 seen_other_pool.get_or_insert_with(|| g.describe(i));
             }
             p
@@ -133,9 +114,7 @@ pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureC
                 None => "no global average pooling (GlobalAveragePool, ReduceMean over H and W, or a full-map AveragePool) before the output: CAM needs one".to_string(),
             };
             if let Some(o) = seen_other_pool {
-                msg.push_str(&format!(
-                    "; found {o}, a max pooling, for which the CAM identity does not hold"
-                ));
+                msg.push_str(&format!("; found {o}, a max pooling, for which the CAM identity does not hold"));
             }
             return Err(Error::model(&g.path, msg));
         }
@@ -144,14 +123,7 @@ pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureC
     let feature = pool_node.input[0].clone();
     let pooled = pool_node.output[0].clone();
     let (head, head_ops) = walk_head(g, &pooled, &logits)?;
-    Ok(FeatureCut {
-        feature,
-        pooling,
-        head,
-        head_ops,
-        logits,
-        output_is_softmax,
-    })
+    Ok(FeatureCut { feature, pooling, head, head_ops, logits, output_is_softmax })
 }
 
 /// Marks every node the tensor depends on.
@@ -170,10 +142,7 @@ fn ancestors_of(g: &OnnxGraph, tensor: &str) -> Vec<bool> {
 }
 
 fn normalise_axes(axes: &[i64], rank: i64) -> Vec<i64> {
-    let mut a: Vec<i64> = axes
-        .iter()
-        .map(|&x| if x < 0 { x + rank } else { x })
-        .collect();
+    let mut a: Vec<i64> = axes.iter().map(|&x| if x < 0 { x + rank } else { x }).collect();
     a.sort_unstable();
     a
 }
@@ -181,13 +150,7 @@ fn normalise_axes(axes: &[i64], rank: i64) -> Vec<i64> {
 /// Recognises a spatial mean over a 4-D tensor.
 fn as_global_pooling(g: &OnnxGraph, i: usize) -> Option<Pooling> {
     let n = g.node(i);
-    let mk = |layout, kernel| Pooling {
-        node: i,
-        node_name: n.name.clone(),
-        op: n.op_type.clone(),
-        layout,
-        kernel,
-    };
+    let mk = |layout, kernel| Pooling { node: i, node_name: n.name.clone(), op: n.op_type.clone(), layout, kernel };
     match n.op_type.as_str() {
         "GlobalAveragePool" => Some(mk(Layout::Nchw, None)),
         "ReduceMean" => {
@@ -227,12 +190,8 @@ fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<Str
 
     while t != logits {
         // Shape ops reading the data only compute Reshape targets; they are not the data path.
-        let data_consumers: Vec<usize> = g
-            .consumers(&t)
-            .iter()
-            .copied()
-            .filter(|&c| g.node(c).op_type != "Shape")
-            .collect();
+        let data_consumers: Vec<usize> =
+            g.consumers(&t).iter().copied().filter(|&c| g.node(c).op_type != "Shape").collect();
         let c = match data_consumers.as_slice() {
             [c] => *c,
             [] => {
@@ -254,10 +213,7 @@ fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<Str
             if inp.is_empty() || *inp == t || g.is_constant(inp) || is_shape_plumbing(g, inp) {
                 continue;
             }
-            let from = g
-                .producer(inp)
-                .map(|p| g.describe(p))
-                .unwrap_or_else(|| format!("graph input '{inp}'"));
+            let from = g.producer(inp).map(|p| g.describe(p)).unwrap_or_else(|| format!("graph input '{inp}'"));
             return Err(model_err(format!(
                 "the pooling is not followed only by a head: {} (input {pos}) also reads '{inp}' from {from}",
                 g.describe(c)
@@ -279,11 +235,7 @@ fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<Str
                     None => other = Some((op.to_string(), n.name.clone())),
                 }
             } else if let (Some(d), "Add", false) = (dense.as_mut(), op, has_bias) {
-                let cst = n
-                    .input
-                    .iter()
-                    .find(|s| **s != t)
-                    .and_then(|s| g.constant(s));
+                let cst = n.input.iter().find(|s| **s != t).and_then(|s| g.constant(s));
                 match cst.filter(|b| b.len() == d.bias.len()) {
                     Some(b) => {
                         d.bias = &d.bias + &Array1::from_iter(b.iter().copied());
@@ -298,11 +250,7 @@ fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<Str
         t = n.output[0].clone();
     }
     let head = match (other, dense) {
-        (Some((op, node_name)), _) => Head::Other {
-            op,
-            node_name,
-            ops: ops.clone(),
-        },
+        (Some((op, node_name)), _) => Head::Other { op, node_name, ops: ops.clone() },
         (None, Some(d)) => Head::Linear(d),
         (None, None) => Head::Identity,
     };
@@ -330,16 +278,7 @@ fn is_shape_plumbing(g: &OnnxGraph, tensor: &str) -> bool {
         }
         if !matches!(
             n.op_type.as_str(),
-            "Gather"
-                | "Unsqueeze"
-                | "Concat"
-                | "Cast"
-                | "Slice"
-                | "Squeeze"
-                | "Mul"
-                | "Div"
-                | "Add"
-                | "Sub"
+            "Gather" | "Unsqueeze" | "Concat" | "Cast" | "Slice" | "Squeeze" | "Mul" | "Div" | "Add" | "Sub"
         ) {
             return false;
         }
@@ -366,11 +305,7 @@ fn dense_params(g: &OnnxGraph, id: usize, t: &str) -> Option<LinearHead> {
             let b = as_matrix(g.constant(&n.input[1])?)?;
             let alpha = attr_f(n, "alpha", 1.0);
             let beta = attr_f(n, "beta", 1.0);
-            let w = if attr_i(n, "transB", 0) != 0 {
-                b
-            } else {
-                b.t().to_owned()
-            };
+            let w = if attr_i(n, "transB", 0) != 0 { b } else { b.t().to_owned() };
             let w = w * alpha;
             let k = w.nrows();
             let bias = match n.input.get(2).filter(|s| !s.is_empty()) {
@@ -385,11 +320,7 @@ fn dense_params(g: &OnnxGraph, id: usize, t: &str) -> Option<LinearHead> {
                 }
                 None => Array1::zeros(k),
             };
-            Some(LinearHead {
-                weight: w,
-                bias,
-                dense_op: "Gemm".into(),
-            })
+            Some(LinearHead { weight: w, bias, dense_op: "Gemm".into() })
         }
         "MatMul" => {
             let w = if n.input[0] == t {
@@ -398,11 +329,7 @@ fn dense_params(g: &OnnxGraph, id: usize, t: &str) -> Option<LinearHead> {
                 as_matrix(g.constant(&n.input[0])?)?
             };
             let k = w.nrows();
-            Some(LinearHead {
-                weight: w,
-                bias: Array1::zeros(k),
-                dense_op: "MatMul".into(),
-            })
+            Some(LinearHead { weight: w, bias: Array1::zeros(k), dense_op: "MatMul".into() })
         }
         _ => None,
     }

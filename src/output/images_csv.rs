@@ -9,19 +9,8 @@ use crate::error::{Error, Result};
 use crate::pipeline::ImageRecord;
 use crate::plan::Labels;
 
-pub const HEADER: &[&str] = &[
-    "path",
-    "status",
-    "error",
-    "width",
-    "height",
-    "class_index",
-    "class_name",
-    "score",
-    "top_k",
-    "logit_check",
-    "ms",
-];
+pub const HEADER: &[&str] =
+    &["path", "status", "error", "width", "height", "class_index", "class_name", "score", "top_k", "logit_check", "ms"];
 
 pub struct ImagesCsv {
     path: PathBuf,
@@ -33,14 +22,9 @@ impl ImagesCsv {
     pub fn create(path: &Path) -> Result<ImagesCsv> {
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut w = csv::Writer::from_writer(BufWriter::new(f));
-        w.write_record(HEADER)
-            .map_err(|e| Error::output(path, e.to_string()))?;
+        w.write_record(HEADER).map_err(|e| Error::output(path, e.to_string()))?;
         w.flush().map_err(|e| Error::io(path, e))?;
-        Ok(ImagesCsv {
-            path: path.to_path_buf(),
-            w,
-            since_flush: 0,
-        })
+        Ok(ImagesCsv { path: path.to_path_buf(), w, since_flush: 0 })
     }
 
     pub fn write(&mut self, r: &ImageRecord, labels: &Labels) -> Result<()> {
@@ -48,10 +32,7 @@ impl ImagesCsv {
             Ok(_) => ("ok", String::new()),
             Err(e) => ("error", e.one_line()),
         };
-        let dims = r
-            .size
-            .map(|(w, h)| (w.to_string(), h.to_string()))
-            .unwrap_or_default();
+        let dims = r.size.map(|(w, h)| (w.to_string(), h.to_string())).unwrap_or_default();
         let mut fields: Vec<String> = vec![r.rel.clone(), status.into(), error, dims.0, dims.1];
         match &r.outcome {
             Ok(o) => {
@@ -60,25 +41,13 @@ impl ImagesCsv {
                 fields.push(k.to_string());
                 fields.push(labels.name(k).to_string());
                 fields.push(format!("{:.6}", p.probs[k]));
-                fields.push(
-                    p.top
-                        .iter()
-                        .map(|&i| format!("{i}:{:.6}", p.probs[i]))
-                        .collect::<Vec<_>>()
-                        .join(";"),
-                );
-                fields.push(
-                    o.logit_check
-                        .map(|v| format!("{v:.3e}"))
-                        .unwrap_or_default(),
-                );
+                fields.push(p.top.iter().map(|&i| format!("{i}:{:.6}", p.probs[i])).collect::<Vec<_>>().join(";"));
+                fields.push(o.logit_check.map(|v| format!("{v:.3e}")).unwrap_or_default());
             }
             Err(_) => fields.extend(std::iter::repeat_n(String::new(), 5)),
         }
         fields.push(format!("{:.1}", r.ms));
-        self.w
-            .write_record(&fields)
-            .map_err(|e| Error::output(&self.path, e.to_string()))?;
+        self.w.write_record(&fields).map_err(|e| Error::output(&self.path, e.to_string()))?;
         self.since_flush += 1;
         if self.since_flush >= defaults::FLUSH_EVERY_ROWS {
             self.flush()?;

@@ -29,8 +29,7 @@ pub struct Counts {
 impl RunManifest<'_> {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let path = dir.join("run.json");
-        let mut text =
-            serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.to_string()))?;
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.to_string()))?;
         text.push('\n');
         super::atomic_write(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))
     }

@@ -15,28 +15,15 @@ pub fn npy(path: impl AsRef<Path>) -> ArrayD<f32> {
     ndarray_npy::read_npy(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-pub fn max_abs_diff<'a>(
-    a: impl IntoIterator<Item = &'a f32>,
-    b: impl IntoIterator<Item = &'a f32>,
-) -> f32 {
-    let (a, b): (Vec<f32>, Vec<f32>) = (
-        a.into_iter().copied().collect(),
-        b.into_iter().copied().collect(),
-    );
+pub fn max_abs_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
+    let (a, b): (Vec<f32>, Vec<f32>) = (a.into_iter().copied().collect(), b.into_iter().copied().collect());
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Runs the `cambox` binary; returns (exit code, stdout, stderr).
 pub fn cambox(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cambox"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run cambox");
+    let out = Command::new(env!("CARGO_BIN_EXE_cambox")).args(args).current_dir(root()).output().expect("run cambox");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -46,24 +33,17 @@ pub fn cambox(args: &[&str]) -> (i32, String, String) {
 
 /// Reads a CSV file into header + rows of (column name -> value).
 pub fn read_csv(path: impl AsRef<Path>) -> Vec<std::collections::HashMap<String, String>> {
-    let mut r = csv::Reader::from_path(path.as_ref())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()));
+    let mut r = csv::Reader::from_path(path.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()));
     let headers = r.headers().unwrap().clone();
     r.records()
         .map(|rec| {
             let rec = rec.unwrap();
-            headers
-                .iter()
-                .zip(rec.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
+            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
         })
         .collect()
 }
 
 /// The shared material folder, when `.ci/run` (or the developer) points to it.
 pub fn shared() -> Option<PathBuf> {
-    std::env::var_os("CAMBOX_SHARED")
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
+    std::env::var_os("CAMBOX_SHARED").map(PathBuf::from).filter(|p| p.is_dir())
 }

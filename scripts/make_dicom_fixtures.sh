@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Generate the DICOM test fixtures in tests/fixtures/dicom/ from the chest
+# X-ray data/samples/chest-xray/person1946_bacteria_4875.jpeg.
+#
+# Creates (or reuses) a Python venv under target/venvs/dicom (git-ignored),
+# installs pinned pydicom / numpy / pillow / imagecodecs / pylibjpeg from PyPI,
+# then runs make_dicom_fixtures.py, which writes the files, decodes each one
+# back with pydicom, checks it against the reference image and prints a table.
+# Output is deterministic: a rerun gives byte-identical files.
+#
+#   imagecodecs        encodes JPEG Lossless SV1 (libjpeg-turbo)
+#   pylibjpeg(-libjpeg) lets pydicom decode JPEG Lossless for the verification
+#
+# Usage: scripts/make_dicom_fixtures.sh [extra args for make_dicom_fixtures.py]
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO_ROOT/target/venvs/dicom"
+PYTHON="${PYTHON:-python3}"
+
+PYDICOM_VERSION="3.0.2"
+NUMPY_VERSION="2.4.6"
+PILLOW_VERSION="13.0.0"
+IMAGECODECS_VERSION="2026.3.6"
+PYLIBJPEG_VERSION="2.1.0"
+PYLIBJPEG_LIBJPEG_VERSION="2.5.0"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating venv at $VENV" >&2
+    mkdir -p "$(dirname "$VENV")"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+# Only hit PyPI when the pinned versions are not already installed.
+if ! "$VENV/bin/python" - "$PYDICOM_VERSION" "$NUMPY_VERSION" "$PILLOW_VERSION" \
+    "$IMAGECODECS_VERSION" "$PYLIBJPEG_VERSION" "$PYLIBJPEG_LIBJPEG_VERSION" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+names = ["pydicom", "numpy", "pillow", "imagecodecs", "pylibjpeg", "pylibjpeg-libjpeg"]
+want = dict(zip(names, sys.argv[1:]))
+sys.exit(0 if all(version(k) == v for k, v in want.items()) else 1)
+PY
+then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "pydicom==$PYDICOM_VERSION" \
+        "numpy==$NUMPY_VERSION" \
+        "pillow==$PILLOW_VERSION" \
+        "imagecodecs==$IMAGECODECS_VERSION" \
+        "pylibjpeg==$PYLIBJPEG_VERSION" \
+        "pylibjpeg-libjpeg==$PYLIBJPEG_LIBJPEG_VERSION"
+fi
+
+exec "$VENV/bin/python" "$REPO_ROOT/scripts/make_dicom_fixtures.py" \
+    --root "$REPO_ROOT" --out "$REPO_ROOT/tests/fixtures/dicom" "$@"

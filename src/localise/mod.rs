@@ -1,0 +1,337 @@
+//! Stage "localise": class maps to masks and boxes in original-image pixels.
+//!
+//! The order of operations is the protocols' (wsolevaluation, pytorch-grad-cam):
+//! optional ReLU on the raw map, upsampling to the **network input** size, min-max
+//! normalisation there (a constant or non-finite map becomes zeros, never NaN). The
+//! normalised map is then carried through the exact inverse of the preprocessing to the
+//! **original image** (bilinear, so values stay in [0, 1]); pixels the network never saw
+//! (cut away by a centre crop) are 0. Thresholds, connected components, boxes and masks
+//! are computed there, at full resolution, so boxes are in original pixels by
+//! construction. Boxes are half-open: `x2 - x1` is the width.
+
+pub mod components;
+pub mod threshold;
+
+use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
+
+use crate::cam::Prediction;
+use crate::config::Resampling;
+use crate::preprocess::Geometry;
+use crate::resample::resize_window;
+use components::label_components;
+pub use threshold::Threshold;
+
+/// Which classes get boxes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClassSelection {
+    Top1,
+    TopK(usize),
+    /// Every class with probability >= P.
+    Above(f32),
+    /// Fixed classes, whatever the prediction (lesion studies).
+    List(Vec<usize>),
+}
+
+impl ClassSelection {
+    pub fn parse(s: &str) -> Result<ClassSelection, String> {
+        let s = s.trim();
+        if s == "top1" {
+            return Ok(ClassSelection::Top1);
+        }
+        if let Some(k) = s.strip_prefix("topk:") {
+            let k: usize = k.parse().map_err(|_| format!("classes '{s}': K must be a positive integer"))?;
+            if k == 0 {
+                return Err(format!("classes '{s}': K must be at least 1"));
+            }
+            return Ok(ClassSelection::TopK(k));
+        }
+        if let Some(p) = s.strip_prefix("above:") {
+            let p: f32 = p.parse().map_err(|_| format!("classes '{s}': P must be a probability"))?;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("classes '{s}': P must be in [0, 1]"));
+            }
+            return Ok(ClassSelection::Above(p));
+        }
+        Err(format!("classes '{s}': expected top1, topk:K, above:P or a list of class indices or names"))
+    }
+
+    /// The classes to localise for one prediction, in a stable order.
+    pub fn select(&self, p: &Prediction) -> Vec<usize> {
+        match self {
+            ClassSelection::Top1 => vec![p.top1()],
+            ClassSelection::TopK(k) => {
+                let mut idx: Vec<usize> = (0..p.probs.len()).collect();
+                idx.sort_by(|&a, &b| p.probs[b].total_cmp(&p.probs[a]).then(a.cmp(&b)));
+                idx.truncate(*k);
+                idx
+            }
+            ClassSelection::Above(t) => {
+                let mut idx: Vec<usize> = (0..p.probs.len()).filter(|&k| p.probs[k] >= *t).collect();
+                idx.sort_by(|&a, &b| p.probs[b].total_cmp(&p.probs[a]).then(a.cmp(&b)));
+                idx
+            }
+            ClassSelection::List(l) => l.clone(),
+        }
+    }
+}
+
+/// Which components become boxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The component with the most pixels (CAM paper, MaxBoxAcc V1).
+    Largest,
+    /// Every component above the minimum area (MaxBoxAccV2, ChestX-ray8).
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalise {
+    /// Per-map min-max to [0, 1].
+    Minmax,
+    /// Use the map as it is (thresholds then apply to raw values).
+    None,
+}
+
+/// The map-to-box recipe, fully resolved from a preset or custom settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recipe {
+    /// `cam-paper`, `wsol`, `chestxray8` or `custom`; written in `boxes.csv`.
+    pub preset: String,
+    pub relu: bool,
+    pub normalise: Normalise,
+    pub upsample: Resampling,
+    /// Threshold on wsolevaluation's 8-bit map, `(map * 255)` truncated.
+    pub quantise: bool,
+    pub thresholds: Vec<Threshold>,
+    pub keep: Keep,
+    /// Minimum component area for `all`, as a fraction of the image area.
+    pub min_area: f32,
+}
+
+impl Recipe {
+    /// Zhou et al. 2016: 20 % of the map's maximum, largest connected component.
+    pub fn cam_paper() -> Recipe {
+        Recipe {
+            preset: "cam-paper".into(),
+            relu: false,
+            normalise: Normalise::Minmax,
+            upsample: Resampling::Bilinear,
+            quantise: false,
+            thresholds: vec![Threshold::Fraction(0.2)],
+            keep: Keep::Largest,
+            min_area: 0.0,
+        }
+    }
+    /// Choe et al. 2020: min-max, 8-bit map, `> int(tau * max)`, every contour.
+    pub fn wsol(tau: f32) -> Recipe {
+        Recipe {
+            preset: "wsol".into(),
+            quantise: true,
+            thresholds: vec![Threshold::Fraction(tau)],
+            keep: Keep::All,
+            ..Recipe::cam_paper()
+        }
+    }
+    /// Wang et al. 2017: 0-255 map thresholded at 60 and 180, every isolated region.
+    pub fn chestxray8() -> Recipe {
+        Recipe {
+            preset: "chestxray8".into(),
+            quantise: true,
+            thresholds: vec![Threshold::U8(60), Threshold::U8(180)],
+            keep: Keep::All,
+            ..Recipe::cam_paper()
+        }
+    }
+}
+
+/// One box in original-image pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalBox {
+    pub x1: u32,
+    pub y1: u32,
+    pub x2: u32,
+    pub y2: u32,
+    pub area: u64,
+    /// Mean of the normalised map over the component.
+    pub box_score: f32,
+    /// The rule and the cut value it gave on this map.
+    pub threshold: Threshold,
+    pub threshold_value: f32,
+}
+
+/// The boxes of one class in one image (what `boxes.csv` gets).
+#[derive(Debug, Clone)]
+pub struct BoxSet {
+    pub class: usize,
+    pub boxes: Vec<LocalBox>,
+}
+
+/// The localisation of one class in one image.
+#[derive(Debug, Clone)]
+pub struct ClassLocalisation {
+    pub class: usize,
+    /// Normalised map at original resolution (row-major, width x height).
+    pub map: Vec<f32>,
+    /// Pixels of the kept components under the first threshold.
+    pub mask: Vec<bool>,
+    pub boxes: Vec<LocalBox>,
+    pub width: u32,
+    pub height: u32,
+    /// Pixels the network saw, `[x0, x1) x [y0, y1)`.
+    pub seen: (usize, usize, usize, usize),
+}
+
+/// Applies a recipe.
+#[derive(Debug, Clone)]
+pub struct Localiser {
+    pub recipe: Recipe,
+}
+
+impl Localiser {
+    pub fn new(recipe: Recipe) -> Localiser {
+        Localiser { recipe }
+    }
+
+    /// The map at network-input resolution: ReLU, upsampling, normalisation.
+    pub fn network_map(&self, raw: ArrayView2<f32>, net_w: usize, net_h: usize) -> Vec<f32> {
+        let (h, w) = raw.dim();
+        let mut src: Vec<f32> = raw.iter().copied().collect();
+        if src.iter().any(|v| !v.is_finite()) {
+            return vec![0.0; net_w * net_h];
+        }
+        if self.recipe.relu {
+            src.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        let mut up = resize_window(&src, w, h, 1, net_w, net_h, (0, 0, net_w, net_h), self.recipe.upsample);
+        if self.recipe.normalise == Normalise::Minmax {
+            minmax_in_place(&mut up);
+        }
+        up
+    }
+
+    /// The full localisation of one raw map (feature resolution) for an image with
+    /// geometry `geo`.
+    pub fn localise(&self, class: usize, raw: ArrayView2<f32>, geo: &Geometry) -> ClassLocalisation {
+        let net = self.network_map(raw, geo.net_w, geo.net_h);
+        let OriginalMap { values: map, seen } = to_original(&net, geo);
+        let (w, h) = (geo.orig_w as usize, geo.orig_h as usize);
+        let (sx0, sy0, sx1, sy1) = seen;
+        let in_view = |i: usize| (sx0..sx1).contains(&(i % w)) && (sy0..sy1).contains(&(i / w));
+        let values: Vec<f32> =
+            if self.recipe.quantise { map.iter().map(|&v| threshold::to_u8(v) as f32).collect() } else { map.clone() };
+        // Threshold statistics (max, percentile, Otsu) over the pixels the network saw.
+        let seen_values: Vec<f32> = (sy0..sy1).flat_map(|y| values[y * w + sx0..y * w + sx1].iter().copied()).collect();
+        let mut boxes = Vec::new();
+        let mut first_mask = None;
+        for (ti, t) in self.recipe.thresholds.iter().enumerate() {
+            let cut = t.value(&seen_values, self.recipe.quantise);
+            let bin: Vec<bool> = values.iter().enumerate().map(|(i, &v)| v > cut && in_view(i)).collect();
+            let (labels, comps) = label_components(&bin, &map, w, h);
+            let kept: Vec<&components::Component> = match self.recipe.keep {
+                Keep::Largest => comps
+                    .iter()
+                    .fold(None, |best: Option<&components::Component>, c| match best {
+                        Some(b) if b.area >= c.area => Some(b),
+                        _ => Some(c),
+                    })
+                    .into_iter()
+                    .collect(),
+                Keep::All => {
+                    let min = self.recipe.min_area as f64 * (w * h) as f64;
+                    comps.iter().filter(|c| c.area as f64 >= min).collect()
+                }
+            };
+            if ti == 0 {
+                let keep_labels: Vec<u32> = kept.iter().map(|c| c.label).collect();
+                first_mask = Some(labels.iter().map(|l| *l != 0 && keep_labels.contains(l)).collect::<Vec<bool>>());
+            }
+            boxes.extend(kept.iter().map(|c| LocalBox {
+                x1: c.x1,
+                y1: c.y1,
+                x2: c.x2,
+                y2: c.y2,
+                area: c.area,
+                box_score: c.mean_score() as f32,
+                threshold: *t,
+                threshold_value: cut,
+            }));
+        }
+        ClassLocalisation {
+            class,
+            map,
+            mask: first_mask.unwrap_or_else(|| vec![false; w * h]),
+            boxes,
+            width: geo.orig_w,
+            height: geo.orig_h,
+            seen,
+        }
+    }
+}
+
+/// Min-max to [0, 1]; a constant map becomes zeros.
+pub fn minmax_in_place(v: &mut [f32]) {
+    let (lo, hi) = v.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let range = hi - lo;
+    if !(range.is_finite() && range > 0.0) {
+        v.iter_mut().for_each(|x| *x = 0.0);
+        return;
+    }
+    v.iter_mut().for_each(|x| *x = (*x - lo) / range);
+}
+
+/// A map at original resolution and the rectangle of pixels the network saw.
+pub struct OriginalMap {
+    /// Row-major, width x height; 0 outside `seen`.
+    pub values: Vec<f32>,
+    /// Half-open `[x0, x1) x [y0, y1)`: a centre crop sees less than the image.
+    pub seen: (usize, usize, usize, usize),
+}
+
+/// Carries a network-resolution map to the original image through the inverse geometry:
+/// each original pixel centre is mapped into network coordinates and sampled bilinearly
+/// (edge-clamped); pixels outside the network's view get 0 and are never part of a mask.
+pub fn to_original(net: &[f32], geo: &Geometry) -> OriginalMap {
+    let (nw, nh) = (geo.net_w, geo.net_h);
+    let (w, h) = (geo.orig_w as usize, geo.orig_h as usize);
+    // Per-axis sample positions, computed once.
+    let axis = |n_orig: usize, scale: f64, offset: f64, n_net: usize| -> Vec<Option<(usize, usize, f32)>> {
+        (0..n_orig)
+            .map(|i| {
+                let u = (i as f64 + 0.5) * scale + offset;
+                if u < 0.0 || u >= n_net as f64 {
+                    return None;
+                }
+                let p = (u - 0.5).clamp(0.0, (n_net - 1) as f64);
+                let i0 = p.floor() as usize;
+                let i1 = (i0 + 1).min(n_net - 1);
+                Some((i0, i1, (p - i0 as f64) as f32))
+            })
+            .collect()
+    };
+    let xs = axis(w, geo.scale_x, geo.offset_x, nw);
+    let ys = axis(h, geo.scale_y, geo.offset_y, nh);
+    let span = |a: &[Option<(usize, usize, f32)>]| {
+        let lo = a.iter().position(Option::is_some).unwrap_or(0);
+        let hi = a.iter().rposition(Option::is_some).map(|i| i + 1).unwrap_or(0);
+        (lo, hi.max(lo))
+    };
+    let ((x0, x1), (y0, y1)) = (span(&xs), span(&ys));
+    let mut out = vec![0f32; w * h];
+    for (y, sy) in ys.iter().enumerate() {
+        let Some((r0, r1, fy)) = *sy else { continue };
+        let row = &mut out[y * w..(y + 1) * w];
+        for (x, sx) in xs.iter().enumerate() {
+            let Some((c0, c1, fx)) = *sx else { continue };
+            let top = net[r0 * nw + c0] * (1.0 - fx) + net[r0 * nw + c1] * fx;
+            let bot = net[r1 * nw + c0] * (1.0 - fx) + net[r1 * nw + c1] * fx;
+            row[x] = top * (1.0 - fy) + bot * fy;
+        }
+    }
+    OriginalMap { values: out, seen: (x0, y0, x1, y1) }
+}
+
+#[cfg(test)]
+mod tests;

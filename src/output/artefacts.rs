@@ -1,0 +1,202 @@
+//! Per-image files: binary masks, overlays and raw maps.
+//!
+//! They are written by the workers (encoding is the expensive part and parallelises),
+//! each atomically, under a path built from the image's relative path, so two images
+//! called `a.png` in different folders never share a file:
+//! `masks/<relative path>.<class index>.png`, `overlays/<relative path>.<class index>.jpg`,
+//! `maps/<relative path>.npy` (+ `.json`). Class names are not used in file names: they
+//! hold spaces, commas and slashes.
+
+use std::path::{Path, PathBuf};
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{GrayImage, RgbImage};
+use serde::Serialize;
+
+use super::atomic_write;
+use crate::cam::ClassMaps;
+use crate::config::OutputConfig;
+use crate::decode::SourceImage;
+use crate::defaults;
+use crate::localise::ClassLocalisation;
+use crate::preprocess::Geometry;
+
+#[derive(Debug, Clone)]
+pub struct Artefacts {
+    dir: PathBuf,
+    pub masks: bool,
+    pub overlays: bool,
+    pub maps: bool,
+}
+
+/// The `.json` beside each `maps/<path>.npy`.
+#[derive(Serialize)]
+struct MapSidecar<'a> {
+    classes: &'a [usize],
+    /// Feature map height and width.
+    shape: [usize; 2],
+    geometry: &'a Geometry,
+}
+
+impl Artefacts {
+    pub fn new(out: &Path, cfg: &OutputConfig) -> Artefacts {
+        Artefacts { dir: out.to_path_buf(), masks: cfg.masks, overlays: cfg.overlays, maps: cfg.maps }
+    }
+
+    pub fn any_image(&self) -> bool {
+        self.masks || self.overlays
+    }
+
+    fn path(&self, kind: &str, rel: &str, suffix: &str) -> PathBuf {
+        let mut p = self.dir.join(kind);
+        for part in rel.split('/') {
+            p.push(part);
+        }
+        let name = format!("{}{suffix}", p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        p.set_file_name(name);
+        p
+    }
+
+    pub fn mask_path(&self, rel: &str, class: usize) -> PathBuf {
+        self.path("masks", rel, &format!(".{class}.png"))
+    }
+
+    pub fn overlay_path(&self, rel: &str, class: usize) -> PathBuf {
+        self.path("overlays", rel, &format!(".{class}.jpg"))
+    }
+
+    pub fn map_path(&self, rel: &str) -> PathBuf {
+        self.path("maps", rel, ".npy")
+    }
+
+    /// Writes what is switched on; the error names the file.
+    pub fn write(
+        &self,
+        rel: &str,
+        img: Option<&SourceImage>,
+        locs: &[ClassLocalisation],
+        maps: &ClassMaps,
+        geo: &Geometry,
+    ) -> Result<(), String> {
+        let fail = |p: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", p.display());
+        for l in locs {
+            if self.masks {
+                let p = self.mask_path(rel, l.class);
+                let m =
+                    GrayImage::from_raw(l.width, l.height, l.mask.iter().map(|&b| if b { 255 } else { 0 }).collect())
+                        .expect("mask size");
+                let mut buf = Vec::new();
+                m.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png).map_err(|e| fail(&p, &e))?;
+                atomic_write(&p, &buf).map_err(|e| fail(&p, &e))?;
+            }
+            if let (true, Some(img)) = (self.overlays, img) {
+                let p = self.overlay_path(rel, l.class);
+                let o = overlay(img, l);
+                let mut buf = Vec::new();
+                JpegEncoder::new_with_quality(&mut buf, defaults::OVERLAY_JPEG_QUALITY)
+                    .encode_image(&o)
+                    .map_err(|e| fail(&p, &e))?;
+                atomic_write(&p, &buf).map_err(|e| fail(&p, &e))?;
+            }
+        }
+        if self.maps {
+            let p = self.map_path(rel);
+            let mut buf = Vec::new();
+            ndarray_npy::WriteNpyExt::write_npy(&maps.maps, &mut buf).map_err(|e| fail(&p, &e))?;
+            atomic_write(&p, &buf).map_err(|e| fail(&p, &e))?;
+            let side = MapSidecar {
+                classes: &maps.classes,
+                shape: [maps.maps.shape()[1], maps.maps.shape()[2]],
+                geometry: geo,
+            };
+            let j = p.with_extension("json");
+            let text = serde_json::to_string(&side).map_err(|e| fail(&j, &e))?;
+            atomic_write(&j, text.as_bytes()).map_err(|e| fail(&j, &e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The image with the class map as a turbo heatmap blended over it, and the boxes drawn.
+pub fn overlay(img: &SourceImage, l: &ClassLocalisation) -> RgbImage {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let a = defaults::OVERLAY_ALPHA;
+    let (sx0, sy0, sx1, sy1) = l.seen;
+    let mut out = RgbImage::new(img.width, img.height);
+    for (i, px) in out.pixels_mut().enumerate() {
+        let base: [f32; 3] =
+            if img.channels == 1 { [img.data[i]; 3] } else { [img.data[3 * i], img.data[3 * i + 1], img.data[3 * i + 2]] };
+        // Pixels the network never saw (cut by a centre crop) show the bare image.
+        let (x, y) = (i % w, i / w);
+        let a = if (sx0..sx1).contains(&x) && (sy0..sy1).contains(&y) { a } else { 0.0 };
+        let heat = turbo(l.map[i]);
+        for c in 0..3 {
+            px.0[c] = ((base[c] * (1.0 - a) + heat[c] * a) * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    let t = (w.min(h) / 150).max(2) as u32;
+    for b in &l.boxes {
+        draw_rect(&mut out, b.x1, b.y1, b.x2, b.y2, t);
+    }
+    out
+}
+
+/// Outlines a half-open box with a white line inside a black one, visible on any colour.
+fn draw_rect(img: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, t: u32) {
+    let (w, h) = img.dimensions();
+    let mut put = |x: u32, y: u32, c: [u8; 3]| {
+        if x < w && y < h {
+            img.put_pixel(x, y, image::Rgb(c));
+        }
+    };
+    for k in 0..t + 1 {
+        let colour = if k == t { [0, 0, 0] } else { [255, 255, 255] };
+        let (bx1, by1) = (x1 + k, y1 + k);
+        let (bx2, by2) = (x2.saturating_sub(1 + k), y2.saturating_sub(1 + k));
+        if bx2 < bx1 || by2 < by1 {
+            break;
+        }
+        for x in bx1..=bx2 {
+            put(x, by1, colour);
+            put(x, by2, colour);
+        }
+        for y in by1..=by2 {
+            put(bx1, y, colour);
+            put(bx2, y, colour);
+        }
+    }
+}
+
+/// Google's Turbo colormap (polynomial approximation by its author, Anton Mikhailov),
+/// for v in [0, 1]; returns RGB in [0, 1].
+pub fn turbo(v: f32) -> [f32; 3] {
+    let x = v.clamp(0.0, 1.0) as f64;
+    let (x2, x3, x4, x5) = (x * x, x * x * x, x * x * x * x, x * x * x * x * x);
+    let r = 0.13572138 + 4.61539260 * x - 42.66032258 * x2 + 132.13108234 * x3 - 152.94239396 * x4 + 59.28637943 * x5;
+    let g = 0.09140261 + 2.19418839 * x + 4.84296658 * x2 - 14.18503333 * x3 + 4.27729857 * x4 + 2.82956604 * x5;
+    let b = 0.10667330 + 12.64194608 * x - 60.58204836 * x2 + 110.36276771 * x3 - 89.90310912 * x4 + 27.34824973 * x5;
+    [r.clamp(0.0, 1.0) as f32, g.clamp(0.0, 1.0) as f32, b.clamp(0.0, 1.0) as f32]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artefact_paths_keep_folders_apart() {
+        let a = Artefacts { dir: PathBuf::from("/o"), masks: true, overlays: true, maps: true };
+        assert_eq!(a.mask_path("x/a.png", 3), PathBuf::from("/o/masks/x/a.png.3.png"));
+        assert_eq!(a.mask_path("y/a.png", 3), PathBuf::from("/o/masks/y/a.png.3.png"));
+        assert_eq!(a.overlay_path("a.png", 285), PathBuf::from("/o/overlays/a.png.285.jpg"));
+        assert_eq!(a.map_path("d/a.png"), PathBuf::from("/o/maps/d/a.png.npy"));
+    }
+
+    #[test]
+    fn turbo_ends() {
+        // Published endpoints of Turbo: dark blue-violet at 0, dark red at 1.
+        let lo = turbo(0.0);
+        let hi = turbo(1.0);
+        assert!(lo[2] > lo[0] && lo[2] > lo[1], "{lo:?}");
+        assert!(hi[0] > hi[1] && hi[0] > hi[2], "{hi:?}");
+    }
+}
