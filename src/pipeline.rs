@@ -68,8 +68,13 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
         state: "running",
         config: &plan.config,
         model: plan.model_report(),
+        method: method_note(plan),
+        localise: &plan.localiser.recipe,
         counts: Counts::default(),
     };
+    if !plan.model.report.map_methods.iter().any(|m| m == METHOD) {
+        eprintln!("cambox: warning: {}", method_note(plan));
+    }
     manifest.write(out)?;
     let mut csv = ImagesCsv::create(&out.join("images.csv"))?;
     let mut boxes_csv = BoxesCsv::create(&out.join("boxes.csv"))?;
@@ -123,6 +128,16 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     write_result?;
     manifest_result?;
     Ok(RunSummary { counts })
+}
+
+/// The method, or a sentence saying why this model gets predictions but no maps.
+fn method_note(plan: &RunPlan) -> String {
+    match &plan.model.cut.head {
+        Head::Other { op, node_name, .. } => format!(
+            "no class maps and no boxes: the head after the pooling is not linear (it has {op} '{node_name}'), so CAM does not apply; predictions only (Grad-CAM through such heads is not implemented yet)"
+        ),
+        _ => METHOD.to_string(),
+    }
 }
 
 /// Processes one discovered item into its record; never panics.

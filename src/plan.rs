@@ -298,3 +298,45 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::localise::{Keep, Threshold};
+
+    #[test]
+    fn presets_are_fixed_and_custom_builds_from_keys() {
+        let mut c = LocaliseConfig::default();
+        assert_eq!(recipe(&c).unwrap(), Recipe::cam_paper());
+        c.preset = "wsol".into();
+        c.tau = Some(0.35);
+        assert_eq!(recipe(&c).unwrap().thresholds, vec![Threshold::Fraction(0.35)]);
+        c.thresholds = Some(vec![Threshold::Otsu]);
+        let e = recipe(&c).unwrap_err();
+        assert!(e.contains("fixes the recipe") && e.contains("thresholds"), "{e}");
+        c.preset = "custom".into();
+        c.tau = None;
+        c.components = Some(Keep::All);
+        let r = recipe(&c).unwrap();
+        assert_eq!((r.thresholds.clone(), r.keep, r.preset.as_str()), (vec![Threshold::Otsu], Keep::All, "custom"));
+        c.thresholds = Some(vec![Threshold::U8(60)]);
+        assert!(recipe(&c).unwrap_err().contains("quantise"));
+        c.preset = "nope".into();
+        c.thresholds = None;
+        c.components = None;
+        assert!(recipe(&c).unwrap_err().contains("unknown preset"));
+    }
+
+    #[test]
+    fn class_lists_resolve_names_and_check_indices() {
+        let labels = Labels(vec!["NORMAL".into(), "PNEUMONIA".into()]);
+        let spec = ClassesSpec::List(vec![ClassRef::Name("PNEUMONIA".into()), ClassRef::Index(0)]);
+        assert_eq!(class_selection(&spec, &labels, 2).unwrap(), ClassSelection::List(vec![1, 0]));
+        let bad = ClassesSpec::List(vec![ClassRef::Index(2)]);
+        assert!(class_selection(&bad, &labels, 2).unwrap_err().contains("out of range"));
+        let bad = ClassesSpec::List(vec![ClassRef::Name("COVID".into())]);
+        assert!(class_selection(&bad, &labels, 2).unwrap_err().contains("COVID"));
+        let toml: LocaliseConfig = toml::from_str("classes = [\"PNEUMONIA\", 0]").unwrap();
+        assert_eq!(class_selection(&toml.classes, &labels, 2).unwrap(), ClassSelection::List(vec![1, 0]));
+    }
+}

@@ -66,6 +66,33 @@ fn demo_run_predicts_cat_and_espresso_and_passes_the_logit_check() {
     assert_eq!(manifest["model"]["cut"]["head"], "linear");
     assert_eq!(manifest["model"]["sha256"].as_str().unwrap().len(), 64);
     assert!(manifest["config"]["preprocess"]["resize_to"] == 256);
+
+    // Localisation: a box per image, masks and overlays for the top-1 class, and the boxes
+    // of chelsea and coffee on the hand-annotated cat head and espresso cup.
+    let boxes = read_csv(out.path().join("boxes.csv"));
+    for r in &rows {
+        let k = &r["class_index"];
+        assert!(boxes.iter().any(|b| b["path"] == r["path"] && &b["class_index"] == k), "no box for {}", r["path"]);
+        assert!(out.path().join(format!("masks/{}.{k}.png", r["path"])).is_file());
+        let ov = image::open(out.path().join(format!("overlays/{}.{k}.jpg", r["path"]))).unwrap();
+        assert_eq!(ov.width().to_string(), r["width"], "overlay at original size");
+    }
+    let truth = read_csv(root().join("data/annotations/natural.csv"));
+    for t in &truth {
+        let b = boxes.iter().find(|b| b["path"] == t["path"]).unwrap();
+        let f = |m: &std::collections::HashMap<String, String>, k: &str| m[k].parse::<f64>().unwrap();
+        let (ix, iy) = (
+            (f(b, "x2").min(f(t, "x2")) - f(b, "x1").max(f(t, "x1"))).max(0.0),
+            (f(b, "y2").min(f(t, "y2")) - f(b, "y1").max(f(t, "y1"))).max(0.0),
+        );
+        let area =
+            |m: &std::collections::HashMap<String, String>| (f(m, "x2") - f(m, "x1")) * (f(m, "y2") - f(m, "y1"));
+        let iou = ix * iy / (area(b) + area(t) - ix * iy);
+        assert!(iou >= 0.5, "{}: IoU {iou:.3} with the hand-annotated {}", t["path"], t["label"]);
+    }
+    let mask = image::open(out.path().join("masks/coffee.png.967.png")).unwrap().to_luma8();
+    assert_eq!(mask.dimensions(), (600, 400));
+    assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255), "binary mask");
 }
 
 /// The Keras original, through tract, on the exact inputs Keras saw.

@@ -292,8 +292,21 @@ def main():
         save(f"eigencam_{i}_raw.npy", rec.raw,
              what="get_2d_projection(F): centred SVD projection on VT[0], float32, no sign correction", **meta)
         save(f"eigencam_{i}_post.npy", post, what="library post-processing at 8x8 (see README)", **meta)
+        # The SVD pieces, recomputed exactly as get_2d_projection does (same numpy call on
+        # the same float32 data), so a test can compare up to the SVD's sign ambiguity.
+        a = feats.detach().numpy()[0].reshape(C, -1).transpose()
+        a = a - a.mean(axis=0)
+        _, s_vals, vt = np.linalg.svd(a, full_matrices=True)
+        assert np.array_equal(np.float32((a @ vt[0, :]).reshape(1, 8, 8)), rec.raw)
+        save(f"eigencam_{i}_vt0.npy", vt[0:1, :], what="VT[0] (first right singular vector, 1x32) "
+             "used by get_2d_projection; sign as numpy/LAPACK returned it", **meta)
+        save(f"eigencam_{i}_singular_values.npy", s_vals[None, :], what="singular values (1x32) of the "
+             "centred 64x32 activation matrix", **meta)
         cases.append(dict(input=i, target_class=None, roles=["class-agnostic"],
-                          methods={"eigencam": dict(raw=f"eigencam_{i}_raw.npy", post=f"eigencam_{i}_post.npy")}))
+                          s1_over_s2=float(s_vals[0] / s_vals[1]),
+                          methods={"eigencam": dict(raw=f"eigencam_{i}_raw.npy", post=f"eigencam_{i}_post.npy",
+                                                    vt0=f"eigencam_{i}_vt0.npy",
+                                                    singular_values=f"eigencam_{i}_singular_values.npy")}))
 
     for s in summary:
         print(f"input {s[0]} class {s[1]} {s[2]}: logit {s[3]:.4f}; grad spatial spread {s[4]:.2e}")
@@ -318,6 +331,11 @@ def main():
             target="ClassifierOutputTarget(k): the raw logit y_k (no softmax)",
             raw="output of the method's get_cam_image (GradCAM/GradCAM++/AblationCAM: sum_c w_c F_c; "
                 "HiResCAM: sum_c (dy/dF * F)_c; EigenCAM: get_2d_projection(F)); before np.maximum",
+            eigencam_sign="EigenCAM uses get_2d_projection (no sign correction): the sign of VT[0] is "
+                          "whatever numpy's LAPACK SVD returns; raw maps are defined up to a global sign, "
+                          "post maps are not sign-invariant",
+            ablation="AblationCAM weights (y - y_ablated)/y with y = logit of the target class; the ablated "
+                     "channel is set to 0 (ReLU output has exact zeros, so AblationLayer takes its zeroing branch)",
             post="what BaseCAM.forward returns for one target layer when the resize is skipped "
                  "(get_target_width_height -> None): s(max(s(max(raw,0)),0)) with "
                  "s(m) = (m - min m) / (1e-7 + max(m - min m)), float32",

@@ -17,6 +17,10 @@ pub struct RunManifest<'a> {
     pub state: &'static str,
     pub config: &'a Config,
     pub model: ModelReport<'a>,
+    /// The map method, or why there are no maps.
+    pub method: String,
+    /// The map-to-box recipe actually applied.
+    pub localise: &'a crate::localise::Recipe,
     pub counts: Counts,
 }
 

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Reference figures for the phantom test set, with onnxruntime on the committed PNGs.
+
+Classification: decode PNG as grey, Pillow resize 256 -> 224 BILINEAR, x / 255,
+(x - 0.5) / 0.25, logits from data/models/phantom-cnn.onnx; predicted class = argmax.
+Truth class = 1 ("lesion") iff the image has at least one box in labels.csv.
+
+Localisation (class 1 "lesion", on every image that has a truth box, whatever
+the prediction):
+  CAM = W[1] . F  (F = the 64 x 28 x 28 feature map before GlobalAveragePool,
+        W = Gemm weights; the bias is left out, it does not change the box),
+  upsampled to 256 x 256 bilinear (half-pixel centres, edge clamped, i.e.
+        align_corners = False),
+  min-max normalised to [0, 1], mask = normalised CAM > 0.2 (strictly),
+  8-connected components, box of each (half-open, pixels of the 256 image);
+  "largest" = the component with the most pixels.
+  CorLoc@0.5 = fraction of images with truth where the best IoU between any
+  predicted box and any truth box is >= 0.5.
+Baseline: one centre box of the mean truth width and height of the test set.
+
+Writes reference.csv (per image logits, prediction, largest-component box and
+its best IoU) next to labels.csv and prints a summary.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from collections import defaultdict
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from PIL import Image
+from scipy import ndimage
+
+SIZE, INPUT = 256, 224
+
+
+def read_labels(path):
+    boxes = defaultdict(list)
+    order = []
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            pid = row["patientId"]
+            if pid not in boxes:
+                order.append(pid)
+                boxes[pid]
+            if row["Target"] == "1":
+                boxes[pid].append(tuple(int(float(row[k])) for k in ("x", "y", "width", "height")))
+    return order, boxes
+
+
+def preprocess(path):
+    im = Image.open(path).convert("L")
+    assert im.size == (SIZE, SIZE), im.size
+    a = np.asarray(im.resize((INPUT, INPUT), Image.BILINEAR), dtype=np.float32) / 255.0
+    return ((a - 0.5) / 0.25)[None, None]
+
+
+def bilinear_resize(a, out_h, out_w):
+    """Half-pixel bilinear (align_corners=False), edges clamped."""
+    h, w = a.shape
+
+    def coords(n_out, n_in):
+        x = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+        x = np.clip(x, 0, n_in - 1)
+        i0 = np.floor(x).astype(int)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, x - i0
+
+    y0, y1, fy = coords(out_h, h)
+    x0, x1, fx = coords(out_w, w)
+    top = a[y0][:, x0] * (1 - fx) + a[y0][:, x1] * fx
+    bot = a[y1][:, x0] * (1 - fx) + a[y1][:, x1] * fx
+    return top * (1 - fy)[:, None] + bot * fy[:, None]
+
+
+def iou(a, b):
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax2, bx2) - max(a[0], b[0]))
+    ih = max(0, min(ay2, by2) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def cam_boxes(cam256, thr=0.2):
+    lo, hi = cam256.min(), cam256.max()
+    norm = (cam256 - lo) / (hi - lo) if hi > lo else np.zeros_like(cam256)
+    lab, n = ndimage.label(norm > thr, structure=np.ones((3, 3), dtype=int))
+    boxes, sizes = [], []
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        ys, xs = sl
+        boxes.append((xs.start, ys.start, xs.stop - xs.start, ys.stop - ys.start))
+        sizes.append(int((lab[sl] == k).sum()))
+    largest = boxes[int(np.argmax(sizes))] if boxes else None
+    return boxes, largest
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="data/phantoms")
+    ap.add_argument("--model", default="data/models/phantom-cnn.onnx")
+    ap.add_argument("--threshold", type=float, default=0.2)
+    args = ap.parse_args()
+
+    m = onnx.load(args.model)
+    gap, flat, gemm = m.graph.node[-3:]
+    assert [gap.op_type, flat.op_type, gemm.op_type] == ["GlobalAveragePool", "Flatten", "Gemm"]
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    W = inits[gemm.input[1]]
+    trans_b = {a.name: a.i for a in gemm.attribute}.get("transB", 0)
+    if not trans_b:
+        W = W.T
+    b = inits[gemm.input[2]]
+    fname = gap.input[0]
+    m.graph.output.append(onnx.helper.make_tensor_value_info(fname, onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    order, truth = read_labels(os.path.join(args.data, "labels.csv"))
+    all_truth = [bx for pid in order for bx in truth[pid]]
+    mw = float(np.mean([bx[2] for bx in all_truth]))
+    mh = float(np.mean([bx[3] for bx in all_truth]))
+    cw, ch = int(round(mw)), int(round(mh))
+    centre = ((SIZE - cw) // 2, (SIZE - ch) // 2, cw, ch)
+
+    rows = []
+    correct = 0
+    tp = fp = fn = tn = 0
+    hits = {"largest": 0, "any": 0, "centre": 0, "largest_tp": 0}
+    n_pos = n_tp = 0
+    max_recon = 0.0
+    for pid in order:
+        x = preprocess(os.path.join(args.data, "images", pid + ".png"))
+        logits, fmap = sess.run(["logits", fname], {"input": x})
+        logits, fmap = logits[0], fmap[0]
+        max_recon = max(max_recon, float(np.abs(W @ fmap.mean(axis=(1, 2)) + b - logits).max()))
+        pred = int(np.argmax(logits))
+        y = 1 if truth[pid] else 0
+        correct += pred == y
+        tp += pred == 1 and y == 1
+        fp += pred == 1 and y == 0
+        fn += pred == 0 and y == 1
+        tn += pred == 0 and y == 0
+        cam = np.tensordot(W[1], fmap, axes=1)
+        boxes, largest = cam_boxes(bilinear_resize(cam, SIZE, SIZE), args.threshold)
+        best_l = best_a = best_c = None
+        if y:
+            n_pos += 1
+            best_l = max(iou(largest, t) for t in truth[pid])
+            best_a = max(iou(p, t) for p in boxes for t in truth[pid])
+            best_c = max(iou(centre, t) for t in truth[pid])
+            hits["largest"] += best_l >= 0.5
+            hits["any"] += best_a >= 0.5
+            hits["centre"] += best_c >= 0.5
+            if pred == 1:
+                n_tp += 1
+                hits["largest_tp"] += best_l >= 0.5
+        rows.append([pid, f"{logits[0]:.6f}", f"{logits[1]:.6f}", pred, y, len(boxes),
+                     *(largest if largest else ("", "", "", "")),
+                     "" if best_l is None else f"{best_l:.4f}"])
+
+    with open(os.path.join(args.data, "reference.csv"), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["patientId", "logit_none", "logit_lesion", "pred", "truth", "n_components",
+                    "largest_x", "largest_y", "largest_width", "largest_height", "largest_best_iou"])
+        w.writerows(rows)
+
+    n = len(order)
+    summary = {
+        "images": n,
+        "accuracy": correct / n,
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+        "images_with_truth": n_pos,
+        "corloc_largest": hits["largest"] / n_pos,
+        "corloc_any_component": hits["any"] / n_pos,
+        "corloc_centre_box": hits["centre"] / n_pos,
+        "centre_box": centre,
+        "corloc_largest_on_true_positives": hits["largest_tp"] / max(n_tp, 1),
+        "true_positives": n_tp,
+        "max_abs_W_meanF_plus_b_minus_logits": max_recon,
+    }
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
