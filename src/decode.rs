@@ -28,6 +28,21 @@ pub struct SourceImage {
     pub data: Vec<f32>,
     /// Bits per sample of the file (8 or 16).
     pub bit_depth: u8,
+    /// What the file says about itself beyond pixels (DICOM identifiers, spacing).
+    pub meta: ImageMeta,
+}
+
+/// Per-file facts carried into `images.csv`. Only identifiers that are not patient
+/// data in themselves are kept; names, birth dates and the like are never read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageMeta {
+    pub patient_id: Option<String>,
+    pub study_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    /// Row and column spacing in millimetres (DICOM Pixel Spacing).
+    pub pixel_spacing: Option<(f64, f64)>,
+    /// Number of frames in the file (the first is processed).
+    pub frames: Option<u32>,
 }
 
 impl SourceImage {
@@ -116,7 +131,7 @@ pub fn from_dynamic(img: DynamicImage) -> SourceImage {
         DynamicImage::ImageRgba16(b) => (3, 16, rgb_of_rgba(&b.into_raw(), 65535.0)),
         other => (3, 32, other.into_rgb32f().into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)).collect()),
     };
-    SourceImage { width, height, channels, data, bit_depth }
+    SourceImage { width, height, channels, data, bit_depth, meta: ImageMeta::default() }
 }
 
 fn rgb_of_rgba<T: Copy + Into<f32>>(raw: &[T], max: f32) -> Vec<f32> {

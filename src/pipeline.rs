@@ -12,6 +12,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::cam::{ClassMaps, Prediction};
+use crate::decode::ImageMeta;
 use crate::defaults;
 use crate::discover::Discovered;
 use crate::error::{Error, ImageError, Result};
@@ -29,10 +30,18 @@ pub const METHOD: &str = "cam";
 /// The result of one input file.
 pub struct ImageRecord {
     pub rel: String,
-    /// Original width and height, when the file could be decoded.
-    pub size: Option<(u32, u32)>,
+    /// Original size and file facts, when the file could be decoded.
+    pub info: Option<ImageInfo>,
     pub outcome: std::result::Result<ImageOutcome, ImageError>,
     pub ms: f64,
+}
+
+/// What decoding learnt about a file.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub width: u32,
+    pub height: u32,
+    pub meta: ImageMeta,
 }
 
 /// What a successfully processed image produced.
@@ -146,11 +155,11 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
     let (rel, path) = match item {
         Discovered::Image(f) => (f.rel, f.path),
         Discovered::Unwalkable { rel, reason, .. } => {
-            return ImageRecord { rel, size: None, outcome: Err(ImageError::Read(reason)), ms: 0.0 };
+            return ImageRecord { rel, info: None, outcome: Err(ImageError::Read(reason)), ms: 0.0 };
         }
     };
-    let mut size = None;
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &rel, &path, &mut size)))
+    let mut info = None;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &rel, &path, &mut info)))
         .unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<&str>()
@@ -159,17 +168,17 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
                 .unwrap_or_else(|| "unknown panic".into());
             Err(ImageError::Panic(msg))
         });
-    ImageRecord { rel, size, outcome, ms: t0.elapsed().as_secs_f64() * 1e3 }
+    ImageRecord { rel, info, outcome, ms: t0.elapsed().as_secs_f64() * 1e3 }
 }
 
 fn process_file(
     plan: &RunPlan,
     rel: &str,
     path: &std::path::Path,
-    size: &mut Option<(u32, u32)>,
+    info: &mut Option<ImageInfo>,
 ) -> std::result::Result<ImageOutcome, ImageError> {
     let img = plan.decoder.decode_file(path)?;
-    *size = Some((img.width, img.height));
+    *info = Some(ImageInfo { width: img.width, height: img.height, meta: img.meta.clone() });
     let input = plan.preprocessor.run(&img)?;
     // The decoded image is only kept when an overlay will be drawn on it.
     let img = if plan.artefacts.overlays { Some(img) } else { None };

@@ -255,6 +255,7 @@ mod tests {
             channels: 1,
             data: (0..32).map(|i| if i % 8 < 4 { 0.0 } else { 1.0 }).collect(),
             bit_depth: 8,
+            meta: Default::default(),
         };
         let t = p.run(&img).unwrap().tensor;
         assert_eq!(t.shape(), &[1, 2, 4, 3]);
@@ -272,7 +273,14 @@ mod tests {
             ..Default::default()
         };
         let p = Preprocessor::new(&cfg, &spec(8, 8, 3, Layout::Nchw)).unwrap();
-        let img = SourceImage { width: 8, height: 8, channels: 3, data: [0.1f32, 0.5, 0.9].repeat(64), bit_depth: 8 };
+        let img = SourceImage {
+            width: 8,
+            height: 8,
+            channels: 3,
+            data: [0.1f32, 0.5, 0.9].repeat(64),
+            bit_depth: 8,
+            meta: Default::default(),
+        };
         let t = p.run(&img).unwrap().tensor;
         let v = t.as_slice().unwrap();
         assert!((v[0] - 0.9).abs() < 1e-6 && (v[64] - 0.5).abs() < 1e-6 && (v[128] - 0.1).abs() < 1e-6);

@@ -9,8 +9,24 @@ use crate::error::{Error, Result};
 use crate::pipeline::ImageRecord;
 use crate::plan::Labels;
 
-pub const HEADER: &[&str] =
-    &["path", "status", "error", "width", "height", "class_index", "class_name", "score", "top_k", "logit_check", "ms"];
+pub const HEADER: &[&str] = &[
+    "path",
+    "status",
+    "error",
+    "width",
+    "height",
+    "class_index",
+    "class_name",
+    "score",
+    "top_k",
+    "logit_check",
+    "ms",
+    "frames",
+    "pixel_spacing",
+    "patient_id",
+    "study_uid",
+    "sop_instance_uid",
+];
 
 pub struct ImagesCsv {
     path: PathBuf,
@@ -32,7 +48,7 @@ impl ImagesCsv {
             Ok(_) => ("ok", String::new()),
             Err(e) => ("error", e.one_line()),
         };
-        let dims = r.size.map(|(w, h)| (w.to_string(), h.to_string())).unwrap_or_default();
+        let dims = r.info.as_ref().map(|i| (i.width.to_string(), i.height.to_string())).unwrap_or_default();
         let mut fields: Vec<String> = vec![r.rel.clone(), status.into(), error, dims.0, dims.1];
         match &r.outcome {
             Ok(o) => {
@@ -47,6 +63,13 @@ impl ImagesCsv {
             Err(_) => fields.extend(std::iter::repeat_n(String::new(), 5)),
         }
         fields.push(format!("{:.1}", r.ms));
+        let meta = r.info.as_ref().map(|i| i.meta.clone()).unwrap_or_default();
+        fields.push(meta.frames.map(|f| f.to_string()).unwrap_or_default());
+        // Row spacing \ column spacing in mm, as DICOM writes Pixel Spacing.
+        fields.push(meta.pixel_spacing.map(|(r, c)| format!("{r}\\{c}")).unwrap_or_default());
+        fields.push(meta.patient_id.unwrap_or_default());
+        fields.push(meta.study_uid.unwrap_or_default());
+        fields.push(meta.sop_instance_uid.unwrap_or_default());
         self.w.write_record(&fields).map_err(|e| Error::output(&self.path, e.to_string()))?;
         self.since_flush += 1;
         if self.since_flush >= defaults::FLUSH_EVERY_ROWS {
