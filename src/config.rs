@@ -22,7 +22,22 @@ pub struct Config {
     pub preprocess: PreprocessConfig,
     pub output: OutputConfig,
     pub localise: LocaliseConfig,
+    pub cam: CamConfig,
     pub run: RunConfig,
+}
+
+/// `[cam]`: how class maps are computed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CamConfig {
+    /// `cam` (default), `gradcam`, `gradcam++`, `hirescam`, `eigencam`, `ablationcam`.
+    pub method: String,
+}
+
+impl Default for CamConfig {
+    fn default() -> Self {
+        CamConfig { method: "cam".into() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -38,6 +38,9 @@ enum Command {
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
+        /// Map method (overrides [cam] method): cam, gradcam, gradcam++, hirescam, eigencam, ablationcam.
+        #[arg(long)]
+        method: Option<String>,
         /// Input folders or files (replace [input] paths).
         inputs: Vec<PathBuf>,
     },
@@ -83,9 +86,9 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run { config, out, threads, quiet, inputs } => {
+        Command::Run { config, out, threads, quiet, method, inputs } => {
             let cfg = Config::load(&config)?;
-            let plan = RunPlan::build(cfg, &config, Overrides { out, inputs, threads })?;
+            let plan = RunPlan::build(cfg, &config, Overrides { out, inputs, threads, method })?;
             let summary = pipeline::run(&plan, RunOptions { quiet })
                 .with_context(|| format!("run into {} stopped", plan.out_dir.display()))?;
             let c = summary.counts;
@@ -117,10 +120,14 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
             format!("linear ({}; W {}x{}, b {})", h.dense_op, h.weight.nrows(), h.weight.ncols(), h.bias.len())
         }
         Head::Identity => "identity (no dense layer; one feature channel per class)".to_string(),
-        Head::Other { op, node_name, ops } => {
+        Head::Other { op, node_name, ops, program } => {
             let dense = ops.iter().filter(|o| *o == "Gemm" || *o == "MatMul").count();
             let kind = if dense >= 2 { "MLP" } else { "not a single affine map" };
-            format!("{kind} (other): first non-linear op {op} '{node_name}'")
+            let eval = match program {
+                Ok(_) => "cambox evaluates and differentiates it".to_string(),
+                Err(e) => format!("cambox cannot differentiate it: {e}"),
+            };
+            format!("{kind} (other): first non-linear op {op} '{node_name}'; {eval}")
         }
     };
     println!("head:           {head}");
@@ -132,10 +139,6 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     );
     println!("classes:        {}", r.num_classes);
     println!("cut check:      logits from the cut equal the full model's within {:.1e} (relative)", r.probe_rel_diff);
-    let methods = if r.map_methods.is_empty() {
-        "none yet: CAM needs a linear head; Grad-CAM through other heads is not implemented yet".to_string()
-    } else {
-        r.map_methods.join(", ")
-    };
+    let methods = r.map_methods.join(", ");
     println!("map methods:    {methods}");
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::cam::{ClassMaps, Prediction};
+use crate::cam::{ClassMaps, MapMethod, Prediction};
 use crate::decode::ImageMeta;
 use crate::defaults;
 use crate::discover::Discovered;
@@ -23,9 +23,6 @@ use crate::output::images_csv::ImagesCsv;
 use crate::output::manifest::{now, Counts, RunManifest};
 use crate::plan::RunPlan;
 use crate::preprocess::Geometry;
-
-/// The map method (more come with Grad-CAM).
-pub const METHOD: &str = "cam";
 
 /// The result of one input file.
 pub struct ImageRecord {
@@ -81,8 +78,8 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
         localise: &plan.localiser.recipe,
         counts: Counts::default(),
     };
-    if !plan.model.report.map_methods.iter().any(|m| m == METHOD) {
-        eprintln!("cambox: warning: {}", method_note(plan));
+    if !plan.method.class_specific() {
+        eprintln!("cambox: note: {}", method_note(plan));
     }
     manifest.write(out)?;
     let mut csv = ImagesCsv::create(&out.join("images.csv"))?;
@@ -112,8 +109,9 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
         });
         for rec in rx.iter() {
             let failed = rec.outcome.is_err();
-            let written =
-                boxes_csv.write(&rec, &plan.labels, &preset, METHOD).and_then(|_| csv.write(&rec, &plan.labels));
+            let written = boxes_csv
+                .write(&rec, &plan.labels, &preset, plan.method.name())
+                .and_then(|_| csv.write(&rec, &plan.labels));
             if let Err(e) = written {
                 stop.store(true, Ordering::Relaxed);
                 // Drain so the workers can finish; their rows are lost, the run is resumable.
@@ -139,13 +137,11 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     Ok(RunSummary { counts })
 }
 
-/// The method, or a sentence saying why this model gets predictions but no maps.
+/// The method, with what a reader must know about it.
 fn method_note(plan: &RunPlan) -> String {
-    match &plan.model.cut.head {
-        Head::Other { op, node_name, .. } => format!(
-            "no class maps and no boxes: the head after the pooling is not linear (it has {op} '{node_name}'), so CAM does not apply; predictions only (Grad-CAM through such heads is not implemented yet)"
-        ),
-        _ => METHOD.to_string(),
+    match plan.method {
+        MapMethod::EigenCam => "eigencam: the maps are class-agnostic (first principal component of the feature map); every class gets the same map".to_string(),
+        m => m.name().to_string(),
     }
 }
 
@@ -184,10 +180,12 @@ fn process_file(
     let img = if plan.artefacts.overlays { Some(img) } else { None };
     let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
     let head = &plan.model.cut.head;
-    let logits = match (&inf.logits, head) {
-        (Some(l), _) => l.clone(),
-        (None, Head::Linear(h)) => crate::model::linear_logits(h, &inf.features),
-        (None, _) => inf.features.pooled().to_vec(),
+    let logits = match (&inf.logits, head, &plan.model.program) {
+        (Some(l), _, _) => l.clone(),
+        (None, Head::Linear(h), _) => crate::model::linear_logits(h, &inf.features),
+        (None, Head::Identity, _) => inf.features.pooled().to_vec(),
+        (None, _, Some(p)) => p.forward(&inf.features.pooled()).to_vec(),
+        (None, _, None) => return Err(ImageError::Inference("no logits: the head cannot be evaluated".into())),
     };
     if logits.iter().any(|v| !v.is_finite()) {
         return Err(ImageError::Inference("the network produced non-finite logits".into()));
@@ -197,8 +195,18 @@ fn process_file(
     // Maps only for the classes needed: the top-k (for the logit check) and the localised.
     let mut needed = prediction.top.clone();
     needed.extend(localised.iter().filter(|c| !prediction.top.contains(c)));
-    let maps = ClassMaps::cam(head, &inf.features, &needed);
-    let logit_check = maps.as_ref().map(|m| m.logit_check(&prediction.logits));
+    let (maps, logit_check) = match plan.method {
+        MapMethod::Cam => {
+            let m = ClassMaps::cam(head, &inf.features, &needed);
+            let check = m.as_ref().map(|m| m.logit_check(&prediction.logits));
+            (m, check)
+        }
+        method => {
+            let m = ClassMaps::by_method(method, plan.model.program.as_ref(), &inf.features, &needed)
+                .map_err(ImageError::Maps)?;
+            (Some(m), None)
+        }
+    };
     if let Some(c) = logit_check {
         if c.is_nan() || c > defaults::LOGIT_CHECK_MAX {
             return Err(ImageError::Maps(format!(

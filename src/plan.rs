@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::cam::MapMethod;
 use crate::config::{ClassRef, ClassesSpec, Config, LocaliseConfig};
 use crate::decode::Decoder;
 use crate::discover::Discovery;
@@ -25,6 +26,8 @@ pub struct Overrides {
     /// When non-empty, replaces `[input] paths`.
     pub inputs: Vec<PathBuf>,
     pub threads: Option<usize>,
+    /// Replaces `[cam] method`.
+    pub method: Option<String>,
 }
 
 /// Class names, index = class.
@@ -72,6 +75,7 @@ pub struct RunPlan {
     pub classes: ClassSelection,
     pub localiser: Localiser,
     pub artefacts: Artefacts,
+    pub method: MapMethod,
 }
 
 /// What `run.json` says about the model.
@@ -94,6 +98,11 @@ impl RunPlan {
         if let Some(t) = ov.threads {
             config.run.threads = t;
         }
+        if let Some(m) = &ov.method {
+            config.cam.method = m.clone();
+        }
+        let method =
+            MapMethod::parse(&config.cam.method).map_err(|e| Error::config(config_path, format!("[cam] {e}")))?;
         if config.input.paths.is_empty() {
             return Err(Error::config(config_path, "no input: set [input] paths or give folders on the command line"));
         }
@@ -167,6 +176,7 @@ impl RunPlan {
         let classes = class_selection(&config.localise.classes, &labels, model.num_classes())
             .map_err(|e| Error::config(config_path, e))?;
         let localiser = Localiser::new(recipe(&config.localise).map_err(|e| Error::config(config_path, e))?);
+        method.applies(&model.cut.head, model.program.is_some()).map_err(|e| Error::model(&config.model.path, e))?;
         let artefacts = Artefacts::new(&out_dir, &config.output);
         Ok(RunPlan {
             config,
@@ -182,6 +192,7 @@ impl RunPlan {
             classes,
             localiser,
             artefacts,
+            method,
         })
     }
 

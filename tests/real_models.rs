@@ -158,3 +158,77 @@ fn xception_preprocessing_matches_the_reference_inputs() {
         assert!(mean < 2e-4 && max <= 2.0 * 2.0 / 255.0 + 1e-6, "{f}: mean {mean}, max {max}");
     }
 }
+
+/// The pneumonia acceptance run: Grad-CAM through the MLP head, PNEUMONIA boxes and
+/// overlays on all 16 X-rays, and the predictions of MODELS.md (13/16 correct; normal
+/// 1438 and bacteria 4880, 4881 wrong).
+#[test]
+fn xception_run_localises_pneumonia_with_gradcam() {
+    let Some(shared) = shared() else {
+        eprintln!("CAMBOX_SHARED not set: skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("configs/pneumonia-xception.toml")).unwrap();
+    let text = text
+        .replace(
+            "../data/models/pneumonia_xception.onnx",
+            shared.join("models/pneumonia_xception.onnx").to_str().unwrap(),
+        )
+        .replace("../data/", &format!("{}/data/", root().display()));
+    let cfg = dir.path().join("px.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("out");
+    let (code, _, err) = cambox(&["run", "-q", "-c", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rows = read_csv(out.join("images.csv"));
+    assert_eq!(rows.len(), 16);
+    let wrong: Vec<&str> = rows
+        .iter()
+        .filter(|r| (r["class_name"] == "PNEUMONIA") != r["path"].contains("bacteria"))
+        .map(|r| r["path"].as_str())
+        .collect();
+    let mut wrong = wrong;
+    wrong.sort();
+    assert_eq!(
+        wrong,
+        vec!["NORMAL2-IM-1438-0001.jpeg", "person1949_bacteria_4880.jpeg", "person1950_bacteria_4881.jpeg"]
+    );
+    let boxes = read_csv(out.join("boxes.csv"));
+    for r in &rows {
+        assert!(boxes
+            .iter()
+            .any(|b| b["path"] == r["path"] && b["class_name"] == "PNEUMONIA" && b["method"] == "gradcam"));
+        assert!(out.join(format!("overlays/{}.1.jpg", r["path"])).is_file());
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(manifest["method"], "gradcam");
+}
+
+#[test]
+fn every_map_method_runs_from_the_command_line() {
+    for method in ["gradcam", "gradcam++", "hirescam", "eigencam", "ablationcam"] {
+        let out = tempfile::tempdir().unwrap();
+        let (code, _, err) = cambox(&[
+            "run",
+            "-q",
+            "-c",
+            "configs/demo.toml",
+            "-o",
+            out.path().to_str().unwrap(),
+            "--method",
+            method,
+            "data/samples/natural/coffee.png",
+        ]);
+        assert_eq!(code, 0, "{method}: {err}");
+        let boxes = read_csv(out.path().join("boxes.csv"));
+        assert!(!boxes.is_empty() && boxes.iter().all(|b| b["method"] == method), "{method}: {boxes:?}");
+        if method == "eigencam" {
+            assert!(err.contains("class-agnostic"), "{err}");
+        }
+    }
+    let (code, _, err) = cambox(&["run", "-q", "-c", "configs/demo.toml", "-o", "/tmp/x", "--method", "scorecam"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown map method 'scorecam'"), "{err}");
+}

@@ -6,6 +6,7 @@
 //! before any image is touched. The plan is immutable and shared by every worker.
 
 pub mod graph;
+pub mod head;
 pub mod surgery;
 
 use std::path::Path;
@@ -116,6 +117,8 @@ pub struct ModelPlan {
     plan: Arc<TypedRunnableModel>,
     /// The plan outputs the logits tensor too (heads cambox does not evaluate itself).
     plan_has_logits: bool,
+    /// The head as cambox runs and differentiates it, when it can.
+    pub program: Option<head::HeadProgram>,
 }
 
 /// Output of one forward pass.
@@ -158,7 +161,9 @@ impl ModelPlan {
                 .map_err(|e| merr("tract cannot plan the graph", e))
         };
 
-        let plan_has_logits = matches!(cut.head, Head::Other { .. });
+        // The network itself only has to produce logits when cambox cannot run the head.
+        let program = cut.head.program();
+        let plan_has_logits = program.is_err();
         let plan = if plan_has_logits { build(&[&cut.feature, &cut.logits])? } else { build(&[&cut.feature])? };
         let full = build(&[&cut.logits])?;
 
@@ -212,10 +217,10 @@ impl ModelPlan {
                 }
                 Some(features.pooled().to_vec())
             }
-            Head::Other { .. } => {
-                let l = run_vec_from(&mut out, 0).map_err(|e| Error::model(path, e))?;
-                Some(l)
-            }
+            Head::Other { .. } => match &program {
+                Ok(p) => Some(p.forward(&features.pooled()).to_vec()),
+                Err(_) => Some(run_vec_from(&mut out, 0).map_err(|e| Error::model(path, e))?),
+            },
         };
         let cut_logits = cut_logits.expect("set above");
         let rel = rel_diff(&cut_logits, &full_logits);
@@ -225,10 +230,11 @@ impl ModelPlan {
                 cut.feature, defaults::CUT_CHECK_REL_TOL
             )));
         }
-        let map_methods = match cut.head {
-            Head::Linear(_) | Head::Identity => vec!["cam".to_string()],
-            Head::Other { .. } => vec![],
-        };
+        let map_methods = crate::cam::MapMethod::ALL
+            .iter()
+            .filter(|m| m.applies(&cut.head, program.is_ok()).is_ok())
+            .map(|m| m.name().to_string())
+            .collect();
         let report = CutReport {
             feature_tensor: cut.feature.clone(),
             feature_shape,
@@ -247,7 +253,7 @@ impl ModelPlan {
             probe_rel_diff: rel,
             map_methods,
         };
-        Ok(ModelPlan { input, cut, report, plan, plan_has_logits })
+        Ok(ModelPlan { input, cut, report, plan, plan_has_logits, program: program.ok() })
     }
 
     /// Number of classes.

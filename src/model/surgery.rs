@@ -10,6 +10,7 @@
 use ndarray::{Array1, Array2, ArrayD, Ix2};
 
 use super::graph::{attr_f, attr_i, attr_ints, OnnxGraph};
+use super::head::{ops_for_node, HeadOp, HeadProgram};
 use crate::error::{Error, Result};
 
 /// Axis order of a 4-D tensor.
@@ -51,10 +52,21 @@ pub enum Head {
     /// No dense layer: the feature map has one channel per class (SqueezeNet style).
     Identity,
     /// Anything else; `op` names the first node that is not part of a linear head.
-    Other { op: String, node_name: String, ops: Vec<String> },
+    /// `program` is the head as cambox can run and differentiate it, or why it cannot.
+    Other { op: String, node_name: String, ops: Vec<String>, program: std::result::Result<HeadProgram, String> },
 }
 
 impl Head {
+    /// The head as a program over the pooled vector: one dense op for a linear head,
+    /// nothing for an identity head.
+    pub fn program(&self) -> std::result::Result<HeadProgram, String> {
+        match self {
+            Head::Linear(l) => Ok(HeadProgram { ops: vec![HeadOp::Dense { w: l.weight.clone(), b: l.bias.clone() }] }),
+            Head::Identity => Ok(HeadProgram::default()),
+            Head::Other { program, .. } => program.clone(),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Head::Linear(_) => "linear",
@@ -186,6 +198,7 @@ fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<Str
     let mut dense: Option<LinearHead> = None;
     let mut has_bias = false;
     let mut other: Option<(String, String)> = None;
+    let mut program: std::result::Result<HeadProgram, String> = Ok(HeadProgram::default());
     let model_err = |m: String| Error::model(&g.path, m);
 
     while t != logits {
@@ -220,6 +233,12 @@ fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<Str
             )));
         }
         ops.push(n.op_type.clone());
+        if let Ok(p) = program.as_mut() {
+            match ops_for_node(g, c, &t) {
+                Ok(steps) => p.ops.extend(steps),
+                Err(e) => program = Err(e),
+            }
+        }
         let op = n.op_type.as_str();
         if other.is_none() {
             if PASSTHROUGH.contains(&op) {
@@ -250,7 +269,7 @@ fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<Str
         t = n.output[0].clone();
     }
     let head = match (other, dense) {
-        (Some((op, node_name)), _) => Head::Other { op, node_name, ops: ops.clone() },
+        (Some((op, node_name)), _) => Head::Other { op, node_name, ops: ops.clone(), program },
         (None, Some(d)) => Head::Linear(d),
         (None, None) => Head::Identity,
     };
@@ -295,7 +314,7 @@ fn as_matrix(a: ArrayD<f32>) -> Option<Array2<f32>> {
 }
 
 /// Effective W (K x C) and b for a Gemm or MatMul reading `t`.
-fn dense_params(g: &OnnxGraph, id: usize, t: &str) -> Option<LinearHead> {
+pub(crate) fn dense_params(g: &OnnxGraph, id: usize, t: &str) -> Option<LinearHead> {
     let n = g.node(id);
     match n.op_type.as_str() {
         "Gemm" => {
