@@ -64,6 +64,10 @@ impl Decoder {
         if meta.is_dir() {
             return Err(ImageError::Read("is a directory".into()));
         }
+        if !meta.is_file() {
+            // Named pipes would block a reader forever; sockets and devices are not images.
+            return Err(ImageError::Read("not a regular file (pipe, socket or device)".into()));
+        }
         if meta.len() == 0 {
             return Err(ImageError::Decode("empty file (0 bytes)".into()));
         }

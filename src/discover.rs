@@ -49,12 +49,38 @@ pub struct Discovery {
     extensions: HashSet<String>,
     follow_symlinks: bool,
     include_hidden: bool,
+    /// With several roots, relative paths start with the root's name (made unique), so
+    /// that `a/x.png` and `b/x.png` never share a row or an output file.
+    prefixes: Vec<Option<String>>,
 }
 
 impl Discovery {
     pub fn new(roots: Vec<PathBuf>, extensions: &[String], follow_symlinks: bool, include_hidden: bool) -> Discovery {
         let extensions = extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect();
-        Discovery { roots, extensions, follow_symlinks, include_hidden }
+        let prefixes = if roots.len() < 2 {
+            vec![None; roots.len()]
+        } else {
+            let mut seen = HashSet::new();
+            roots
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let base = r
+                        .canonicalize()
+                        .ok()
+                        .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+                        .unwrap_or_else(|| format!("input{i}"));
+                    let mut name = base.clone();
+                    let mut k = 2;
+                    while !seen.insert(name.clone()) {
+                        name = format!("{base}-{k}");
+                        k += 1;
+                    }
+                    Some(name)
+                })
+                .collect()
+        };
+        Discovery { roots, extensions, follow_symlinks, include_hidden, prefixes }
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -70,7 +96,7 @@ impl Discovery {
 
     /// The items in deterministic order: roots in the order given, then by file name.
     pub fn iter(&self) -> impl Iterator<Item = Discovered> + Send + '_ {
-        self.roots.iter().flat_map(move |root| self.walk_root(root))
+        self.roots.iter().enumerate().flat_map(move |(i, root)| self.walk_root(i, root))
     }
 
     /// Counts the items without keeping them (for the progress bar's ETA).
@@ -78,8 +104,13 @@ impl Discovery {
         self.iter().count() as u64
     }
 
-    fn walk_root<'a>(&'a self, root: &'a Path) -> impl Iterator<Item = Discovered> + Send + 'a {
+    fn walk_root<'a>(&'a self, index: usize, root: &'a Path) -> impl Iterator<Item = Discovered> + Send + 'a {
         let include_hidden = self.include_hidden;
+        let prefix = self.prefixes[index].clone();
+        let rel_of = move |p: &Path| match &prefix {
+            Some(pre) => format!("{pre}/{}", relative(root, p)),
+            None => relative(root, p),
+        };
         WalkDir::new(root)
             .follow_links(self.follow_symlinks)
             .follow_root_links(true)
@@ -89,14 +120,25 @@ impl Discovery {
             .filter_map(move |entry| match entry {
                 Ok(e) => {
                     let ft = e.file_type();
-                    if ft.is_dir() || ft.is_symlink() {
+                    if ft.is_dir() {
+                        // A folder named like an image is somebody's mistake worth a row.
+                        if e.depth() > 0 && self.wants(e.path()) {
+                            return Some(Discovered::Unwalkable {
+                                rel: rel_of(e.path()),
+                                path: e.into_path(),
+                                reason: "is a directory named like an image (its contents are walked)".into(),
+                            });
+                        }
+                        return None;
+                    }
+                    if ft.is_symlink() {
                         // Unfollowed links are skipped like hidden files: by policy.
                         return None;
                     }
                     if !self.wants(e.path()) {
                         return None;
                     }
-                    Some(Discovered::Image(InputFile { rel: relative(root, e.path()), path: e.into_path() }))
+                    Some(Discovered::Image(InputFile { rel: rel_of(e.path()), path: e.into_path() }))
                 }
                 Err(err) => {
                     let path = err.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
@@ -107,7 +149,7 @@ impl Discovery {
                     } else {
                         err.to_string()
                     };
-                    Some(Discovered::Unwalkable { rel: relative(root, &path), path, reason })
+                    Some(Discovered::Unwalkable { rel: rel_of(&path), path, reason })
                 }
             })
     }
@@ -143,6 +185,19 @@ mod tests {
         let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
         assert_eq!(rels, vec!["a.jpg", "b/a.tif", "b/sub/z.PNG"]);
         assert_eq!(d.count(), 3);
+    }
+
+    #[test]
+    fn several_roots_are_prefixed_and_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["a/x", "b/x"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            std::fs::write(dir.path().join(d).join("img.png"), b"x").unwrap();
+        }
+        let roots = vec![dir.path().join("a/x"), dir.path().join("b/x")];
+        let d = Discovery::new(roots, &["png".into()], false, false);
+        let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
+        assert_eq!(rels, vec!["x/img.png", "x-2/img.png"]);
     }
 
     #[test]

@@ -27,3 +27,5 @@ pub mod resample;
 
 pub use error::{Error, ImageError, Result};
 pub mod localise;
+pub mod merge;
+pub mod resume;

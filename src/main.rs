@@ -2,10 +2,13 @@
 //! maps the outcome to an exit status; nothing else lives here.
 //!
 //! Exit status: 0 every image ok; 3 the run completed but some images failed; 1 a fatal
-//! error (bad configuration, model refused, output not writable); 2 bad usage.
+//! error (bad configuration, model refused, output not writable); 2 bad usage; 130
+//! interrupted by SIGINT or SIGTERM (the next run in the same folder resumes).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -41,8 +44,26 @@ enum Command {
         /// Map method (overrides [cam] method): cam, gradcam, gradcam++, hirescam, eigencam, ablationcam.
         #[arg(long)]
         method: Option<String>,
+        /// Process only the images whose relative path hashes to shard I of N (FNV-1a 64).
+        #[arg(long, value_parser = parse_shard, value_name = "I/N")]
+        shard: Option<(u32, u32)>,
+        /// Start over in an output folder that holds a run (deletes its results).
+        #[arg(long)]
+        force: bool,
+        /// On resume, process again the images recorded as errors.
+        #[arg(long)]
+        retry_errors: bool,
         /// Input folders or files (replace [input] paths).
         inputs: Vec<PathBuf>,
+    },
+    /// Merge the output folders of a sharded run into one.
+    Merge {
+        /// The shard output folders (one per `--shard I/N`).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// The merged output folder (new).
+        #[arg(long, short)]
+        out: PathBuf,
     },
     /// Describe a model: input, pooling, feature tensor, head and applicable map methods.
     Inspect {
@@ -63,6 +84,15 @@ enum LayoutArg {
     Nhwc,
 }
 
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let (i, n): (u32, u32) = (i.parse().map_err(|_| "bad shard index")?, n.parse().map_err(|_| "bad shard count")?);
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
 fn parse_size(s: &str) -> Result<[usize; 2], String> {
     let (w, h) = s.split_once('x').ok_or("expected WIDTHxHEIGHT, e.g. 224x224")?;
     Ok([w.parse().map_err(|_| "bad width")?, h.parse().map_err(|_| "bad height")?])
@@ -72,6 +102,7 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
 const EXIT_OK: u8 = 0;
 const EXIT_FATAL: u8 = 1;
 const EXIT_SOME_FAILED: u8 = 3;
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -86,14 +117,35 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run { config, out, threads, quiet, method, inputs } => {
+        Command::Run { config, out, threads, quiet, method, shard, force, retry_errors, inputs } => {
             let cfg = Config::load(&config)?;
-            let plan = RunPlan::build(cfg, &config, Overrides { out, inputs, threads, method })?;
-            let summary = pipeline::run(&plan, RunOptions { quiet })
-                .with_context(|| format!("run into {} stopped", plan.out_dir.display()))?;
+            let plan = RunPlan::build(cfg, &config, Overrides { out, inputs, threads, method, shard })?;
+            // SIGINT / SIGTERM: stop taking images, finish those in flight, write run.json.
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = cancel.clone();
+            ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
+            let opts = RunOptions { quiet, cancel: Some(cancel), force, retry_errors };
+            let summary =
+                pipeline::run(&plan, opts).with_context(|| format!("run into {} stopped", plan.out_dir.display()))?;
             let c = summary.counts;
+            if summary.interrupted {
+                eprintln!("cambox: interrupted: {} images ok, {} errors so far; run again to resume", c.ok, c.error);
+                return Ok(EXIT_INTERRUPTED);
+            }
             eprintln!("cambox: {} images ok, {} errors; results in {}", c.ok, c.error, plan.out_dir.display());
             Ok(if c.error > 0 { EXIT_SOME_FAILED } else { EXIT_OK })
+        }
+        Command::Merge { shards, out } => {
+            let m = cambox::merge::merge(&shards, &out)?;
+            eprintln!(
+                "cambox: merged {} shards: {} images, {} boxes, {} files into {}",
+                m.shards,
+                m.images,
+                m.boxes,
+                m.files,
+                out.display()
+            );
+            Ok(EXIT_OK)
         }
         Command::Inspect { model, layout, input_size } => {
             let layout = match layout {

@@ -7,6 +7,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -20,7 +21,7 @@ use crate::localise::BoxSet;
 use crate::model::Head;
 use crate::output::boxes_csv::BoxesCsv;
 use crate::output::images_csv::ImagesCsv;
-use crate::output::manifest::{now, Counts, RunManifest};
+use crate::output::manifest::{now, Counts, RunManifest, Shard};
 use crate::plan::RunPlan;
 use crate::preprocess::Geometry;
 
@@ -54,39 +55,70 @@ pub struct ImageOutcome {
 /// How the run ended.
 #[derive(Debug, Clone, Copy)]
 pub struct RunSummary {
+    /// Rows in `images.csv` at the end, including those of earlier runs resumed.
     pub counts: Counts,
+    /// Stopped by a signal before every image was done.
+    pub interrupted: bool,
 }
 
 /// Options that do not change results.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub quiet: bool,
+    /// Set from outside (SIGINT, SIGTERM) to stop taking new images.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Start over in a folder that holds another run.
+    pub force: bool,
+    /// On resume, process again the images recorded as `error`.
+    pub retry_errors: bool,
 }
 
 pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let out = &plan.out_dir;
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
-    let started = now();
+    let previous = crate::resume::prepare(out, &plan.fingerprint, opts.force, opts.retry_errors)?;
+    let resumed = previous.is_some();
+    let previous = previous.unwrap_or_default();
     let mut manifest = RunManifest {
         cambox_version: env!("CARGO_PKG_VERSION"),
-        started: started.clone(),
+        started: now(),
         finished: None,
         state: "running",
+        interrupted: false,
+        fingerprint: &plan.fingerprint,
+        shard: plan.shard.map(|(index, count)| Shard { index, count }),
+        resumed_rows: previous.ok + previous.error,
         config: &plan.config,
         model: plan.model_report(),
         method: method_note(plan),
         localise: &plan.localiser.recipe,
-        counts: Counts::default(),
+        counts: Counts { ok: previous.ok, error: previous.error },
     };
     if !plan.method.class_specific() {
         eprintln!("cambox: note: {}", method_note(plan));
     }
     manifest.write(out)?;
-    let mut csv = ImagesCsv::create(&out.join("images.csv"))?;
-    let mut boxes_csv = BoxesCsv::create(&out.join("boxes.csv"))?;
+    let (mut csv, mut boxes_csv) = if resumed {
+        (ImagesCsv::append(&out.join("images.csv"))?, BoxesCsv::append(&out.join("boxes.csv"))?)
+    } else {
+        (ImagesCsv::create(&out.join("images.csv"))?, BoxesCsv::create(&out.join("boxes.csv"))?)
+    };
     let preset = plan.localiser.recipe.preset.clone();
 
-    let total = plan.discovery.count();
+    let stop = AtomicBool::new(false);
+    let cancelled = || opts.cancel.as_ref().map(|c| c.load(Ordering::Relaxed)).unwrap_or(false);
+    // The walk, restricted to this shard and to what is not done yet; lazy, so nothing
+    // proportional to the dataset is held beyond the set of finished paths.
+    let todo = || {
+        plan.discovery
+            .iter()
+            .filter(|d| plan.shard.map(|(i, n)| crate::resume::shard_of(d.rel(), n) == i).unwrap_or(true))
+            .filter(|d| !previous.done.contains(d.rel()))
+    };
+    let total = todo().count() as u64;
+    if resumed && !opts.quiet {
+        eprintln!("cambox: resuming: {} images already done, {total} to go", previous.done.len());
+    }
     let mut progress = crate::progress::Progress::new(total, opts.quiet);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(plan.threads)
@@ -94,20 +126,32 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
         .map_err(|e| Error::Usage(format!("cannot start {} worker threads: {e}", plan.threads)))?;
 
     let (tx, rx) = crossbeam_channel::bounded::<ImageRecord>(defaults::CHANNEL_CAPACITY);
-    let stop = AtomicBool::new(false);
-    let mut counts = Counts::default();
+    let mut counts = manifest.counts;
+    let mut since_flush = 0usize;
     let write_result: Result<()> = std::thread::scope(|s| {
         s.spawn(|| {
             pool.install(|| {
-                plan.discovery.iter().par_bridge().for_each_with(tx, |tx, item| {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let _ = tx.send(process(plan, item));
-                })
+                todo().take_while(|_| !stop.load(Ordering::Relaxed) && !cancelled()).par_bridge().for_each_with(
+                    tx,
+                    |tx, item| {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let _ = tx.send(process(plan, item));
+                    },
+                )
             })
         });
         for rec in rx.iter() {
+            // An output file that cannot be written (disk full, permissions) stops the run:
+            // every later image would fail the same way. The image gets no row, so a
+            // resumed run does it again.
+            if let Err(ImageError::Write(msg)) = &rec.outcome {
+                stop.store(true, Ordering::Relaxed);
+                let msg = msg.clone();
+                for _ in rx.iter() {}
+                return Err(Error::output(out, msg));
+            }
             let failed = rec.outcome.is_err();
             let written = boxes_csv
                 .write(&rec, &plan.labels, &preset, plan.method.name())
@@ -124,17 +168,34 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
                 counts.ok += 1;
             }
             progress.inc(failed);
+            // Boxes before images: a row in images.csv promises its boxes are on disk,
+            // so a kill between the two flushes costs a redo, never a lost box.
+            since_flush += 1;
+            if since_flush >= defaults::FLUSH_EVERY_ROWS {
+                since_flush = 0;
+                if let Err(e) = boxes_csv.flush().and_then(|_| csv.flush()) {
+                    stop.store(true, Ordering::Relaxed);
+                    for _ in rx.iter() {}
+                    return Err(e);
+                }
+            }
         }
         boxes_csv.flush().and_then(|_| csv.flush())
     });
     progress.finish();
+    let interrupted = cancelled() && write_result.is_ok();
     manifest.counts = counts;
     manifest.finished = Some(now());
-    manifest.state = if write_result.is_ok() { "completed" } else { "failed" };
+    manifest.interrupted = interrupted;
+    manifest.state = match (&write_result, interrupted) {
+        (Err(_), _) => "failed",
+        (Ok(_), true) => "interrupted",
+        (Ok(_), false) => "completed",
+    };
     let manifest_result = manifest.write(out);
     write_result?;
     manifest_result?;
-    Ok(RunSummary { counts })
+    Ok(RunSummary { counts, interrupted })
 }
 
 /// The method, with what a reader must know about it.
@@ -143,6 +204,18 @@ fn method_note(plan: &RunPlan) -> String {
         MapMethod::EigenCam => "eigencam: the maps are class-agnostic (first principal component of the feature map); every class gets the same map".to_string(),
         m => m.name().to_string(),
     }
+}
+
+/// Names an image (by a substring of its relative path) whose processing panics, so that
+/// the tests can prove a panic costs one row, not the run. Read once.
+pub const INJECT_PANIC_ENV: &str = "CAMBOX_TEST_INJECT_PANIC";
+
+fn inject_panic(rel: &str) -> bool {
+    static WHICH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    WHICH
+        .get_or_init(|| std::env::var(INJECT_PANIC_ENV).ok().filter(|s| !s.is_empty()))
+        .as_deref()
+        .is_some_and(|w| rel.contains(w))
 }
 
 /// Processes one discovered item into its record; never panics.
@@ -155,15 +228,20 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
         }
     };
     let mut info = None;
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_file(plan, &rel, &path, &mut info)))
-        .unwrap_or_else(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(ImageError::Panic(msg))
-        });
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if inject_panic(&rel) {
+            panic!("fault injected by {INJECT_PANIC_ENV}");
+        }
+        process_file(plan, &rel, &path, &mut info)
+    }))
+    .unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(ImageError::Panic(msg))
+    });
     ImageRecord { rel, info, outcome, ms: t0.elapsed().as_secs_f64() * 1e3 }
 }
 

@@ -28,6 +28,8 @@ pub struct Overrides {
     pub threads: Option<usize>,
     /// Replaces `[cam] method`.
     pub method: Option<String>,
+    /// Process only shard `index` of `count` (`--shard I/N`).
+    pub shard: Option<(u32, u32)>,
 }
 
 /// Class names, index = class.
@@ -76,6 +78,9 @@ pub struct RunPlan {
     pub localiser: Localiser,
     pub artefacts: Artefacts,
     pub method: MapMethod,
+    pub shard: Option<(u32, u32)>,
+    /// Identifies the result-affecting configuration, for resume and merge.
+    pub fingerprint: String,
 }
 
 /// What `run.json` says about the model.
@@ -178,6 +183,12 @@ impl RunPlan {
         let localiser = Localiser::new(recipe(&config.localise).map_err(|e| Error::config(config_path, e))?);
         method.applies(&model.cut.head, model.program.is_some()).map_err(|e| Error::model(&config.model.path, e))?;
         let artefacts = Artefacts::new(&out_dir, &config.output);
+        if let Some((i, n)) = ov.shard {
+            if n == 0 || i >= n {
+                return Err(Error::Usage(format!("--shard {i}/{n}: the index must be below the count")));
+            }
+        }
+        let fingerprint = crate::resume::fingerprint(&config, &model_sha256);
         Ok(RunPlan {
             config,
             discovery,
@@ -193,6 +204,8 @@ impl RunPlan {
             localiser,
             artefacts,
             method,
+            shard: ov.shard,
+            fingerprint,
         })
     }
 

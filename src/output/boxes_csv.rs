@@ -32,6 +32,13 @@ pub struct BoxesCsv {
 }
 
 impl BoxesCsv {
+    /// Opens an existing table (repaired by `resume`) to append rows.
+    pub fn append(path: &Path) -> Result<BoxesCsv> {
+        let f = std::fs::OpenOptions::new().append(true).open(path).map_err(|e| Error::io(path, e))?;
+        let w = csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::new(f));
+        Ok(BoxesCsv { path: path.to_path_buf(), w })
+    }
+
     pub fn create(path: &Path) -> Result<BoxesCsv> {
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut w = csv::Writer::from_writer(BufWriter::new(f));

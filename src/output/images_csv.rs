@@ -4,7 +4,6 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use crate::defaults;
 use crate::error::{Error, Result};
 use crate::pipeline::ImageRecord;
 use crate::plan::Labels;
@@ -31,16 +30,22 @@ pub const HEADER: &[&str] = &[
 pub struct ImagesCsv {
     path: PathBuf,
     w: csv::Writer<BufWriter<File>>,
-    since_flush: usize,
 }
 
 impl ImagesCsv {
+    /// Opens an existing table (repaired by `resume`) to append rows.
+    pub fn append(path: &Path) -> Result<ImagesCsv> {
+        let f = std::fs::OpenOptions::new().append(true).open(path).map_err(|e| Error::io(path, e))?;
+        let w = csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::new(f));
+        Ok(ImagesCsv { path: path.to_path_buf(), w })
+    }
+
     pub fn create(path: &Path) -> Result<ImagesCsv> {
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut w = csv::Writer::from_writer(BufWriter::new(f));
         w.write_record(HEADER).map_err(|e| Error::output(path, e.to_string()))?;
         w.flush().map_err(|e| Error::io(path, e))?;
-        Ok(ImagesCsv { path: path.to_path_buf(), w, since_flush: 0 })
+        Ok(ImagesCsv { path: path.to_path_buf(), w })
     }
 
     pub fn write(&mut self, r: &ImageRecord, labels: &Labels) -> Result<()> {
@@ -70,16 +75,10 @@ impl ImagesCsv {
         fields.push(meta.patient_id.unwrap_or_default());
         fields.push(meta.study_uid.unwrap_or_default());
         fields.push(meta.sop_instance_uid.unwrap_or_default());
-        self.w.write_record(&fields).map_err(|e| Error::output(&self.path, e.to_string()))?;
-        self.since_flush += 1;
-        if self.since_flush >= defaults::FLUSH_EVERY_ROWS {
-            self.flush()?;
-        }
-        Ok(())
+        self.w.write_record(&fields).map_err(|e| Error::output(&self.path, e.to_string()))
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.since_flush = 0;
         self.w.flush().map_err(|e| Error::io(&self.path, e))
     }
 }

@@ -13,8 +13,16 @@ pub struct RunManifest<'a> {
     pub cambox_version: &'static str,
     pub started: String,
     pub finished: Option<String>,
-    /// `running`, `completed` or `failed`.
+    /// `running`, `completed`, `interrupted` or `failed`.
     pub state: &'static str,
+    /// Stopped by SIGINT/SIGTERM; the next `run` in this folder resumes.
+    pub interrupted: bool,
+    /// Identifies the result-affecting configuration (see `resume`).
+    pub fingerprint: &'a str,
+    /// This run's part of a sharded dataset.
+    pub shard: Option<Shard>,
+    /// Rows kept from earlier runs in this folder.
+    pub resumed_rows: u64,
     pub config: &'a Config,
     pub model: ModelReport<'a>,
     /// The map method, or why there are no maps.
@@ -22,6 +30,12 @@ pub struct RunManifest<'a> {
     /// The map-to-box recipe actually applied.
     pub localise: &'a crate::localise::Recipe,
     pub counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
