@@ -6,7 +6,7 @@
 //! letterbox is part of what the network saw.
 
 use ndarray::Array4;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ChannelOrder, PixelScale, PreprocessConfig, Resampling, ResizeMode};
 use crate::decode::SourceImage;
@@ -18,7 +18,7 @@ use crate::resample::resize_window;
 /// `u = x * scale_x + offset_x`, `v = y * scale_y + offset_y`, in continuous pixel
 /// coordinates (pixel i covers [i, i + 1)). A negative offset is a crop, a positive one
 /// a letterbox pad.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Geometry {
     pub orig_w: u32,
     pub orig_h: u32,

@@ -19,7 +19,7 @@ use crate::cam::Prediction;
 use crate::config::Resampling;
 use crate::preprocess::Geometry;
 use crate::resample::resize_window;
-use components::label_components;
+use components::{label_components, Component};
 pub use threshold::Threshold;
 
 /// Which classes get boxes.
@@ -215,59 +215,122 @@ impl Localiser {
     /// The full localisation of one raw map (feature resolution) for an image with
     /// geometry `geo`.
     pub fn localise(&self, class: usize, raw: ArrayView2<f32>, geo: &Geometry) -> ClassLocalisation {
-        let net = self.network_map(raw, geo.net_w, geo.net_h);
-        let OriginalMap { values: map, seen } = to_original(&net, geo);
-        let (w, h) = (geo.orig_w as usize, geo.orig_h as usize);
-        let (sx0, sy0, sx1, sy1) = seen;
-        let in_view = |i: usize| (sx0..sx1).contains(&(i % w)) && (sy0..sy1).contains(&(i / w));
-        let values: Vec<f32> =
-            if self.recipe.quantise { map.iter().map(|&v| threshold::to_u8(v) as f32).collect() } else { map.clone() };
-        // Threshold statistics (max, percentile, Otsu) over the pixels the network saw.
-        let seen_values: Vec<f32> = (sy0..sy1).flat_map(|y| values[y * w + sx0..y * w + sx1].iter().copied()).collect();
+        let p = self.prepare(raw, geo);
         let mut boxes = Vec::new();
         let mut first_mask = None;
         for (ti, t) in self.recipe.thresholds.iter().enumerate() {
-            let cut = t.value(&seen_values, self.recipe.quantise);
-            let bin: Vec<bool> = values.iter().enumerate().map(|(i, &v)| v > cut && in_view(i)).collect();
-            let (labels, comps) = label_components(&bin, &map, w, h);
-            let kept: Vec<&components::Component> = match self.recipe.keep {
-                Keep::Largest => comps
-                    .iter()
-                    .fold(None, |best: Option<&components::Component>, c| match best {
-                        Some(b) if b.area >= c.area => Some(b),
-                        _ => Some(c),
-                    })
-                    .into_iter()
-                    .collect(),
-                Keep::All => {
-                    let min = self.recipe.min_area as f64 * (w * h) as f64;
-                    comps.iter().filter(|c| c.area as f64 >= min).collect()
-                }
-            };
+            let cut = self.cut(&p, t);
+            let (labels, comps) = self.components_above(&p, cut);
+            let kept = self.keep(&comps, &p);
             if ti == 0 {
                 let keep_labels: Vec<u32> = kept.iter().map(|c| c.label).collect();
                 first_mask = Some(labels.iter().map(|l| *l != 0 && keep_labels.contains(l)).collect::<Vec<bool>>());
             }
-            boxes.extend(kept.iter().map(|c| LocalBox {
-                x1: c.x1,
-                y1: c.y1,
-                x2: c.x2,
-                y2: c.y2,
-                area: c.area,
-                box_score: c.mean_score() as f32,
-                threshold: *t,
-                threshold_value: cut,
-            }));
+            boxes.extend(kept.iter().map(|c| local_box(c, *t, cut)));
         }
         ClassLocalisation {
             class,
-            map,
-            mask: first_mask.unwrap_or_else(|| vec![false; w * h]),
+            mask: first_mask.unwrap_or_else(|| vec![false; p.width * p.height]),
             boxes,
             width: geo.orig_w,
             height: geo.orig_h,
-            seen,
+            seen: p.seen,
+            map: p.map,
         }
+    }
+
+    /// The map at original resolution, ready to be cut at any threshold: what
+    /// [`Localiser::localise`] computes once per image before its thresholds, exposed so
+    /// a threshold sweep (`cambox eval`) does not redo it for every threshold.
+    pub fn prepare(&self, raw: ArrayView2<f32>, geo: &Geometry) -> PreparedMap {
+        let net = self.network_map(raw, geo.net_w, geo.net_h);
+        let OriginalMap { values, seen } = to_original(&net, geo);
+        self.prepare_original(values, geo.orig_w as usize, geo.orig_h as usize, seen)
+    }
+
+    /// [`Localiser::prepare`] from an already normalised original-resolution map (row-major,
+    /// `w` x `h`, 0 outside `seen`).
+    pub fn prepare_original(
+        &self,
+        map: Vec<f32>,
+        w: usize,
+        h: usize,
+        seen: (usize, usize, usize, usize),
+    ) -> PreparedMap {
+        let values: Vec<f32> =
+            if self.recipe.quantise { map.iter().map(|&v| threshold::to_u8(v) as f32).collect() } else { map.clone() };
+        let (sx0, sy0, sx1, sy1) = seen;
+        // Threshold statistics (max, percentile, Otsu) over the pixels the network saw.
+        let seen_values: Vec<f32> = (sy0..sy1).flat_map(|y| values[y * w + sx0..y * w + sx1].iter().copied()).collect();
+        PreparedMap { map, values, seen_values, width: w, height: h, seen }
+    }
+
+    /// The cut value of threshold `t` on this map (on the 8-bit scale for quantised
+    /// recipes).
+    pub fn cut(&self, p: &PreparedMap, t: &Threshold) -> f32 {
+        t.value(&p.seen_values, self.recipe.quantise)
+    }
+
+    /// The label image and the 8-connected components of the pixels strictly above `cut`
+    /// inside the seen rectangle.
+    pub fn components_above(&self, p: &PreparedMap, cut: f32) -> (Vec<u32>, Vec<Component>) {
+        let (w, (sx0, sy0, sx1, sy1)) = (p.width, p.seen);
+        let in_view = |i: usize| (sx0..sx1).contains(&(i % w)) && (sy0..sy1).contains(&(i / w));
+        let bin: Vec<bool> = p.values.iter().enumerate().map(|(i, &v)| v > cut && in_view(i)).collect();
+        label_components(&bin, &p.map, p.width, p.height)
+    }
+
+    /// The components the recipe keeps (largest, or all above the minimum area).
+    pub fn keep<'a>(&self, comps: &'a [Component], p: &PreparedMap) -> Vec<&'a Component> {
+        kept_components(self.recipe.keep, self.recipe.min_area, comps, p.width * p.height)
+    }
+}
+
+/// A normalised map at original resolution and what thresholds compare.
+#[derive(Debug, Clone)]
+pub struct PreparedMap {
+    /// Normalised map (row-major); box scores are its means over components.
+    pub map: Vec<f32>,
+    /// The values thresholds compare: the map, or its 8-bit levels for quantised recipes.
+    pub values: Vec<f32>,
+    /// `values` inside `seen`, for threshold statistics.
+    pub seen_values: Vec<f32>,
+    pub width: usize,
+    pub height: usize,
+    /// Pixels the network saw, `[x0, x1) x [y0, y1)`.
+    pub seen: (usize, usize, usize, usize),
+}
+
+/// Keeps the component with the most pixels (the first in raster order on ties), or every
+/// component of at least `min_area` (a fraction of `n_pixels`).
+pub fn kept_components(keep: Keep, min_area: f32, comps: &[Component], n_pixels: usize) -> Vec<&Component> {
+    match keep {
+        Keep::Largest => comps
+            .iter()
+            .fold(None, |best: Option<&Component>, c| match best {
+                Some(b) if b.area >= c.area => Some(b),
+                _ => Some(c),
+            })
+            .into_iter()
+            .collect(),
+        Keep::All => {
+            let min = min_area as f64 * n_pixels as f64;
+            comps.iter().filter(|c| c.area as f64 >= min).collect()
+        }
+    }
+}
+
+/// The box of a component in original-image pixels.
+pub fn local_box(c: &Component, threshold: Threshold, cut: f32) -> LocalBox {
+    LocalBox {
+        x1: c.x1,
+        y1: c.y1,
+        x2: c.x2,
+        y2: c.y2,
+        area: c.area,
+        box_score: c.mean_score() as f32,
+        threshold,
+        threshold_value: cut,
     }
 }
 
