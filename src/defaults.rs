@@ -44,3 +44,43 @@ pub const OVERLAY_ALPHA: f32 = 0.5;
 
 /// JPEG quality of overlays.
 pub const OVERLAY_JPEG_QUALITY: u8 = 90;
+
+// ---- `cambox eval` --------------------------------------------------------------------
+
+/// IoU thresholds delta of BoxAcc; MaxBoxAccV2 averages over them (Choe et al. 2020).
+/// CorLoc is BoxAcc at 0.5.
+pub const BOX_ACC_DELTAS: [f64; 3] = [0.3, 0.5, 0.7];
+
+/// ChestX-ray8's T(IoBB) values (Wang et al. 2017).
+pub const CXR8_IOBB_THRESHOLDS: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
+
+/// ChestX-ray8's alternative criterion `IoU > T(IoU)`, reported beside the IoBB-only one.
+pub const CXR8_IOU_THRESHOLD: f64 = 0.5;
+
+/// The RSNA Pneumonia challenge's IoU thresholds, 0.40 to 0.75 by 0.05 (exactly the
+/// doubles nearest these decimals, as `np.round(np.arange(0.4, 0.76, 0.05), 2)` gives).
+pub const RSNA_IOU_THRESHOLDS: [f64; 8] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75];
+
+/// An image's boxes count as detections (RSNA, ChestX-ray8) only when its probability of
+/// the evaluated class is at least this: a classifier that says "no" draws no box.
+pub const EVAL_MIN_SCORE: f64 = 0.5;
+
+/// Step of the threshold sweep tau in [0, 1) (wsolevaluation's `cam_curve_interval`);
+/// `--fine` uses [`SWEEP_STEP_FINE`].
+pub const SWEEP_STEP: f64 = 0.01;
+pub const SWEEP_STEP_FINE: f64 = 0.001;
+
+/// Examples kept per kind of annotation problem (all of them are counted).
+pub const ISSUE_EXAMPLES: usize = 5;
+
+/// Images shown in report.html's gallery (worst IoU first).
+pub const GALLERY_MAX: usize = 60;
+
+/// Longest side of a gallery thumbnail, in pixels.
+pub const THUMB_SIDE: u32 = 320;
+
+/// JPEG quality of gallery thumbnails (embedded as base64: size matters).
+pub const THUMB_JPEG_QUALITY: u8 = 80;
+
+/// Bins of report.html's IoU histogram over [0, 1].
+pub const IOU_HISTOGRAM_BINS: usize = 10;

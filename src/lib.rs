@@ -17,6 +17,7 @@ pub mod decode;
 pub mod defaults;
 pub mod discover;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod output;
 pub mod pipeline;

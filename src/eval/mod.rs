@@ -1,0 +1,3 @@
+//! `cambox eval`: scores a run's boxes against ground-truth annotations.
+
+pub mod metrics;
