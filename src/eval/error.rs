@@ -1,0 +1,42 @@
+//! Why `cambox eval` could not produce a report.
+//!
+//! Problems with single annotation rows are not errors: they are counted in
+//! [`super::annotations::Issues`] and reported. An [`EvalError`] is what stops the
+//! evaluation: a file that cannot be read at all, an annotation file of no known format,
+//! a run folder without `boxes.csv`, a bad option.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("annotations {path}: {message}")]
+    Annotations { path: PathBuf, message: String },
+    #[error("run folder {path}: {message}")]
+    Run { path: PathBuf, message: String },
+    #[error("output {path}: {message}")]
+    Output { path: PathBuf, message: String },
+    /// A bad option or combination of options (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl EvalError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EvalError::Io { path: path.into(), source }
+    }
+    pub fn annotations(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        EvalError::Annotations { path: path.into(), message: message.into() }
+    }
+    pub fn run(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        EvalError::Run { path: path.into(), message: message.into() }
+    }
+    pub fn output(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        EvalError::Output { path: path.into(), message: message.into() }
+    }
+}
