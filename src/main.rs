@@ -14,6 +14,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use cambox::config::{Config, LayoutChoice};
+use cambox::eval::annotations::Format;
+use cambox::eval::{run_eval, Baseline, EvalError, EvalOptions};
 use cambox::model::{Head, ModelPlan};
 use cambox::pipeline::{self, RunOptions};
 use cambox::plan::{Overrides, RunPlan};
@@ -75,6 +77,63 @@ enum Command {
         #[arg(long, value_parser = parse_size)]
         input_size: Option<[usize; 2]>,
     },
+    /// Score a run's boxes against ground-truth annotations.
+    Eval {
+        /// The output folder of `cambox run` (boxes.csv, images.csv, maps/).
+        #[arg(long)]
+        run: PathBuf,
+        /// Annotations: RSNA or NIH CSV, generic CSV, VOC folder or .xml, COCO .json.
+        #[arg(long)]
+        truth: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        format: FormatArg,
+        /// Output folder (default RUN/eval, or RUN/eval-BASELINE).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Class whose boxes are evaluated, by name or index (default: the only class in boxes.csv).
+        #[arg(long)]
+        class: Option<String>,
+        /// Use only truth boxes with this label.
+        #[arg(long)]
+        truth_label: Option<String>,
+        /// Boxes count as detections (RSNA, ChestX-ray8) when the class probability is at least this.
+        #[arg(long, default_value_t = cambox::defaults::EVAL_MIN_SCORE)]
+        min_score: f64,
+        /// Box arithmetic: cambox's half-open boxes, or wsolevaluation's inclusive +1.
+        #[arg(long, default_value = "half-open", value_parser = ["half-open", "wsol-inclusive"])]
+        convention: String,
+        /// Replace the run's boxes by a baseline box on every processed image.
+        #[arg(long, value_enum)]
+        baseline: Option<BaselineArg>,
+        /// Write the best threshold tau as a [localise] snippet (calibrated.toml).
+        #[arg(long)]
+        calibrate: bool,
+        /// Step of the tau sweep (0.01, or 0.001 for a fine sweep).
+        #[arg(long, default_value_t = cambox::defaults::SWEEP_STEP)]
+        sweep_step: f64,
+        /// Evaluate processed images missing from the annotations as negatives (default: leave them out).
+        #[arg(long)]
+        unannotated_negative: bool,
+        /// Images in report.html's gallery.
+        #[arg(long, default_value_t = cambox::defaults::GALLERY_MAX)]
+        gallery: usize,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Auto,
+    Rsna,
+    Nih,
+    Generic,
+    Voc,
+    Coco,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BaselineArg {
+    Centre,
+    Whole,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -101,6 +160,7 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
 /// Exit statuses.
 const EXIT_OK: u8 = 0;
 const EXIT_FATAL: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 const EXIT_SOME_FAILED: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -110,7 +170,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("cambox: error: {e:#}");
-            ExitCode::from(EXIT_FATAL)
+            let usage = matches!(e.downcast_ref::<EvalError>(), Some(EvalError::Usage(_)));
+            ExitCode::from(if usage { EXIT_USAGE } else { EXIT_FATAL })
         }
     }
 }
@@ -155,6 +216,42 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             };
             let plan = ModelPlan::load(&model, layout, input_size, None, &|_, v| v)?;
             print_inspect(&model, &plan);
+            Ok(EXIT_OK)
+        }
+        Command::Eval {
+            run,
+            truth,
+            format,
+            out,
+            class,
+            truth_label,
+            min_score,
+            convention,
+            baseline,
+            calibrate,
+            sweep_step,
+            unannotated_negative,
+            gallery,
+        } => {
+            let mut o = EvalOptions::new(run, truth);
+            o.format = match format {
+                FormatArg::Auto => None,
+                FormatArg::Rsna => Some(Format::Rsna),
+                FormatArg::Nih => Some(Format::Nih),
+                FormatArg::Generic => Some(Format::Generic),
+                FormatArg::Voc => Some(Format::Voc),
+                FormatArg::Coco => Some(Format::Coco),
+            };
+            o.baseline = baseline.map(|b| match b {
+                BaselineArg::Centre => Baseline::Centre,
+                BaselineArg::Whole => Baseline::Whole,
+            });
+            o.convention = convention.parse().map_err(EvalError::Usage)?;
+            (o.out, o.class, o.truth_label, o.min_score) = (out, class, truth_label, min_score);
+            (o.calibrate, o.sweep_step, o.unannotated_negative, o.gallery) =
+                (calibrate, sweep_step, unannotated_negative, gallery);
+            let ev = run_eval(&o)?;
+            print!("{}", cambox::eval::report::table(&ev));
             Ok(EXIT_OK)
         }
     }

@@ -1,0 +1,414 @@
+//! `report.html`: one static page that opens anywhere, offline, and can be mailed.
+//!
+//! No external resources: inline CSS, inline SVG charts (IoU histogram, BoxAcc against
+//! tau), and thumbnails embedded as base64 JPEG. The gallery shows the images with truth
+//! worst IoU first (the failures are what one looks at), capped so the page stays small,
+//! each with the truth boxes in green and the predicted boxes in red, drawn on the run's
+//! overlay when it was saved (heatmap visible) or else on the original image.
+
+use std::fmt::Write as _;
+
+use image::imageops::FilterType;
+use image::{Rgb, RgbImage};
+
+use super::metrics::Rect;
+use super::report::metric_rows;
+use super::run_files::RunFiles;
+use super::{Evaluation, ImageResult};
+use crate::decode::Decoder;
+use crate::defaults;
+use crate::output::artefacts::Artefacts;
+
+const TRUTH: Rgb<u8> = Rgb([0, 230, 0]);
+const PRED: Rgb<u8> = Rgb([255, 30, 30]);
+
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1d2330;background:#fafbfc}\
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d8dde6;padding-bottom:4px}\
+p.meta{margin:2px 0;color:#4a5568;font-size:13px}table{border-collapse:collapse;font-size:13px;background:#fff}\
+td,th{border:1px solid #d8dde6;padding:4px 8px;text-align:left;vertical-align:top}th{background:#eef1f5}\
+td.v{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
+.charts{display:flex;flex-wrap:wrap;gap:24px}.chart{background:#fff;border:1px solid #d8dde6;padding:8px}\
+.gallery{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #d8dde6;padding:6px;width:330px}\
+.card img{display:block;max-width:320px;margin:0 auto}.card .cap{font-size:12px;margin-top:4px;word-break:break-all}\
+.key{display:inline-block;width:12px;height:12px;vertical-align:middle;margin:0 4px 0 10px}.note{color:#8a4b00;font-size:13px}";
+
+/// HTML-escapes text.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Standard base64 (RFC 4648, with padding), for `data:` URLs.
+pub fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut o = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        o.push(A[(n >> 18) as usize & 63] as char);
+        o.push(A[(n >> 12) as usize & 63] as char);
+        o.push(if c.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
+        o.push(if c.len() > 2 { A[n as usize & 63] as char } else { '=' });
+    }
+    o
+}
+
+/// Counts of best IoU per bin over [0, 1] (the last bin holds 1), and images with truth
+/// but no prediction.
+pub fn iou_histogram(images: &[ImageResult], bins: usize) -> (Vec<usize>, usize) {
+    let mut h = vec![0usize; bins];
+    let mut none = 0;
+    for i in images.iter().filter(|i| !i.truth.is_empty()) {
+        match i.best_iou {
+            Some(v) => h[((v * bins as f64) as usize).min(bins - 1)] += 1,
+            None => none += 1,
+        }
+    }
+    (h, none)
+}
+
+fn histogram_svg(images: &[ImageResult]) -> String {
+    let bins = defaults::IOU_HISTOGRAM_BINS;
+    let (h, none) = iou_histogram(images, bins);
+    let (w, ht, left, bottom) = (560.0, 220.0, 40.0, 30.0);
+    let n = bins + 1;
+    let bw = (w - left - 10.0) / n as f64;
+    let max = h.iter().copied().chain([none]).max().unwrap_or(0).max(1) as f64;
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{ht}' role='img' aria-label='IoU histogram'>"
+    );
+    let plot_h = ht - bottom - 20.0;
+    let _ = write!(s, "<line x1='{left}' y1='{}' x2='{}' y2='{}' stroke='#555'/>", ht - bottom, w - 10.0, ht - bottom);
+    for (k, &c) in std::iter::once(&none).chain(h.iter()).enumerate() {
+        let x = left + k as f64 * bw;
+        let bh = c as f64 / max * plot_h;
+        let colour = if k == 0 { "#9aa3b2" } else { "#3d6fd1" };
+        let _ = write!(
+            s,
+            "<rect x='{:.1}' y='{:.1}' width='{:.1}' height='{:.1}' fill='{colour}'><title>{c}</title></rect>",
+            x + 2.0,
+            ht - bottom - bh,
+            bw - 4.0,
+            bh
+        );
+        let _ = write!(
+            s,
+            "<text x='{:.1}' y='{:.1}' font-size='11' text-anchor='middle'>{c}</text>",
+            x + bw / 2.0,
+            ht - bottom - bh - 4.0
+        );
+        let label = if k == 0 { "none".to_string() } else { format!("{:.1}", (k - 1) as f64 / bins as f64) };
+        let _ = write!(
+            s,
+            "<text x='{:.1}' y='{}' font-size='11' text-anchor='middle'>{label}</text>",
+            x + bw / 2.0,
+            ht - bottom + 14.0
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x='{}' y='{}' font-size='11' text-anchor='middle'>best IoU (bin start; 'none' = no box)</text></svg>",
+        left + (w - left) / 2.0,
+        ht - 2.0
+    );
+    s
+}
+
+/// A named, coloured curve over the sweep's taus.
+type Series<'a> = (&'a str, &'a str, Box<dyn Fn(usize) -> f64 + 'a>);
+
+fn sweep_svg(ev: &Evaluation) -> Option<String> {
+    let sw = ev.summary.sweep.as_ref()?;
+    let (w, ht, left, bottom) = (560.0, 240.0, 40.0, 30.0);
+    let (pw, ph) = (w - left - 10.0, ht - bottom - 10.0);
+    let px = |t: f64| left + t * pw;
+    let py = |v: f64| 10.0 + (1.0 - v) * ph;
+    let mut s = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{ht}' role='img' aria-label='BoxAcc against tau'>"
+    );
+    for g in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ =
+            write!(s, "<line x1='{left}' y1='{:.1}' x2='{:.1}' y2='{:.1}' stroke='#e3e6ec'/>", py(g), w - 10.0, py(g));
+        let _ =
+            write!(s, "<text x='{}' y='{:.1}' font-size='10' text-anchor='end'>{g}</text>", left - 4.0, py(g) + 3.0);
+        let _ = write!(
+            s,
+            "<text x='{:.1}' y='{}' font-size='10' text-anchor='middle'>{g}</text>",
+            px(g),
+            ht - bottom + 14.0
+        );
+    }
+    let series: [Series; 4] = [
+        ("V2 delta 0.3", "#2a9d8f", Box::new(|i| sw.box_acc_v2[i][0])),
+        ("V2 delta 0.5", "#3d6fd1", Box::new(|i| sw.box_acc_v2[i][1])),
+        ("V2 delta 0.7", "#7b3fbf", Box::new(|i| sw.box_acc_v2[i][2])),
+        ("V1 delta 0.5", "#e07a1f", Box::new(|i| sw.box_acc_v1[i][1])),
+    ];
+    for (k, (name, colour, f)) in series.iter().enumerate() {
+        let pts: Vec<String> =
+            sw.taus.iter().enumerate().map(|(i, &t)| format!("{:.1},{:.1}", px(t), py(f(i)))).collect();
+        let dash = if k == 3 { " stroke-dasharray='5,3'" } else { "" };
+        let _ =
+            write!(s, "<polyline fill='none' stroke='{colour}' stroke-width='1.8'{dash} points='{}'/>", pts.join(" "));
+        let _ = write!(
+            s,
+            "<text x='{:.1}' y='{}' font-size='11' fill='{colour}'>{name}</text>",
+            left + 8.0 + k as f64 * 120.0,
+            ht - 2.0
+        );
+    }
+    let _ = write!(
+        s,
+        "<line x1='{:.1}' y1='10' x2='{:.1}' y2='{:.1}' stroke='#999' stroke-dasharray='2,2'/>",
+        px(sw.calibrated_tau),
+        px(sw.calibrated_tau),
+        ht - bottom
+    );
+    s.push_str("</svg>");
+    Some(s)
+}
+
+/// Draws a box outline `t` pixels thick inside `[x1, x2) x [y1, y2)`, with a dark edge.
+fn draw_box(img: &mut RgbImage, r: (i64, i64, i64, i64), colour: Rgb<u8>, t: i64) {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let (x1, y1) = (r.0.clamp(0, w - 1), r.1.clamp(0, h - 1));
+    let (x2, y2) = ((r.2 - 1).clamp(0, w - 1), (r.3 - 1).clamp(0, h - 1));
+    for k in 0..=t {
+        let c = if k == t { Rgb([0, 0, 0]) } else { colour };
+        let (a, b, cc, d) = (x1 + k, y1 + k, x2 - k, y2 - k);
+        if cc < a || d < b {
+            break;
+        }
+        for x in a..=cc {
+            img.put_pixel(x as u32, b as u32, c);
+            img.put_pixel(x as u32, d as u32, c);
+        }
+        for y in b..=d {
+            img.put_pixel(a as u32, y as u32, c);
+            img.put_pixel(cc as u32, y as u32, c);
+        }
+    }
+}
+
+/// The base picture of one image: the run's overlay, else the original.
+fn base_image(run: &RunFiles, rel: &str, class: usize) -> Option<(RgbImage, &'static str)> {
+    let dec = Decoder { max_pixels: defaults::MAX_PIXELS, max_file_bytes: defaults::MAX_FILE_BYTES };
+    let overlay = Artefacts::new(&run.dir, &Default::default()).overlay_path(rel, class);
+    let (path, what) = if overlay.is_file() { (overlay, "overlay") } else { (run.original(rel)?, "original") };
+    let img = dec.decode_file(&path).ok()?;
+    let px = |v: f32| (v * 255.0).round().clamp(0.0, 255.0) as u8;
+    let rgb = RgbImage::from_fn(img.width, img.height, |x, y| {
+        let (x, y) = (x as usize, y as usize);
+        if img.channels == 1 {
+            let v = px(img.pixel(x, y, 0));
+            Rgb([v, v, v])
+        } else {
+            Rgb([px(img.pixel(x, y, 0)), px(img.pixel(x, y, 1)), px(img.pixel(x, y, 2))])
+        }
+    });
+    Some((rgb, what))
+}
+
+/// A JPEG thumbnail with truth (green) and predictions (red), as base64.
+fn thumbnail(run: &RunFiles, im: &ImageResult, class: usize) -> Option<(String, &'static str)> {
+    let (img, what) = base_image(run, &im.rel, class)?;
+    let s = (defaults::THUMB_SIDE as f64 / img.width().max(img.height()) as f64).min(1.0);
+    let (tw, th) =
+        (((img.width() as f64 * s).round() as u32).max(1), ((img.height() as f64 * s).round() as u32).max(1));
+    let mut t = image::imageops::resize(&img, tw, th, FilterType::Triangle);
+    // Scale by the actual ratios of the sizes the boxes refer to (images.csv).
+    let (sx, sy) = (tw as f64 / im.width as f64, th as f64 / im.height as f64);
+    let sc = |r: &Rect| {
+        ((r.x1 * sx).round() as i64, (r.y1 * sy).round() as i64, (r.x2 * sx).round() as i64, (r.y2 * sy).round() as i64)
+    };
+    for r in &im.truth {
+        draw_box(&mut t, sc(r), TRUTH, 2);
+    }
+    for p in &im.preds {
+        draw_box(&mut t, sc(&p.rect), PRED, 2);
+    }
+    let mut buf = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, defaults::THUMB_JPEG_QUALITY).encode_image(&t).ok()?;
+    Some((base64(&buf), what))
+}
+
+/// The gallery's images: with truth, worst best-IoU first (no box first), then by path.
+pub fn gallery_order(images: &[ImageResult], cap: usize) -> Vec<&ImageResult> {
+    let mut v: Vec<&ImageResult> = images.iter().filter(|i| !i.truth.is_empty()).collect();
+    v.sort_by(|a, b| a.best_iou.unwrap_or(-1.0).total_cmp(&b.best_iou.unwrap_or(-1.0)).then(a.rel.cmp(&b.rel)));
+    v.truncate(cap);
+    v
+}
+
+/// The whole page.
+pub fn render(ev: &Evaluation, run: &RunFiles, gallery_cap: usize) -> String {
+    let s = &ev.summary;
+    let p = &s.protocol;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>cambox eval: {}</title><style>{CSS}</style></head><body>",
+        esc(&p.class_name)
+    );
+    let _ = write!(
+        h,
+        "<h1>cambox eval{}</h1>",
+        p.baseline.map(|b| format!(" — baseline '{}'", b.name())).unwrap_or_default()
+    );
+    let meta = [
+        format!("run: {}", s.run.display()),
+        format!("truth: {} ({})", s.truth.display(), s.format.name()),
+        format!("class {} '{}'; box convention: {}; {}", p.class_index, p.class_name, p.convention, p.detection),
+        format!("localisation: {}; RSNA confidence: {}", p.localisation, p.rsna_confidence),
+        format!(
+            "{} images evaluated: {} with truth, {} negatives; {} truth boxes, {} predicted boxes",
+            s.counts.evaluated, s.counts.with_truth, s.counts.negatives, s.counts.truth_boxes, s.counts.predicted_boxes
+        ),
+    ];
+    for m in meta {
+        let _ = write!(h, "<p class='meta'>{}</p>", esc(&m));
+    }
+    for n in &s.notes {
+        let _ = write!(h, "<p class='note'>note: {}</p>", esc(n));
+    }
+    h.push_str("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>detail</th></tr>");
+    for (m, v, d) in metric_rows(s) {
+        let _ = write!(h, "<tr><td>{}</td><td class='v'>{}</td><td>{}</td></tr>", esc(&m), esc(&v), esc(&d));
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h2>Distributions</h2><div class='charts'>");
+    let _ = write!(
+        h,
+        "<div class='chart'><div>Best IoU per image with truth (GT-known)</div>{}</div>",
+        histogram_svg(&ev.images)
+    );
+    if let Some(svg) = sweep_svg(ev) {
+        let _ = write!(
+            h,
+            "<div class='chart'><div>BoxAcc against the CAM threshold tau (dotted: calibrated tau)</div>{svg}</div>"
+        );
+    }
+    h.push_str("</div>");
+
+    let u = &s.unmatched;
+    h.push_str(
+        "<h2>Unmatched files and annotation issues</h2><table><tr><th>kind</th><th>count</th><th>examples</th></tr>",
+    );
+    let mut row = |k: &str, c: usize, ex: &[String]| {
+        let _ = write!(h, "<tr><td>{}</td><td class='v'>{c}</td><td>{}</td></tr>", esc(k), esc(&ex.join("; ")));
+    };
+    row("annotated, not processed", u.annotated_not_processed.count, &u.annotated_not_processed.examples);
+    row("annotated, failed in the run", u.annotated_failed_in_run.count, &u.annotated_failed_in_run.examples);
+    row("processed, not annotated", u.processed_not_annotated.count, &u.processed_not_annotated.examples);
+    for (k, v) in &s.annotation_issues.0 {
+        row(k, v.count, &v.examples);
+    }
+    h.push_str("</table>");
+
+    let shown = gallery_order(&ev.images, gallery_cap);
+    let _ = write!(
+        h,
+        "<h2>Gallery: {} of {} images with truth, worst IoU first</h2><p class='meta'>\
+         <span class='key' style='background:rgb(0,230,0)'></span>truth<span class='key' style='background:rgb(255,30,30)'></span>predicted</p><div class='gallery'>",
+        shown.len(),
+        s.counts.with_truth
+    );
+    for im in shown {
+        let cap = format!(
+            "{} — IoU {} · p {} · truth {} · boxes {}",
+            im.rel,
+            im.best_iou.map(|v| format!("{v:.3}")).unwrap_or_else(|| "none".into()),
+            im.probability.map(|v| format!("{v:.3}")).unwrap_or_else(|| "?".into()),
+            im.truth.len(),
+            im.preds.len()
+        );
+        match thumbnail(run, im, p.class_index) {
+            Some((b64, what)) => {
+                let _ = write!(
+                    h,
+                    "<div class='card'><img alt='{}' src='data:image/jpeg;base64,{b64}'><div class='cap'>{} ({what})</div></div>",
+                    esc(&im.rel),
+                    esc(&cap)
+                );
+            }
+            None => {
+                let _ = write!(h, "<div class='card'><div class='cap'>{} (image not found)</div></div>", esc(&cap));
+            }
+        }
+    }
+    h.push_str("</div></body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")]
+        {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+
+    fn im(rel: &str, iou: Option<f64>, truth: bool) -> ImageResult {
+        ImageResult {
+            rel: rel.into(),
+            width: 10,
+            height: 10,
+            truth: if truth { vec![Rect::new(0.0, 0.0, 5.0, 5.0)] } else { vec![] },
+            preds: vec![],
+            probability: None,
+            predicted_positive: false,
+            best_iou: iou,
+            best_iobb: None,
+            hits: None,
+            rsna: None,
+            detections: 0,
+        }
+    }
+
+    #[test]
+    fn histogram_and_gallery_order() {
+        let v = vec![
+            im("a", Some(0.95), true),
+            im("b", None, true),
+            im("c", Some(1.0), true),
+            im("d", Some(0.05), true),
+            im("e", None, false),
+        ];
+        let (h, none) = iou_histogram(&v, 10);
+        assert_eq!((h[0], h[9], none), (1, 2, 1));
+        let order: Vec<&str> = gallery_order(&v, 3).iter().map(|i| i.rel.as_str()).collect();
+        assert_eq!(order, vec!["b", "d", "a"]);
+    }
+
+    #[test]
+    fn boxes_are_drawn_inside() {
+        let mut img = RgbImage::new(10, 10);
+        draw_box(&mut img, (2, 2, 8, 8), PRED, 2);
+        assert_eq!(*img.get_pixel(2, 2), PRED);
+        assert_eq!(*img.get_pixel(7, 7), PRED);
+        assert_eq!(*img.get_pixel(4, 4), Rgb([0, 0, 0]), "dark inner edge");
+        assert_eq!(*img.get_pixel(8, 8), Rgb([0, 0, 0]), "nothing outside (still black background)");
+        draw_box(&mut img, (-5, -5, 50, 50), TRUTH, 1);
+        assert_eq!(*img.get_pixel(9, 9), TRUTH);
+    }
+}

@@ -1,0 +1,242 @@
+//! The evaluation's files: `per_image.csv`, `summary.json`, `unmatched.csv`,
+//! `calibrated.toml` (with `--calibrate`), `report.html` ([`super::html`]), and the table
+//! printed on stdout. Every file is written atomically, like `run`'s outputs.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::error::EvalError;
+use super::run_files::RunFiles;
+use super::{EvalOptions, Evaluation, Summary};
+use crate::output::atomic_write;
+
+pub const PER_IMAGE_HEADER: &[&str] = &[
+    "path",
+    "class",
+    "truth",
+    "truth_count",
+    "pred_count",
+    "probability",
+    "top1_is_class",
+    "best_iou",
+    "best_iobb",
+    "hit_0.3",
+    "hit_0.5",
+    "hit_0.7",
+    "detections",
+    "rsna",
+];
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
+    atomic_write(path, bytes).map_err(|e| EvalError::output(path, e.to_string()))
+}
+
+/// Writes every file of the evaluation into its folder.
+pub fn write_all(ev: &Evaluation, run: &RunFiles, o: &EvalOptions) -> Result<(), EvalError> {
+    let dir = &ev.out_dir;
+    std::fs::create_dir_all(dir).map_err(|e| EvalError::output(dir, format!("cannot create: {e}")))?;
+    write(&dir.join("per_image.csv"), per_image_csv(ev)?.as_bytes())?;
+    let mut json = serde_json::to_string_pretty(&ev.summary).map_err(|e| EvalError::output(dir, e.to_string()))?;
+    json.push('\n');
+    write(&dir.join("summary.json"), json.as_bytes())?;
+    write(&dir.join("unmatched.csv"), unmatched_csv(ev)?.as_bytes())?;
+    if o.calibrate {
+        write(&dir.join("calibrated.toml"), calibrated_toml(&ev.summary, o).as_bytes())?;
+    }
+    write(&dir.join("report.html"), super::html::render(ev, run, o.gallery).as_bytes())?;
+    Ok(())
+}
+
+fn csv_text(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Result<String, EvalError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    rows(&mut w).map_err(|e| EvalError::output("csv", e.to_string()))?;
+    let bytes = w.into_inner().map_err(|e| EvalError::output("csv", e.to_string()))?;
+    Ok(String::from_utf8(bytes).expect("utf-8 fields"))
+}
+
+/// One row per evaluated image, in `images.csv` order.
+pub fn per_image_csv(ev: &Evaluation) -> Result<String, EvalError> {
+    let class = &ev.summary.protocol.class_name;
+    csv_text(|w| {
+        w.write_record(PER_IMAGE_HEADER)?;
+        for i in &ev.images {
+            let hit = |k: usize| opt(i.hits.map(|h| h[k]));
+            w.write_record([
+                i.rel.clone(),
+                class.clone(),
+                if i.truth.is_empty() { "negative" } else { "positive" }.to_string(),
+                i.truth.len().to_string(),
+                i.preds.len().to_string(),
+                opt(i.probability),
+                i.predicted_positive.to_string(),
+                opt(i.best_iou),
+                opt(i.best_iobb),
+                hit(0),
+                hit(1),
+                hit(2),
+                i.detections.to_string(),
+                opt(i.rsna),
+            ])?;
+        }
+        Ok(())
+    })
+}
+
+/// Every file that did not pair up, with the reason.
+pub fn unmatched_csv(ev: &Evaluation) -> Result<String, EvalError> {
+    let u = &ev.unmatched;
+    csv_text(|w| {
+        w.write_record(["kind", "name"])?;
+        for (kind, list) in [
+            ("annotated_not_processed", &u.not_processed),
+            ("annotated_failed_in_run", &u.failed_in_run),
+            ("processed_not_annotated", &u.not_annotated),
+        ] {
+            for n in list {
+                w.write_record([kind, n.as_str()])?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The `[localise]` snippet that reuses the calibrated threshold.
+pub fn calibrated_toml(s: &Summary, o: &EvalOptions) -> String {
+    let sw = s.sweep.as_ref().expect("calibrate needs the sweep (checked)");
+    let digits = (-sw.step.log10()).ceil().max(0.0) as usize;
+    format!(
+        "# Written by `cambox eval --calibrate` (cambox {}).\n\
+         # Run: {}; truth: {} ({} images with truth, class '{}', boxes {}).\n\
+         # Criterion: the tau maximising the mean over delta in {{0.3, 0.5, 0.7}} of BoxAcc(tau, delta) with all\n\
+         # components (the MaxBoxAccV2 curve; ties go to the smallest tau), sweep step {}.\n\
+         # Mean BoxAcc at this tau: {:.4}; MaxBoxAccV2 (each delta at its own best tau): {:.4}.\n\
+         [localise]\n\
+         preset = \"wsol\"\n\
+         tau = {:.digits$}\n",
+        s.cambox_version,
+        o.run.display(),
+        o.truth.display(),
+        sw.images,
+        s.protocol.class_name,
+        s.protocol.convention,
+        sw.step,
+        sw.calibrated_box_acc_mean,
+        sw.max_box_acc_v2,
+        sw.calibrated_tau,
+    )
+}
+
+fn f4(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
+}
+
+/// The metric rows shared by the stdout table and report.html: (metric, value, detail).
+pub fn metric_rows(s: &Summary) -> Vec<(String, String, String)> {
+    let mut rows = Vec::new();
+    let c = &s.classification;
+    rows.push((
+        "classification accuracy (top-1)".into(),
+        f4(c.accuracy),
+        format!("TP {} FP {} TN {} FN {}", c.true_positive, c.false_positive, c.true_negative, c.false_negative),
+    ));
+    rows.push(("mean best IoU (GT-known)".into(), f4(s.mean_best_iou), String::new()));
+    rows.push((
+        "BoxAcc @0.3 / @0.5 / @0.7 (GT-known)".into(),
+        s.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
+        format!("mean {}", f4(s.box_acc_mean)),
+    ));
+    rows.push(("CorLoc (BoxAcc @0.5)".into(), f4(s.corloc), String::new()));
+    match &s.max_box_acc {
+        Some(m) => {
+            let tau = |t: Option<f64>| t.map(|t| format!("tau {t}")).unwrap_or_else(|| "no tau".into());
+            rows.push(("MaxBoxAcc (V1: delta 0.5, largest component)".into(), f4(Some(m.v1)), tau(m.v1_tau)));
+            let detail = match (m.v2_tau_per_delta, m.calibrated_tau) {
+                (Some(t), Some(c)) => format!(
+                    "per delta {} / {} / {} at tau {} / {} / {}; best single tau {c}",
+                    f4(Some(m.v2_per_delta[0])),
+                    f4(Some(m.v2_per_delta[1])),
+                    f4(Some(m.v2_per_delta[2])),
+                    t[0],
+                    t[1],
+                    t[2]
+                ),
+                _ => m.source.to_string(),
+            };
+            rows.push(("MaxBoxAccV2 (all components)".into(), f4(Some(m.v2)), detail));
+        }
+        None => rows.push((
+            "MaxBoxAcc / MaxBoxAccV2".into(),
+            "-".into(),
+            "needs maps (run with [output] maps = true)".into(),
+        )),
+    }
+    rows.push((
+        "RSNA score".into(),
+        f4(s.rsna_score),
+        format!("mean over {} images; IoU 0.40..0.75", s.counts.scored_rsna),
+    ));
+    for r in &s.chestxray8 {
+        rows.push((
+            format!("ChestX-ray8 @T(IoBB) {}: accuracy / avg FP", r.t_iobb),
+            format!("{} / {}", f4(r.accuracy_iobb), f4(r.avg_fp)),
+            format!("with IoU > 0.5: {} / {}", f4(r.accuracy_or_iou), f4(r.avg_fp_or_iou)),
+        ));
+    }
+    rows
+}
+
+/// The readable table for stdout.
+pub fn table(ev: &Evaluation) -> String {
+    let s = &ev.summary;
+    let p = &s.protocol;
+    let n = &s.counts;
+    let u = &s.unmatched;
+    let mut out = String::new();
+    let _ = writeln!(out, "cambox eval: run {}, truth {} ({})", s.run.display(), s.truth.display(), s.format.name());
+    let _ = writeln!(
+        out,
+        "class {} '{}'; boxes {}; {}{}",
+        p.class_index,
+        p.class_name,
+        p.convention,
+        p.detection,
+        p.baseline.map(|b| format!("; BASELINE '{}' boxes", b.name())).unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "images: {} evaluated ({} with truth, {} negatives; {} truth boxes, {} predicted, {} detections); \
+         unmatched: {} annotated not processed, {} failed in run, {} processed not annotated; {} annotation issues",
+        n.evaluated,
+        n.with_truth,
+        n.negatives,
+        n.truth_boxes,
+        n.predicted_boxes,
+        n.detections,
+        u.annotated_not_processed.count,
+        u.annotated_failed_in_run.count,
+        u.processed_not_annotated.count,
+        s.annotation_issues.total()
+    );
+    let rows = metric_rows(s);
+    let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{:w0$}  {:w1$}  detail", "metric", "value");
+    let _ = writeln!(out, "{}  {}  {}", "-".repeat(w0), "-".repeat(w1), "-".repeat(6));
+    for (m, v, d) in rows {
+        let _ = writeln!(out, "{m:w0$}  {v:>w1$}  {d}");
+    }
+    for (kind, k) in &s.annotation_issues.0 {
+        let _ =
+            writeln!(out, "issue {kind}: {} (e.g. {})", k.count, k.examples.first().map(String::as_str).unwrap_or(""));
+    }
+    for note in &s.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    let _ = writeln!(out, "written: {}", ev.out_dir.display());
+    out
+}
