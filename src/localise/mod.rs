@@ -260,8 +260,10 @@ impl Localiser {
         let values: Vec<f32> =
             if self.recipe.quantise { map.iter().map(|&v| threshold::to_u8(v) as f32).collect() } else { map.clone() };
         let (sx0, sy0, sx1, sy1) = seen;
-        // Threshold statistics (max, percentile, Otsu) over the pixels the network saw.
-        let seen_values: Vec<f32> = (sy0..sy1).flat_map(|y| values[y * w + sx0..y * w + sx1].iter().copied()).collect();
+        // Threshold statistics (max, percentile, Otsu) over the pixels the network saw,
+        // taken on the normalised map: `Threshold::value` converts to 8-bit levels itself
+        // for quantised recipes (passing it the levels would saturate them all to 255).
+        let seen_values: Vec<f32> = (sy0..sy1).flat_map(|y| map[y * w + sx0..y * w + sx1].iter().copied()).collect();
         PreparedMap { map, values, seen_values, width: w, height: h, seen }
     }
 
@@ -293,7 +295,7 @@ pub struct PreparedMap {
     pub map: Vec<f32>,
     /// The values thresholds compare: the map, or its 8-bit levels for quantised recipes.
     pub values: Vec<f32>,
-    /// `values` inside `seen`, for threshold statistics.
+    /// The normalised map inside `seen`, for threshold statistics.
     pub seen_values: Vec<f32>,
     pub width: usize,
     pub height: usize,

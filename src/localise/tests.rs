@@ -186,3 +186,24 @@ fn class_selection() {
     assert!(ClassSelection::parse("topk:0").is_err());
     assert!(ClassSelection::parse("best").is_err());
 }
+
+/// wsolevaluation cuts its 8-bit map at `int(tau * np.max(map_u8))`. At original
+/// resolution the map's maximum can be below 1 (the network-resolution peak falls between
+/// sampled pixel centres), so the cut must use the 8-bit maximum of this map, not 255.
+#[test]
+fn quantised_fraction_uses_the_maps_own_eight_bit_maximum() {
+    let loc = Localiser::new(Recipe::wsol(0.5));
+    // 8-bit levels 153 (0.6) and 102 (0.4): int(0.5 * 153) = 76 keeps both.
+    let map = vec![0.6, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    let p = loc.prepare_original(map, 4, 2, (0, 0, 4, 2));
+    let cut = loc.cut(&p, &Threshold::Fraction(0.5));
+    assert_eq!(cut, 76.0);
+    let (_, comps) = loc.components_above(&p, cut);
+    assert_eq!(comps.len(), 1);
+    assert_eq!(comps[0].area, 2);
+    // Otsu and percentiles on the 8-bit map see the levels, not saturated values.
+    let custom = Localiser::new(Recipe { quantise: true, thresholds: vec![Threshold::Otsu], ..Recipe::cam_paper() });
+    let q = custom.prepare_original(vec![0.2, 0.2, 0.2, 0.2, 0.6, 0.6, 0.6, 0.6], 4, 2, (0, 0, 4, 2));
+    let c = custom.cut(&q, &Threshold::Otsu);
+    assert!((51.0..153.0).contains(&c), "Otsu level {c} must separate 51 from 153");
+}
