@@ -29,7 +29,7 @@ td,th{border:1px solid #d8dde6;padding:4px 8px;text-align:left;vertical-align:to
 td.v{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .charts{display:flex;flex-wrap:wrap;gap:24px}.chart{background:#fff;border:1px solid #d8dde6;padding:8px}\
 .gallery{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #d8dde6;padding:6px;width:330px}\
-.card img{display:block;max-width:320px;margin:0 auto}.card .cap{font-size:12px;margin-top:4px;word-break:break-all}\
+.card img{display:block;max-width:320px;margin:0 auto}.card .cap{font-size:12px;margin-top:4px;overflow-wrap:anywhere}\
 .key{display:inline-block;width:12px;height:12px;vertical-align:middle;margin:0 4px 0 10px}.note{color:#8a4b00;font-size:13px}";
 
 /// HTML-escapes text.

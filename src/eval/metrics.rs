@@ -299,6 +299,16 @@ mod tests {
     }
 
     #[test]
+    fn predicted_boxes_under_each_convention() {
+        let r = r(10.0, 20.0, 64.0, 48.0);
+        assert_eq!(as_predicted(r, 64, 48, H), r);
+        // wsolevaluation clips x + w to width - 1 before reading the box inclusively: a box
+        // reaching the right and bottom borders then covers exactly the last pixel.
+        assert_eq!(as_predicted(r, 64, 48, I), Rect::new(10.0, 20.0, 63.0, 47.0));
+        assert_eq!(area(&as_predicted(r, 64, 48, I), I), area(&r, H));
+    }
+
+    #[test]
     fn best_values_and_hits() {
         let truth = [r(0.0, 0.0, 10.0, 10.0), r(20.0, 0.0, 30.0, 10.0)];
         let preds = [r(0.0, 0.0, 3.0, 10.0), r(20.0, 0.0, 27.0, 10.0)];

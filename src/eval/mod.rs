@@ -337,12 +337,12 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
     }
     if label_dropped > 0 {
         notes.push(format!(
-            "{label_dropped} truth boxes have another label than '{}' and were not used",
+            "truth boxes with another label than '{}', not used: {label_dropped}",
             o.truth_label.as_deref().unwrap_or("")
         ));
     }
     if !no_size.is_empty() {
-        notes.push(format!("{} images have no size in images.csv and were left out", no_size.len()));
+        notes.push(format!("images without a size in images.csv, left out: {}", no_size.len()));
     }
     if let Some(l) = &o.truth_label {
         if items.iter().all(|i| i.truth.is_empty()) {
@@ -411,7 +411,7 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
     let negatives = images.len() - with_truth;
     if images.iter().any(|i| i.probability.is_none()) {
         notes.push(format!(
-            "{} images have no recorded probability of class {class} (not in top_k): taken as 0 for --min-score",
+            "images without a recorded probability of class {class} (not in top_k), taken as 0 for --min-score: {}",
             images.iter().filter(|i| i.probability.is_none()).count()
         ));
     }
@@ -469,7 +469,7 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
             .collect();
         let s = sweep::sweep(&inputs, class, o.sweep_step, c);
         if s.without_map > 0 {
-            notes.push(format!("{} images with truth have no usable map (misses in the sweep)", s.without_map));
+            notes.push(format!("images with truth but no usable map (misses in the sweep): {}", s.without_map));
         }
         Some(s)
     } else {

@@ -152,17 +152,20 @@ pub fn metric_rows(s: &Summary) -> Vec<(String, String, String)> {
     rows.push(("CorLoc (BoxAcc @0.5)".into(), f4(s.corloc), String::new()));
     match &s.max_box_acc {
         Some(m) => {
-            let tau = |t: Option<f64>| t.map(|t| format!("tau {t}")).unwrap_or_else(|| "no tau".into());
+            let digits = (-s.protocol.sweep_step.log10()).ceil().max(0.0) as usize;
+            let t = |t: f64| format!("{t:.digits$}");
+            let tau = |v: Option<f64>| v.map(|v| format!("tau {}", t(v))).unwrap_or_else(|| "no tau".into());
             rows.push(("MaxBoxAcc (V1: delta 0.5, largest component)".into(), f4(Some(m.v1)), tau(m.v1_tau)));
             let detail = match (m.v2_tau_per_delta, m.calibrated_tau) {
-                (Some(t), Some(c)) => format!(
-                    "per delta {} / {} / {} at tau {} / {} / {}; best single tau {c}",
+                (Some(ts), Some(c)) => format!(
+                    "per delta {} / {} / {} at tau {} / {} / {}; best single tau {}",
                     f4(Some(m.v2_per_delta[0])),
                     f4(Some(m.v2_per_delta[1])),
                     f4(Some(m.v2_per_delta[2])),
-                    t[0],
-                    t[1],
-                    t[2]
+                    t(ts[0]),
+                    t(ts[1]),
+                    t(ts[2]),
+                    t(c)
                 ),
                 _ => m.source.to_string(),
             };
