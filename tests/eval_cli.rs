@@ -175,6 +175,37 @@ fn whole_image_baseline_by_hand_and_bad_options() {
     // Processed images without annotations are listed, not evaluated.
     assert_eq!(s["unmatched"]["processed_not_annotated"]["count"], 2);
 
+    // RSNA labels (matched by stem), the other processed images taken as negatives, every
+    // box a detection: a's whole-image box has IoBB 128/1024 = 0.125 (a hit at T 0.1 only)
+    // and is a false positive at T 0.5 like the three boxes on negatives: 4 FP / 4 images.
+    let rsna = tmp.path().join("labels.csv");
+    std::fs::write(&rsna, "patientId,x,y,width,height,Target\na,0,0,16,8,1\n").unwrap();
+    let out2 = tmp.path().join("rsna");
+    let (code, _, err) = cambox(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--truth",
+        rsna.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--baseline",
+        "whole",
+        "--unannotated-negative",
+        "--min-score",
+        "0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["format"], "rsna");
+    assert_eq!((s["counts"]["with_truth"].as_u64(), s["counts"]["negatives"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(s["rsna_score"].as_f64(), Some(0.0));
+    assert_eq!(s["counts"]["scored_rsna"], 4);
+    let cx = |i: usize, k: &str| s["chestxray8"][i][k].as_f64();
+    assert_eq!((cx(0, "accuracy_iobb"), cx(1, "accuracy_iobb")), (Some(1.0), Some(0.0)));
+    assert_eq!((cx(0, "avg_fp"), cx(2, "avg_fp")), (Some(0.75), Some(1.0)));
+
     // Bad usage exits with 2.
     let (code, _, err) = cambox(&[&args[..], &["--min-score", "2"]].concat());
     assert_eq!(code, 2, "{err}");
