@@ -4,7 +4,8 @@
 //! tau), and thumbnails embedded as base64 JPEG. The gallery shows the images with truth
 //! worst IoU first (the failures are what one looks at), capped so the page stays small,
 //! each with the truth boxes in green and the predicted boxes in red, drawn on the run's
-//! overlay when it was saved (heatmap visible) or else on the original image.
+//! overlay when it was saved (heatmap visible) or else on the original image (always the
+//! original for a baseline: the overlay shows the run's own boxes).
 
 use std::fmt::Write as _;
 
@@ -199,11 +200,12 @@ fn draw_box(img: &mut RgbImage, r: (i64, i64, i64, i64), colour: Rgb<u8>, t: i64
     }
 }
 
-/// The base picture of one image: the run's overlay, else the original.
-fn base_image(run: &RunFiles, rel: &str, class: usize) -> Option<(RgbImage, &'static str)> {
+/// The base picture of one image: the run's overlay (when wanted and saved), else the
+/// original. A baseline is drawn on the original: the overlay shows the run's own boxes.
+fn base_image(run: &RunFiles, rel: &str, class: usize, overlay: bool) -> Option<(RgbImage, &'static str)> {
     let dec = Decoder { max_pixels: defaults::MAX_PIXELS, max_file_bytes: defaults::MAX_FILE_BYTES };
-    let overlay = Artefacts::new(&run.dir, &Default::default()).overlay_path(rel, class);
-    let (path, what) = if overlay.is_file() { (overlay, "overlay") } else { (run.original(rel)?, "original") };
+    let ov = Artefacts::new(&run.dir, &Default::default()).overlay_path(rel, class);
+    let (path, what) = if overlay && ov.is_file() { (ov, "overlay") } else { (run.original(rel)?, "original") };
     let img = dec.decode_file(&path).ok()?;
     let px = |v: f32| (v * 255.0).round().clamp(0.0, 255.0) as u8;
     let rgb = RgbImage::from_fn(img.width, img.height, |x, y| {
@@ -219,8 +221,8 @@ fn base_image(run: &RunFiles, rel: &str, class: usize) -> Option<(RgbImage, &'st
 }
 
 /// A JPEG thumbnail with truth (green) and predictions (red), as base64.
-fn thumbnail(run: &RunFiles, im: &ImageResult, class: usize) -> Option<(String, &'static str)> {
-    let (img, what) = base_image(run, &im.rel, class)?;
+fn thumbnail(run: &RunFiles, im: &ImageResult, class: usize, overlay: bool) -> Option<(String, &'static str)> {
+    let (img, what) = base_image(run, &im.rel, class, overlay)?;
     let s = (defaults::THUMB_SIDE as f64 / img.width().max(img.height()) as f64).min(1.0);
     let (tw, th) =
         (((img.width() as f64 * s).round() as u32).max(1), ((img.height() as f64 * s).round() as u32).max(1));
@@ -332,7 +334,7 @@ pub fn render(ev: &Evaluation, run: &RunFiles, gallery_cap: usize) -> String {
             im.truth.len(),
             im.preds.len()
         );
-        match thumbnail(run, im, p.class_index) {
+        match thumbnail(run, im, p.class_index, p.baseline.is_none()) {
             Some((b64, what)) => {
                 let _ = write!(
                     h,
