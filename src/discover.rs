@@ -49,12 +49,22 @@ pub struct Discovery {
     extensions: HashSet<String>,
     follow_symlinks: bool,
     include_hidden: bool,
+    /// Also yield files without an extension, or with an all-digit one (DICOM files are
+    /// often named by their UID, `1.2.840.113619.2.1`), for the decoder to sniff.
+    extensionless: bool,
 }
 
 impl Discovery {
     pub fn new(roots: Vec<PathBuf>, extensions: &[String], follow_symlinks: bool, include_hidden: bool) -> Discovery {
         let extensions = extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect();
-        Discovery { roots, extensions, follow_symlinks, include_hidden }
+        Discovery { roots, extensions, follow_symlinks, include_hidden, extensionless: false }
+    }
+
+    /// Also takes files without an extension or with an all-digit one (`[input]
+    /// sniff_dicom`); the decoder reads those that carry the DICOM magic.
+    pub fn with_extensionless(mut self, on: bool) -> Discovery {
+        self.extensionless = on;
+        self
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -62,10 +72,11 @@ impl Discovery {
     }
 
     fn wants(&self, path: &Path) -> bool {
-        path.extension()
-            .and_then(|e| e.to_str())
-            .map(|e| self.extensions.contains(&e.to_ascii_lowercase()))
-            .unwrap_or(false)
+        match path.extension().map(|e| e.to_string_lossy()) {
+            Some(e) if self.extensions.contains(&e.to_ascii_lowercase()) => true,
+            Some(e) => self.extensionless && e.bytes().all(|b| b.is_ascii_digit()),
+            None => self.extensionless,
+        }
     }
 
     /// The items in deterministic order: roots in the order given, then by file name.
@@ -143,6 +154,19 @@ mod tests {
         let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
         assert_eq!(rels, vec!["a.jpg", "b/a.tif", "b/sub/z.PNG"]);
         assert_eq!(d.count(), 3);
+    }
+
+    #[test]
+    fn extensionless_files_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.jpg", "IM0001", "1.2.840.113619.2.55", "notes.txt", "scan.v2"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let d = Discovery::new(vec![dir.path().to_path_buf()], &["jpg".into()], false, false);
+        assert_eq!(d.iter().map(|i| i.rel().to_string()).collect::<Vec<_>>(), vec!["a.jpg"]);
+        let d = d.with_extensionless(true);
+        let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
+        assert_eq!(rels, vec!["1.2.840.113619.2.55", "IM0001", "a.jpg"]);
     }
 
     #[test]
