@@ -158,7 +158,11 @@ impl RunPlan {
             config.input.include_hidden,
         )
         .with_extensionless(config.input.sniff_dicom);
-        let decoder = Decoder { max_pixels: config.run.max_pixels, max_file_bytes: config.run.max_file_bytes };
+        let decoder = Decoder {
+            max_pixels: config.run.max_pixels,
+            max_file_bytes: config.run.max_file_bytes,
+            high_bit_depth: config.decode.high_bit_depth,
+        };
         let threads = if config.run.threads == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {
