@@ -7,7 +7,9 @@
 //! (colour values are used as stored, not composited).
 //!
 //! Files with more than 8 bits per sample are where "as stored" is not enough: a 16-bit
-//! PNG or TIFF X-ray often holds 12-bit values. 16-bit PNG/TIFF are scaled by their
+//! PNG or TIFF X-ray often holds 12-bit values, and a DICOM file's numbers only become
+//! brightness through its LUTs. `.dcm`/`.dicom` files (and, with `sniff_dicom`, any file
+//! with the DICOM preamble) go to [`crate::dicom`]; 16-bit PNG/TIFF are scaled by their
 //! significant bits or their own range ([`HighBitDepth`]), never truncated to a byte.
 
 use std::io::Cursor;
@@ -15,7 +17,8 @@ use std::path::Path;
 
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
-use crate::config::HighBitDepth;
+use crate::config::{HighBitDepth, WindowChoice};
+use crate::dicom::{self, DicomOptions};
 use crate::error::ImageError;
 
 /// Smallest accepted side, in pixels. A map of a 7 x 7 feature grid cannot be placed
@@ -31,7 +34,7 @@ pub struct SourceImage {
     pub channels: usize,
     /// Row-major, interleaved, values in [0, 1].
     pub data: Vec<f32>,
-    /// Bits per sample of the file (8 or 16).
+    /// Bits per sample of the file (8 or 16; DICOM: BitsStored).
     pub bit_depth: u8,
     /// What the file says about itself beyond pixels (DICOM identifiers, spacing).
     pub meta: ImageMeta,
@@ -61,6 +64,10 @@ impl SourceImage {
 pub struct Decoder {
     pub max_pixels: u64,
     pub max_file_bytes: u64,
+    /// Read files of any name as DICOM when they carry the preamble and `DICM` magic.
+    pub sniff_dicom: bool,
+    /// DICOM VOI stage (`[decode] window`).
+    pub window: WindowChoice,
     /// 16-bit PNG/TIFF scaling (`[decode] high_bit_depth`).
     pub high_bit_depth: HighBitDepth,
 }
@@ -70,9 +77,18 @@ impl Default for Decoder {
         Decoder {
             max_pixels: crate::defaults::MAX_PIXELS,
             max_file_bytes: crate::defaults::MAX_FILE_BYTES,
+            sniff_dicom: false,
+            window: WindowChoice::default(),
             high_bit_depth: HighBitDepth::default(),
         }
     }
+}
+
+/// `.dcm` and `.dicom`, any case: always read as DICOM.
+pub fn has_dicom_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| crate::defaults::DICOM_EXTENSIONS.iter().any(|d| e.eq_ignore_ascii_case(d)))
 }
 
 impl Decoder {
@@ -92,6 +108,11 @@ impl Decoder {
             )));
         }
         let bytes = std::fs::read(path).map_err(|e| ImageError::Read(e.to_string()))?;
+        if has_dicom_extension(path) || (self.sniff_dicom && dicom::has_dicm_magic(&bytes)) {
+            let opts =
+                DicomOptions { window: self.window, max_pixels: self.max_pixels, max_bytes: self.max_file_bytes };
+            return dicom::read_dicom(&bytes, &opts);
+        }
         self.decode_bytes(&bytes)
     }
 
@@ -294,5 +315,28 @@ mod tests {
         assert_eq!(range16(HighBitDepth::MinMax, || None, &raw, 4, 3), (0.0, 4095.0));
         assert_eq!(range16(HighBitDepth::BitDepth, || None, &raw, 4, 3), (0.0, 65535.0));
         assert_eq!(range16(HighBitDepth::BitDepth, || Some(16), &raw, 4, 3), (0.0, 65535.0));
+    }
+
+    #[test]
+    fn dicom_is_chosen_by_extension_or_by_magic_when_sniffing() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom/mono2_8bit_explicit.dcm");
+        let bytes = std::fs::read(&fixture).unwrap();
+        for name in ["A.DCM", "b.dicom", "plain", "c.png"] {
+            std::fs::write(dir.path().join(name), &bytes).unwrap();
+        }
+        let off = Decoder::default();
+        assert_eq!(off.decode_file(&dir.path().join("A.DCM")).unwrap().meta.frames, Some(1));
+        assert!(off.decode_file(&dir.path().join("b.dicom")).is_ok());
+        let e = off.decode_file(&dir.path().join("plain")).unwrap_err().to_string();
+        assert!(e.contains("not an image"), "{e}");
+        let on = Decoder { sniff_dicom: true, ..Decoder::default() };
+        for name in ["plain", "c.png"] {
+            let img = on.decode_file(&dir.path().join(name)).unwrap();
+            assert_eq!((img.width, img.height, img.channels), (536, 356, 1));
+        }
+        std::fs::write(dir.path().join("text.dcm"), b"hello").unwrap();
+        let e = on.decode_file(&dir.path().join("text.dcm")).unwrap_err().to_string();
+        assert_eq!(e, "cannot decode: not a DICOM file (no DICM preamble)");
     }
 }

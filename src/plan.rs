@@ -161,6 +161,8 @@ impl RunPlan {
         let decoder = Decoder {
             max_pixels: config.run.max_pixels,
             max_file_bytes: config.run.max_file_bytes,
+            sniff_dicom: config.input.sniff_dicom,
+            window: config.decode.window,
             high_bit_depth: config.decode.high_bit_depth,
         };
         let threads = if config.run.threads == 0 {
