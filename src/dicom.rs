@@ -818,6 +818,19 @@ mod tests {
     }
 
     #[test]
+    fn rgb_is_scaled_by_its_stored_range_in_either_planar_configuration() {
+        let f = unsigned(8, 8);
+        // Two pixels: (255, 0, 51) and (0, 102, 255).
+        let interleaved = [255u8, 0, 51, 0, 102, 255];
+        let planar = [255u8, 0, 0, 102, 51, 255];
+        let want = [1.0, 0.0, 0.2, 0.0, 0.4, 1.0];
+        assert_eq!(rgb_pixels(&interleaved, &f, 2, PlanarConfiguration::Standard), want);
+        assert_eq!(rgb_pixels(&planar, &f, 2, PlanarConfiguration::PixelFirst), want);
+        let twelve: Vec<u8> = [4095u16, 0, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
+        assert_eq!(rgb_pixels(&twelve, &unsigned(16, 12), 1, PlanarConfiguration::Standard), [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
     fn deflated_data_sets_are_capped() {
         use std::io::Write;
         let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
