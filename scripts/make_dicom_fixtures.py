@@ -47,6 +47,7 @@ from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGLosslessSV1,
     RLELossless,
@@ -201,6 +202,15 @@ def jpeg_lossless_sv1_bytes(p: np.ndarray) -> bytes:
     ns = data[sos + 4]
     ss, se, ahal = data[sos + 5 + 2 * ns : sos + 8 + 2 * ns]
     assert (ss, ahal & 0x0F) == (1, 0), f"not SV1 / Pt 0: Ss={ss} Pt={ahal & 0x0F}"
+    return data
+
+
+def jpeg2000_lossless_bytes(p: np.ndarray) -> bytes:
+    """Reversible (5/3 wavelet) JPEG 2000 codestream, no JP2 box (as DICOM wants it)."""
+    buf = io.BytesIO()
+    Image.fromarray(p, mode="L").save(buf, format="JPEG2000", irreversible=False, no_jp2=True)
+    data = buf.getvalue()
+    assert data[:4] == b"\xff\x4f\xff\x51", "not a raw J2K codestream (SOC, SIZ)"
     return data
 
 
@@ -423,6 +433,15 @@ def main() -> int:
     record("no_extension_dicom", ExplicitVRLittleEndian, ds, tol=TOL_EXACT,
            note="like mono2_8bit_explicit.dcm (own UIDs) but no file extension: detect by the 'DICM' magic at offset 128")
 
+    # 13. JPEG 2000 lossless (decoded by dicom-rs's pure-Rust openjp2 feature)
+    ds = base_dataset("jpeg2000_lossless", rows=rows, cols=cols)
+    ds.PixelData = encapsulate([jpeg2000_lossless_bytes(P)])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    save(ds, out / "jpeg2000_lossless.dcm", JPEG2000Lossless)
+    record("jpeg2000_lossless.dcm", JPEG2000Lossless, ds, tol=TOL_EXACT,
+           note="JPEG 2000 Image Compression (Lossless Only), reversible 5/3 wavelet, raw J2K codestream, encoded with Pillow (OpenJPEG)")
+
     # ---- broken ----------------------------------------------------------
     # truncated pixel data: file 1 cut halfway through Pixel Data
     full = (out / "mono2_8bit_explicit.dcm").read_bytes()
@@ -505,6 +524,7 @@ def verify(out: Path, manifest: list[dict], P: np.ndarray, frames: np.ndarray) -
     short = {
         ExplicitVRLittleEndian: "expl-LE", ImplicitVRLittleEndian: "impl-LE", RLELossless: "RLE",
         JPEGBaseline8Bit: "jpeg-50", JPEGLosslessSV1: "jpeg-70", DeflatedExplicitVRLittleEndian: "deflate",
+        JPEG2000Lossless: "j2k-90",
     }
     all_ok = True
     ref_jpg = np.asarray(Image.open(out / "reference.jpg").convert("L"))

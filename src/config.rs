@@ -24,6 +24,7 @@ pub struct Config {
     pub localise: LocaliseConfig,
     pub cam: CamConfig,
     pub run: RunConfig,
+    pub decode: DecodeConfig,
 }
 
 /// `[cam]`: how class maps are computed.
@@ -52,6 +53,9 @@ pub struct InputConfig {
     pub follow_symlinks: bool,
     /// Process files and folders whose name starts with a dot.
     pub include_hidden: bool,
+    /// Also take files without an extension (or with an all-digit one, as UID-named
+    /// DICOM files have) and read those that carry the DICOM preamble and `DICM` magic.
+    pub sniff_dicom: bool,
 }
 
 impl Default for InputConfig {
@@ -61,6 +65,7 @@ impl Default for InputConfig {
             extensions: defaults::EXTENSIONS.iter().map(|s| s.to_string()).collect(),
             follow_symlinks: false,
             include_hidden: false,
+            sniff_dicom: false,
         }
     }
 }
@@ -252,6 +257,84 @@ impl Default for RunConfig {
     }
 }
 
+/// `[decode]`: how stored pixel values become brightness, for files that say more
+/// than 8 bits per sample (DICOM, 16-bit PNG and TIFF).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// DICOM VOI stage: `"dicom"` (the file's first window, else its VOI LUT, else the
+    /// BitsStored range), `"minmax"` (the frame's own range) or `[center, width]` in
+    /// modality units (after rescale slope/intercept), DICOM's LINEAR function.
+    pub window: WindowChoice,
+    /// 16-bit PNG/TIFF: `"bit-depth"` (divide by the significant range: PNG `sBIT`, else
+    /// 16 bits) or `"minmax"` (stretch the image's own range).
+    pub high_bit_depth: HighBitDepth,
+}
+
+/// `[decode] window`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WindowRaw", into = "WindowRaw")]
+pub enum WindowChoice {
+    #[default]
+    Dicom,
+    MinMax,
+    Fixed {
+        center: f64,
+        width: f64,
+    },
+}
+
+/// The TOML spellings of [`WindowChoice`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WindowRaw {
+    Name(String),
+    Pair(Vec<f64>),
+}
+
+impl TryFrom<WindowRaw> for WindowChoice {
+    type Error = String;
+    fn try_from(raw: WindowRaw) -> std::result::Result<Self, String> {
+        match raw {
+            WindowRaw::Name(n) if n == "dicom" => Ok(WindowChoice::Dicom),
+            WindowRaw::Name(n) if n == "minmax" => Ok(WindowChoice::MinMax),
+            WindowRaw::Pair(v) if v.len() == 2 && v.iter().all(|x| x.is_finite()) && v[1] >= 1.0 => {
+                Ok(WindowChoice::Fixed { center: v[0], width: v[1] })
+            }
+            WindowRaw::Pair(v) if v.len() == 2 => {
+                Err(format!("window [{}, {}]: the width must be at least 1 (DICOM LINEAR window)", v[0], v[1]))
+            }
+            other => Err(format!(
+                "window must be \"dicom\", \"minmax\" or [center, width], not {}",
+                match other {
+                    WindowRaw::Name(n) => format!("\"{n}\""),
+                    WindowRaw::Pair(v) => format!("a list of {} numbers", v.len()),
+                }
+            )),
+        }
+    }
+}
+
+impl From<WindowChoice> for WindowRaw {
+    fn from(w: WindowChoice) -> WindowRaw {
+        match w {
+            WindowChoice::Dicom => WindowRaw::Name("dicom".into()),
+            WindowChoice::MinMax => WindowRaw::Name("minmax".into()),
+            WindowChoice::Fixed { center, width } => WindowRaw::Pair(vec![center, width]),
+        }
+    }
+}
+
+/// `[decode] high_bit_depth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HighBitDepth {
+    #[default]
+    #[serde(rename = "bit-depth")]
+    BitDepth,
+    #[serde(rename = "minmax")]
+    MinMax,
+}
+
 impl Config {
     /// Reads a TOML file and makes its relative paths relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config> {
@@ -273,5 +356,37 @@ impl Config {
             rebase(d);
         }
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_section_parses_and_rejects_bad_windows() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.decode, DecodeConfig { window: WindowChoice::Dicom, high_bit_depth: HighBitDepth::BitDepth });
+        assert!(!c.input.sniff_dicom);
+        let c: Config =
+            toml::from_str("[input]\nsniff_dicom = true\n[decode]\nwindow = \"minmax\"\nhigh_bit_depth = \"minmax\"")
+                .unwrap();
+        assert_eq!((c.decode.window, c.decode.high_bit_depth), (WindowChoice::MinMax, HighBitDepth::MinMax));
+        assert!(c.input.sniff_dicom);
+        let c: Config = toml::from_str("[decode]\nwindow = [40, 400.5]").unwrap();
+        assert_eq!(c.decode.window, WindowChoice::Fixed { center: 40.0, width: 400.5 });
+        // Written back (run.json) the way it was written.
+        assert_eq!(serde_json::to_string(&c.decode.window).unwrap(), "[40.0,400.5]");
+        assert_eq!(serde_json::to_string(&WindowChoice::Dicom).unwrap(), "\"dicom\"");
+        for (bad, says) in [
+            ("window = \"auto\"", "\"auto\""),
+            ("window = [1, 2, 3]", "3 numbers"),
+            ("window = [40, 0]", "at least 1"),
+            ("high_bit_depth = \"high-byte\"", "high-byte"),
+            ("windows = \"dicom\"", "windows"),
+        ] {
+            let e = toml::from_str::<Config>(&format!("[decode]\n{bad}")).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 }

@@ -13,7 +13,11 @@ pub const CUT_CHECK_REL_TOL: f32 = 1e-4;
 pub const LOGIT_CHECK_MAX: f32 = 1e-3;
 
 /// Image file extensions processed when the configuration names none.
-pub const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff"];
+pub const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "tif", "tiff", "dcm"];
+
+/// Extensions that are always read as DICOM (case-insensitive), whatever the content
+/// looks like: a `.dcm` file without the `DICM` preamble is an error row, not an image.
+pub const DICOM_EXTENSIONS: &[&str] = &["dcm", "dicom"];
 
 /// How many classes go into `top_k` when the configuration does not say.
 pub const TOP_K: usize = 5;

@@ -52,6 +52,9 @@ pub struct Discovery {
     /// With several roots, relative paths start with the root's name (made unique), so
     /// that `a/x.png` and `b/x.png` never share a row or an output file.
     prefixes: Vec<Option<String>>,
+    /// Also yield files without an extension, or with an all-digit one (DICOM files are
+    /// often named by their UID, `1.2.840.113619.2.1`), for the decoder to sniff.
+    extensionless: bool,
 }
 
 impl Discovery {
@@ -80,18 +83,31 @@ impl Discovery {
                 })
                 .collect()
         };
-        Discovery { roots, extensions, follow_symlinks, include_hidden, prefixes }
+        Discovery { roots, extensions, follow_symlinks, include_hidden, prefixes, extensionless: false }
+    }
+
+    /// Also takes files without an extension or with an all-digit one (`[input]
+    /// sniff_dicom`); the decoder reads those that carry the DICOM magic.
+    pub fn with_extensionless(mut self, on: bool) -> Discovery {
+        self.extensionless = on;
+        self
     }
 
     pub fn roots(&self) -> &[PathBuf] {
         &self.roots
     }
 
+    /// Has one of the configured image extensions.
+    fn named_like_image(&self, path: &Path) -> bool {
+        path.extension().map(|e| self.extensions.contains(&e.to_string_lossy().to_ascii_lowercase())).unwrap_or(false)
+    }
+
     fn wants(&self, path: &Path) -> bool {
-        path.extension()
-            .and_then(|e| e.to_str())
-            .map(|e| self.extensions.contains(&e.to_ascii_lowercase()))
-            .unwrap_or(false)
+        match path.extension().map(|e| e.to_string_lossy()) {
+            Some(e) if self.extensions.contains(&e.to_ascii_lowercase()) => true,
+            Some(e) => self.extensionless && e.bytes().all(|b| b.is_ascii_digit()),
+            None => self.extensionless,
+        }
     }
 
     /// The items in deterministic order: roots in the order given, then by file name.
@@ -122,7 +138,7 @@ impl Discovery {
                     let ft = e.file_type();
                     if ft.is_dir() {
                         // A folder named like an image is somebody's mistake worth a row.
-                        if e.depth() > 0 && self.wants(e.path()) {
+                        if e.depth() > 0 && self.named_like_image(e.path()) {
                             return Some(Discovered::Unwalkable {
                                 rel: rel_of(e.path()),
                                 path: e.into_path(),
@@ -198,6 +214,19 @@ mod tests {
         let d = Discovery::new(roots, &["png".into()], false, false);
         let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
         assert_eq!(rels, vec!["x/img.png", "x-2/img.png"]);
+    }
+
+    #[test]
+    fn extensionless_files_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.jpg", "IM0001", "1.2.840.113619.2.55", "notes.txt", "scan.v2"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let d = Discovery::new(vec![dir.path().to_path_buf()], &["jpg".into()], false, false);
+        assert_eq!(d.iter().map(|i| i.rel().to_string()).collect::<Vec<_>>(), vec!["a.jpg"]);
+        let d = d.with_extensionless(true);
+        let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
+        assert_eq!(rels, vec!["1.2.840.113619.2.55", "IM0001", "a.jpg"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod cam;
 pub mod config;
 pub mod decode;
 pub mod defaults;
+pub mod dicom;
 pub mod discover;
 pub mod error;
 pub mod eval;

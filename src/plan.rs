@@ -170,8 +170,15 @@ impl RunPlan {
             &config.input.extensions,
             config.input.follow_symlinks,
             config.input.include_hidden,
-        );
-        let decoder = Decoder { max_pixels: config.run.max_pixels, max_file_bytes: config.run.max_file_bytes };
+        )
+        .with_extensionless(config.input.sniff_dicom);
+        let decoder = Decoder {
+            max_pixels: config.run.max_pixels,
+            max_file_bytes: config.run.max_file_bytes,
+            sniff_dicom: config.input.sniff_dicom,
+            window: config.decode.window,
+            high_bit_depth: config.decode.high_bit_depth,
+        };
         let threads = if config.run.threads == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {

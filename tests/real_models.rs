@@ -144,7 +144,7 @@ fn xception_preprocessing_matches_the_reference_inputs() {
     let files: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(refdir.join("files.json")).unwrap()).unwrap();
     let inputs = npy(refdir.join("inputs_nhwc.npy"));
-    let dec = cambox::decode::Decoder { max_pixels: u64::MAX, max_file_bytes: u64::MAX };
+    let dec = cambox::decode::Decoder { max_pixels: u64::MAX, max_file_bytes: u64::MAX, ..Default::default() };
     for (i, f) in files.iter().enumerate() {
         let img = dec.decode_file(&root().join("data/samples/chest-xray").join(f)).unwrap();
         let x = pre.run(&img).unwrap().tensor;
