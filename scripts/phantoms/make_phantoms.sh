@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Rebuilds the synthetic X-ray lesion benchmark and its small CNN:
+#   data/phantoms/{images/,labels.csv,meta.csv}      held-out test set (generate.py)
+#   data/models/phantom-cnn.onnx, phantom-classes.txt, phantom-cnn.train.log (train.py)
+#   data/phantoms/reference.csv + printed reference figures (evaluate.py)
+#
+# Uses its own throw-away virtualenv under target/venvs/phantoms (git-ignored).
+# torch from PyPI pulls its CUDA wheels (several GB); training runs on the CPU.
+# Everything is seeded (seeds below and in the scripts' defaults); torch CPU
+# training is deterministic for a given torch build and thread count, but not
+# guaranteed bit-identical across machines.
+#
+# Usage: scripts/phantoms/make_phantoms.sh [--skip-train]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-python3}"
+VENV="target/venvs/phantoms"
+
+TORCH_VERSION="2.15.0"
+ONNX_VERSION="1.23.2"
+ONNXRUNTIME_VERSION="1.32.0"
+NUMPY_VERSION="2.4.6"
+PILLOW_VERSION="13.0.0"
+SCIPY_VERSION="1.17.1"
+
+TEST_SEED=1001      # test phantoms (held-out sources NORMAL2-IM-1438, NORMAL2-IM-1442)
+TEST_COUNT=120
+TRAIN_SEED=2001     # training phantoms (6 other sources), made in memory
+VAL_SEED=3001       # validation phantoms (same 6 sources), made in memory
+TORCH_SEED=42       # init; +1 shuffle/flip generator; +2 patch sampling
+THREADS=1          # 1 thread: deterministic and much faster than 2 on a shared, busy machine
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+
+# Only hit PyPI when the pinned versions are not already installed.
+if ! "$VENV/bin/python" - "$TORCH_VERSION" "$ONNX_VERSION" "$ONNXRUNTIME_VERSION" \
+        "$NUMPY_VERSION" "$PILLOW_VERSION" "$SCIPY_VERSION" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+names = ["torch", "onnx", "onnxruntime", "numpy", "pillow", "scipy"]
+want = dict(zip(names, sys.argv[1:]))
+sys.exit(0 if all(version(k).split("+")[0] == v for k, v in want.items()) else 1)
+PY
+then
+    "$VENV/bin/python" -m pip install --quiet \
+        "torch==${TORCH_VERSION}" \
+        "onnx==${ONNX_VERSION}" \
+        "onnxruntime==${ONNXRUNTIME_VERSION}" \
+        "numpy==${NUMPY_VERSION}" \
+        "pillow==${PILLOW_VERSION}" \
+        "scipy==${SCIPY_VERSION}"
+fi
+
+PY="$VENV/bin/python"
+export PYTHONDONTWRITEBYTECODE=1
+
+# 1. held-out test set
+rm -rf data/phantoms/images
+"$PY" scripts/phantoms/generate.py --out data/phantoms --count "$TEST_COUNT" --seed "$TEST_SEED" --split test
+
+# 2. train + export + checks (about 12 minutes, 1 thread)
+if [ "${1:-}" != "--skip-train" ]; then
+    "$PY" scripts/phantoms/train.py --out-dir data/models \
+        --train-seed "$TRAIN_SEED" --val-seed "$VAL_SEED" --torch-seed "$TORCH_SEED" --threads "$THREADS"
+fi
+
+# 3. reference figures on the committed PNGs (onnxruntime)
+"$PY" scripts/phantoms/evaluate.py --data data/phantoms --model data/models/phantom-cnn.onnx
+
+sha256sum data/models/phantom-cnn.onnx data/phantoms/labels.csv
