@@ -141,6 +141,8 @@ pub struct Protocol {
     pub rsna_iou_thresholds: [f64; 8],
     pub sweep_step: f64,
     pub baseline: Option<Baseline>,
+    /// The centre baseline's box: width and height as fractions of the image's.
+    pub baseline_relative_size: Option<[f64; 2]>,
     pub unannotated: &'static str,
 }
 
@@ -538,6 +540,7 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
             rsna_iou_thresholds: defaults::RSNA_IOU_THRESHOLDS,
             sweep_step: o.sweep_step,
             baseline: o.baseline,
+            baseline_relative_size: centre.map(|(w, h)| [w, h]),
             unannotated: if o.unannotated_negative { "negative" } else { "skipped" },
         },
         counts,

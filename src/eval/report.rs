@@ -207,7 +207,13 @@ pub fn table(ev: &Evaluation) -> String {
         p.class_name,
         p.convention,
         p.detection,
-        p.baseline.map(|b| format!("; BASELINE '{}' boxes", b.name())).unwrap_or_default()
+        p.baseline
+            .map(|b| format!(
+                "; BASELINE '{}' boxes{}",
+                b.name(),
+                p.baseline_relative_size.map(|[w, h]| format!(" ({w:.4} x {h:.4} of the image)")).unwrap_or_default()
+            ))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         out,
