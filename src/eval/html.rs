@@ -203,7 +203,7 @@ fn draw_box(img: &mut RgbImage, r: (i64, i64, i64, i64), colour: Rgb<u8>, t: i64
 /// The base picture of one image: the run's overlay (when wanted and saved), else the
 /// original. A baseline is drawn on the original: the overlay shows the run's own boxes.
 fn base_image(run: &RunFiles, rel: &str, class: usize, overlay: bool) -> Option<(RgbImage, &'static str)> {
-    let dec = Decoder { max_pixels: defaults::MAX_PIXELS, max_file_bytes: defaults::MAX_FILE_BYTES };
+    let dec = Decoder::default();
     let ov = Artefacts::new(&run.dir, &Default::default()).overlay_path(rel, class);
     let (path, what) = if overlay && ov.is_file() { (ov, "overlay") } else { (run.original(rel)?, "original") };
     let img = dec.decode_file(&path).ok()?;
