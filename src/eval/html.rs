@@ -16,7 +16,6 @@ use super::metrics::Rect;
 use super::report::metric_rows;
 use super::run_files::RunFiles;
 use super::{Evaluation, ImageResult};
-use crate::decode::Decoder;
 use crate::defaults;
 use crate::output::artefacts::Artefacts;
 
@@ -203,7 +202,7 @@ fn draw_box(img: &mut RgbImage, r: (i64, i64, i64, i64), colour: Rgb<u8>, t: i64
 /// The base picture of one image: the run's overlay (when wanted and saved), else the
 /// original. A baseline is drawn on the original: the overlay shows the run's own boxes.
 fn base_image(run: &RunFiles, rel: &str, class: usize, overlay: bool) -> Option<(RgbImage, &'static str)> {
-    let dec = Decoder::default();
+    let dec = run.decoder();
     let ov = Artefacts::new(&run.dir, &Default::default()).overlay_path(rel, class);
     let (path, what) = if overlay && ov.is_file() { (ov, "overlay") } else { (run.original(rel)?, "original") };
     let img = dec.decode_file(&path).ok()?;

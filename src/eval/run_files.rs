@@ -67,6 +67,26 @@ impl RunFiles {
         Ok(RunFiles { dir: dir.to_path_buf(), images, boxes, class_names, manifest })
     }
 
+    /// A decoder set up as the run's was (DICOM window, high-bit-depth scaling, limits),
+    /// so report thumbnails show the images the way the network saw them.
+    pub fn decoder(&self) -> crate::decode::Decoder {
+        let cfg = self
+            .manifest
+            .as_ref()
+            .and_then(|m| m.get("config"))
+            .and_then(|c| serde_json::from_value::<crate::config::Config>(c.clone()).ok());
+        match cfg {
+            Some(c) => crate::decode::Decoder {
+                max_pixels: c.run.max_pixels,
+                max_file_bytes: c.run.max_file_bytes,
+                sniff_dicom: c.input.sniff_dicom,
+                window: c.decode.window,
+                high_bit_depth: c.decode.high_bit_depth,
+            },
+            None => crate::decode::Decoder::default(),
+        }
+    }
+
     /// The input folders or files of the run (to find original images).
     pub fn input_paths(&self) -> Vec<PathBuf> {
         self.manifest
