@@ -26,6 +26,7 @@ pub mod plan;
 pub mod preprocess;
 pub mod progress;
 pub mod resample;
+pub mod stages;
 
 pub use error::{Error, ImageError, Result};
 pub mod localise;

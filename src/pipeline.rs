@@ -18,12 +18,12 @@ use crate::defaults;
 use crate::discover::Discovered;
 use crate::error::{Error, ImageError, Result};
 use crate::localise::BoxSet;
-use crate::model::Head;
 use crate::output::boxes_csv::BoxesCsv;
 use crate::output::images_csv::ImagesCsv;
 use crate::output::manifest::{now, Counts, RunManifest, Shard};
 use crate::plan::RunPlan;
 use crate::preprocess::Geometry;
+use crate::stages::{StageTimes, Stopwatch, TimeReport};
 
 /// The result of one input file.
 pub struct ImageRecord {
@@ -32,6 +32,8 @@ pub struct ImageRecord {
     pub info: Option<ImageInfo>,
     pub outcome: std::result::Result<ImageOutcome, ImageError>,
     pub ms: f64,
+    /// Time per stage (stages not reached are 0).
+    pub stages: StageTimes,
 }
 
 /// What decoding learnt about a file.
@@ -93,6 +95,7 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
         method: method_note(plan),
         localise: &plan.localiser.recipe,
         counts: Counts { ok: previous.ok, error: previous.error },
+        time: None,
     };
     if !plan.method.class_specific() {
         eprintln!("cambox: note: {}", method_note(plan));
@@ -128,6 +131,8 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let (tx, rx) = crossbeam_channel::bounded::<ImageRecord>(defaults::CHANNEL_CAPACITY);
     let mut counts = manifest.counts;
     let mut since_flush = 0usize;
+    let mut time = TimeReport { threads: plan.threads, ..TimeReport::default() };
+    let started = Instant::now();
     let write_result: Result<()> = std::thread::scope(|s| {
         s.spawn(|| {
             pool.install(|| {
@@ -168,6 +173,8 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
                 counts.ok += 1;
             }
             progress.inc(failed);
+            time.images += 1;
+            time.stage_seconds.add(&rec.stages);
             // Boxes before images: a row in images.csv promises its boxes are on disk,
             // so a kill between the two flushes costs a redo, never a lost box.
             since_flush += 1;
@@ -183,6 +190,8 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
         boxes_csv.flush().and_then(|_| csv.flush())
     });
     progress.finish();
+    time.wall_seconds = started.elapsed().as_secs_f64();
+    manifest.time = Some(time);
     let interrupted = cancelled() && write_result.is_ok();
     manifest.counts = counts;
     manifest.finished = Some(now());
@@ -224,15 +233,17 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
     let (rel, path) = match item {
         Discovered::Image(f) => (f.rel, f.path),
         Discovered::Unwalkable { rel, reason, .. } => {
-            return ImageRecord { rel, info: None, outcome: Err(ImageError::Read(reason)), ms: 0.0 };
+            let outcome = Err(ImageError::Read(reason));
+            return ImageRecord { rel, info: None, outcome, ms: 0.0, stages: StageTimes::default() };
         }
     };
     let mut info = None;
+    let mut stages = StageTimes::default();
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         if inject_panic(&rel) {
             panic!("fault injected by {INJECT_PANIC_ENV}");
         }
-        process_file(plan, &rel, &path, &mut info)
+        process_file(plan, &rel, &path, &mut info, &mut stages)
     }))
     .unwrap_or_else(|p| {
         let msg = p
@@ -242,7 +253,7 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
             .unwrap_or_else(|| "unknown panic".into());
         Err(ImageError::Panic(msg))
     });
-    ImageRecord { rel, info, outcome, ms: t0.elapsed().as_secs_f64() * 1e3 }
+    ImageRecord { rel, info, outcome, ms: t0.elapsed().as_secs_f64() * 1e3, stages }
 }
 
 fn process_file(
@@ -250,21 +261,21 @@ fn process_file(
     rel: &str,
     path: &std::path::Path,
     info: &mut Option<ImageInfo>,
+    stages: &mut StageTimes,
 ) -> std::result::Result<ImageOutcome, ImageError> {
+    let mut clock = Stopwatch::start();
     let img = plan.decoder.decode_file(path)?;
+    stages.decode = clock.lap();
     *info = Some(ImageInfo { width: img.width, height: img.height, meta: img.meta.clone() });
     let input = plan.preprocessor.run(&img)?;
     // The decoded image is only kept when an overlay will be drawn on it.
     let img = if plan.artefacts.overlays { Some(img) } else { None };
+    stages.preprocess = clock.lap();
     let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
+    stages.network = clock.lap();
     let head = &plan.model.cut.head;
-    let logits = match (&inf.logits, head, &plan.model.program) {
-        (Some(l), _, _) => l.clone(),
-        (None, Head::Linear(h), _) => crate::model::linear_logits(h, &inf.features),
-        (None, Head::Identity, _) => inf.features.pooled().to_vec(),
-        (None, _, Some(p)) => p.forward(&inf.features.pooled()).to_vec(),
-        (None, _, None) => return Err(ImageError::Inference("no logits: the head cannot be evaluated".into())),
-    };
+    // The network's own logits: the per-image check below holds the maps against them.
+    let logits = inf.logits;
     if logits.iter().any(|v| !v.is_finite()) {
         return Err(ImageError::Inference("the network produced non-finite logits".into()));
     }
@@ -293,6 +304,7 @@ fn process_file(
             )));
         }
     }
+    stages.maps = clock.lap();
     let mut boxes = Vec::new();
     if let Some(maps) = &maps {
         let locs: Vec<_> = localised
@@ -302,6 +314,7 @@ fn process_file(
                 plan.localiser.localise(k, maps.map(i), &input.geometry)
             })
             .collect();
+        stages.localise = clock.lap();
         let kept = ClassMaps {
             classes: localised.clone(),
             maps: maps.maps.select(
@@ -311,6 +324,7 @@ fn process_file(
             bias: Vec::new(),
         };
         plan.artefacts.write(rel, img.as_ref(), &locs, &kept, &input.geometry).map_err(ImageError::Write)?;
+        stages.write = clock.lap();
         boxes = locs.into_iter().map(|l| BoxSet { class: l.class, boxes: l.boxes }).collect();
     }
     Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, boxes })

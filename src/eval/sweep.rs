@@ -174,7 +174,7 @@ fn sweep_image(im: &SweepInput, class: usize, taus: &[f64], conv: Convention) ->
         let (b1, b2) = match last {
             Some((c, b1, b2)) if c == cut => (b1, b2),
             _ => {
-                let (_, comps) = loc.components_above(&p, cut);
+                let comps = loc.components_above(&p, cut).components;
                 let rects = |cs: Vec<&crate::localise::components::Component>| -> Vec<Rect> {
                     cs.iter()
                         .map(|c| {

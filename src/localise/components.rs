@@ -1,8 +1,12 @@
-//! 8-connected components of a binary mask, with their tight boxes.
+//! 8-connected components of a thresholded map, with their tight boxes.
 //!
 //! 8-connectivity is what OpenCV's contour tracing (used by wsolevaluation) and the CAM
 //! paper's region growing treat as one region. Boxes are half-open pixel boxes:
 //! `x2 - x1` is the width.
+//!
+//! Two labellers: [`components_above`] (runs + union-find) is the one the pipeline uses;
+//! [`label_components`] (a per-pixel flood fill) is the plain statement of the same thing,
+//! kept as the reference the fast one is tested against.
 
 /// One connected region.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +75,139 @@ pub fn label_components(mask: &[bool], scores: &[f32], w: usize, h: usize) -> (V
     (labels, comps)
 }
 
+/// One horizontal run of foreground pixels, `[x1, x2)` on row `y`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub y: u32,
+    pub x1: u32,
+    pub x2: u32,
+}
+
+/// The components of a thresholded map as runs: what [`components_above`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct RunComponents {
+    /// Foreground runs in raster order.
+    pub runs: Vec<Run>,
+    /// The 1-based component label of each run.
+    pub run_labels: Vec<u32>,
+    /// Components in raster order of their first pixel; `label` is 1-based in that order.
+    pub components: Vec<Component>,
+}
+
+impl RunComponents {
+    /// The `w` x `h` mask of the components whose labels are in `labels`.
+    pub fn mask(&self, labels: &[u32], w: usize, h: usize) -> Vec<bool> {
+        let mut mask = vec![false; w * h];
+        for (r, l) in self.runs.iter().zip(&self.run_labels) {
+            if labels.contains(l) {
+                let at = r.y as usize * w;
+                mask[at + r.x1 as usize..at + r.x2 as usize].fill(true);
+            }
+        }
+        mask
+    }
+}
+
+/// The 8-connected components of `{p in rect : values[p] > cut}` (row-major, width `w`,
+/// `rect` = `(x0, y0, x1, y1)` half-open), with `scores` summed over each component.
+///
+/// Why runs: at original resolution a chest X-ray has two million pixels and a 20 % cut
+/// keeps most of the lungs, so a per-pixel flood fill (a stack push, eight neighbour reads
+/// and a label write per pixel) was the most expensive stage after the network. Runs come
+/// from one sequential scan and are joined by a union-find between adjacent rows
+/// (8-connected: runs touch when they overlap or meet at a corner), so the work per pixel
+/// is one comparison and one add. The result equals [`label_components`] on the same mask.
+/// NaN is never above the cut.
+pub fn components_above(
+    values: &[f32],
+    scores: &[f32],
+    w: usize,
+    rect: (usize, usize, usize, usize),
+    cut: f32,
+) -> RunComponents {
+    let (x0, y0, x1, y1) = rect;
+    let mut runs: Vec<Run> = Vec::new();
+    let mut sums: Vec<f64> = Vec::new();
+    let mut parent: Vec<u32> = Vec::new();
+    fn find(parent: &mut [u32], mut i: u32) -> u32 {
+        while parent[i as usize] != i {
+            let g = parent[parent[i as usize] as usize];
+            parent[i as usize] = g;
+            i = g;
+        }
+        i
+    }
+    // Runs of the previous row: indices [prev_lo, prev_hi).
+    let (mut prev_lo, mut prev_hi) = (0usize, 0usize);
+    for y in y0..y1 {
+        let row = &values[y * w..(y + 1) * w];
+        let srow = &scores[y * w..(y + 1) * w];
+        let start = runs.len();
+        let mut x = x0;
+        while x < x1 {
+            let above = row[x] > cut;
+            if !above {
+                x += 1;
+                continue;
+            }
+            let b = x;
+            while x < x1 && row[x] > cut {
+                x += 1;
+            }
+            runs.push(Run { y: y as u32, x1: b as u32, x2: x as u32 });
+            sums.push(srow[b..x].iter().map(|&v| v as f64).sum());
+            parent.push((runs.len() - 1) as u32);
+        }
+        // [a1, a2) on the row above and [b1, b2) here touch (8-connected) when
+        // a1 <= b2 and b1 <= a2.
+        let mut j = prev_lo;
+        for i in start..runs.len() {
+            let r = runs[i];
+            while j < prev_hi && runs[j].x2 < r.x1 {
+                j += 1;
+            }
+            let mut k = j;
+            while k < prev_hi && runs[k].x1 <= r.x2 {
+                let (a, b) = (find(&mut parent, k as u32), find(&mut parent, i as u32));
+                if a != b {
+                    // The earlier run in raster order is the root, so roots are first pixels.
+                    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+                    parent[hi as usize] = lo;
+                }
+                k += 1;
+            }
+        }
+        (prev_lo, prev_hi) = (start, runs.len());
+    }
+    let mut run_labels = vec![0u32; runs.len()];
+    let mut components: Vec<Component> = Vec::new();
+    for i in 0..runs.len() {
+        let root = find(&mut parent, i as u32) as usize;
+        let r = runs[i];
+        if root == i {
+            components.push(Component {
+                x1: r.x1,
+                y1: r.y,
+                x2: r.x2,
+                y2: r.y + 1,
+                area: 0,
+                score_sum: 0.0,
+                label: components.len() as u32 + 1,
+            });
+            run_labels[i] = components.len() as u32;
+        } else {
+            run_labels[i] = run_labels[root];
+        }
+        let c = &mut components[run_labels[i] as usize - 1];
+        c.x1 = c.x1.min(r.x1);
+        c.x2 = c.x2.max(r.x2);
+        c.y2 = c.y2.max(r.y + 1);
+        c.area += (r.x2 - r.x1) as u64;
+        c.score_sum += sums[i];
+    }
+    RunComponents { runs, run_labels, components }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +240,46 @@ mod tests {
         assert_eq!((c[0].x1, c[0].y1, c[0].x2, c[0].y2, c[0].area), (0, 0, 5, 4, 14));
         assert!((c[0].mean_score() - 0.5).abs() < 1e-12);
         assert_eq!(labels[6], 0, "the hole is background");
+    }
+
+    /// The run labeller against the flood fill on random masks of several densities,
+    /// whole images and sub-rectangles.
+    #[test]
+    fn runs_equal_flood_fill() {
+        let mut seed = 12345u64;
+        let mut rnd = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as f32 / (1u64 << 31) as f32
+        };
+        for (w, h, density) in [(1, 1, 0.5), (17, 1, 0.5), (1, 13, 0.5), (31, 23, 0.3), (40, 30, 0.55), (64, 48, 0.7)] {
+            let values: Vec<f32> = (0..w * h).map(|_| rnd()).collect();
+            let scores: Vec<f32> = (0..w * h).map(|_| rnd()).collect();
+            let cut = 1.0 - density;
+            for rect in [(0, 0, w, h), (w / 4, h / 3, w - w / 5, h)] {
+                let inside = |i: usize| (rect.0..rect.2).contains(&(i % w)) && (rect.1..rect.3).contains(&(i / w));
+                let mask: Vec<bool> = (0..w * h).map(|i| values[i] > cut && inside(i)).collect();
+                let (labels, want) = label_components(&mask, &scores, w, h);
+                let got = components_above(&values, &scores, w, rect, cut);
+                assert_eq!(got.components.len(), want.len(), "{w}x{h} {density}");
+                for (g, e) in got.components.iter().zip(&want) {
+                    assert_eq!((g.x1, g.y1, g.x2, g.y2, g.area, g.label), (e.x1, e.y1, e.x2, e.y2, e.area, e.label));
+                    assert!((g.score_sum - e.score_sum).abs() < 1e-9);
+                }
+                for (r, l) in got.runs.iter().zip(&got.run_labels) {
+                    for x in r.x1..r.x2 {
+                        assert_eq!(labels[r.y as usize * w + x as usize], *l);
+                    }
+                }
+                let all: Vec<u32> = (1..=want.len() as u32).collect();
+                assert_eq!(got.mask(&all, w, h), mask);
+            }
+        }
+    }
+
+    #[test]
+    fn nan_is_never_above_the_cut() {
+        let got = components_above(&[f32::NAN, 1.0, f32::NAN], &[0.0; 3], 3, (0, 0, 3, 1), 0.5);
+        assert_eq!(got.runs, vec![Run { y: 0, x1: 1, x2: 2 }]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::cam::Prediction;
 use crate::config::Resampling;
 use crate::preprocess::Geometry;
 use crate::resample::resize_window;
-use components::{label_components, Component};
+use components::{Component, RunComponents};
 pub use threshold::Threshold;
 
 /// Which classes get boxes.
@@ -220,11 +220,11 @@ impl Localiser {
         let mut first_mask = None;
         for (ti, t) in self.recipe.thresholds.iter().enumerate() {
             let cut = self.cut(&p, t);
-            let (labels, comps) = self.components_above(&p, cut);
-            let kept = self.keep(&comps, &p);
+            let found = self.components_above(&p, cut);
+            let kept = self.keep(&found.components, &p);
             if ti == 0 {
                 let keep_labels: Vec<u32> = kept.iter().map(|c| c.label).collect();
-                first_mask = Some(labels.iter().map(|l| *l != 0 && keep_labels.contains(l)).collect::<Vec<bool>>());
+                first_mask = Some(found.mask(&keep_labels, p.width, p.height));
             }
             boxes.extend(kept.iter().map(|c| local_box(c, *t, cut)));
         }
@@ -257,29 +257,48 @@ impl Localiser {
         h: usize,
         seen: (usize, usize, usize, usize),
     ) -> PreparedMap {
-        let values: Vec<f32> =
-            if self.recipe.quantise { map.iter().map(|&v| threshold::to_u8(v) as f32).collect() } else { map.clone() };
-        let (sx0, sy0, sx1, sy1) = seen;
-        // Threshold statistics (max, percentile, Otsu) over the pixels the network saw,
-        // taken on the normalised map: `Threshold::value` converts to 8-bit levels itself
-        // for quantised recipes (passing it the levels would saturate them all to 255).
-        let seen_values: Vec<f32> = (sy0..sy1).flat_map(|y| map[y * w + sx0..y * w + sx1].iter().copied()).collect();
-        PreparedMap { map, values, seen_values, width: w, height: h, seen }
+        let levels = self.recipe.quantise.then(|| map.iter().map(|&v| threshold::to_u8(v) as f32).collect());
+        // Threshold statistics over the pixels the network saw, taken on the normalised map:
+        // `Threshold::value` converts to 8-bit levels itself for quantised recipes (passing
+        // it the levels would saturate them all to 255). Max-based rules need only the
+        // maximum, so the seen pixels are copied out only when the recipe has a rule that
+        // needs their distribution (Otsu, percentiles): two million floats per X-ray.
+        let p = PreparedMap {
+            seen_max: seen_rows(&map, w, seen)
+                .flatten()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(f32::NEG_INFINITY, f32::max),
+            seen_values: None,
+            map,
+            levels,
+            width: w,
+            height: h,
+            seen,
+        };
+        if self.recipe.thresholds.iter().any(Threshold::needs_distribution) {
+            PreparedMap { seen_values: Some(p.seen_copy()), ..p }
+        } else {
+            p
+        }
     }
 
     /// The cut value of threshold `t` on this map (on the 8-bit scale for quantised
     /// recipes).
     pub fn cut(&self, p: &PreparedMap, t: &Threshold) -> f32 {
-        t.value(&p.seen_values, self.recipe.quantise)
+        if !t.needs_distribution() {
+            return t.value(&[p.seen_max], self.recipe.quantise);
+        }
+        match &p.seen_values {
+            Some(v) => t.value(v, self.recipe.quantise),
+            None => t.value(&p.seen_copy(), self.recipe.quantise),
+        }
     }
 
-    /// The label image and the 8-connected components of the pixels strictly above `cut`
-    /// inside the seen rectangle.
-    pub fn components_above(&self, p: &PreparedMap, cut: f32) -> (Vec<u32>, Vec<Component>) {
-        let (w, (sx0, sy0, sx1, sy1)) = (p.width, p.seen);
-        let in_view = |i: usize| (sx0..sx1).contains(&(i % w)) && (sy0..sy1).contains(&(i / w));
-        let bin: Vec<bool> = p.values.iter().enumerate().map(|(i, &v)| v > cut && in_view(i)).collect();
-        label_components(&bin, &p.map, p.width, p.height)
+    /// The 8-connected components of the pixels strictly above `cut` inside the seen
+    /// rectangle, as runs.
+    pub fn components_above(&self, p: &PreparedMap, cut: f32) -> RunComponents {
+        components::components_above(p.values(), &p.map, p.width, p.seen, cut)
     }
 
     /// The components the recipe keeps (largest, or all above the minimum area).
@@ -293,14 +312,33 @@ impl Localiser {
 pub struct PreparedMap {
     /// Normalised map (row-major); box scores are its means over components.
     pub map: Vec<f32>,
-    /// The values thresholds compare: the map, or its 8-bit levels for quantised recipes.
-    pub values: Vec<f32>,
-    /// The normalised map inside `seen`, for threshold statistics.
-    pub seen_values: Vec<f32>,
+    /// The 8-bit levels thresholds compare for quantised recipes.
+    levels: Option<Vec<f32>>,
+    /// Largest finite value of the map inside `seen` (-inf when there is none).
+    seen_max: f32,
+    /// The map inside `seen`, when the recipe's thresholds need the distribution.
+    seen_values: Option<Vec<f32>>,
     pub width: usize,
     pub height: usize,
     /// Pixels the network saw, `[x0, x1) x [y0, y1)`.
     pub seen: (usize, usize, usize, usize),
+}
+
+impl PreparedMap {
+    /// The values thresholds compare: the map, or its 8-bit levels for quantised recipes.
+    pub fn values(&self) -> &[f32] {
+        self.levels.as_deref().unwrap_or(&self.map)
+    }
+
+    fn seen_copy(&self) -> Vec<f32> {
+        seen_rows(&self.map, self.width, self.seen).flatten().copied().collect()
+    }
+}
+
+/// The rows of the rectangle `seen` of a row-major map of width `w`.
+fn seen_rows(map: &[f32], w: usize, seen: (usize, usize, usize, usize)) -> impl Iterator<Item = &[f32]> {
+    let (x0, y0, x1, y1) = seen;
+    (y0..y1).map(move |y| &map[y * w + x0..y * w + x1])
 }
 
 /// Keeps the component with the most pixels (the first in raster order on ties), or every
@@ -385,14 +423,30 @@ pub fn to_original(net: &[f32], geo: &Geometry) -> OriginalMap {
     };
     let ((x0, x1), (y0, y1)) = (span(&xs), span(&ys));
     let mut out = vec![0f32; w * h];
-    for (y, sy) in ys.iter().enumerate() {
+    // Separable: each network row the output needs is interpolated once at every output
+    // column, instead of twice per output pixel. The arithmetic is the per-pixel formula's
+    // term for term (`top`, `bot`, then the vertical blend), so the values are
+    // bit-identical to sampling each pixel on its own.
+    let cols: Vec<(usize, usize, f32)> = xs[x0..x1].iter().flatten().copied().collect();
+    let mut needed = vec![false; nh];
+    for &(r0, r1, _) in ys.iter().flatten() {
+        (needed[r0], needed[r1]) = (true, true);
+    }
+    let rows: Vec<Vec<f32>> = (0..nh)
+        .map(|r| {
+            let src = &net[r * nw..(r + 1) * nw];
+            match needed[r] {
+                true => cols.iter().map(|&(c0, c1, fx)| src[c0] * (1.0 - fx) + src[c1] * fx).collect(),
+                false => Vec::new(),
+            }
+        })
+        .collect();
+    for (y, sy) in ys.iter().enumerate().take(y1).skip(y0) {
         let Some((r0, r1, fy)) = *sy else { continue };
-        let row = &mut out[y * w..(y + 1) * w];
-        for (x, sx) in xs.iter().enumerate() {
-            let Some((c0, c1, fx)) = *sx else { continue };
-            let top = net[r0 * nw + c0] * (1.0 - fx) + net[r0 * nw + c1] * fx;
-            let bot = net[r1 * nw + c0] * (1.0 - fx) + net[r1 * nw + c1] * fx;
-            row[x] = top * (1.0 - fy) + bot * fy;
+        let (top, bot) = (&rows[r0], &rows[r1]);
+        let row = &mut out[y * w + x0..y * w + x1];
+        for ((o, &t), &b) in row.iter_mut().zip(top).zip(bot) {
+            *o = t * (1.0 - fy) + b * fy;
         }
     }
     OriginalMap { values: out, seen: (x0, y0, x1, y1) }

@@ -198,7 +198,7 @@ fn quantised_fraction_uses_the_maps_own_eight_bit_maximum() {
     let p = loc.prepare_original(map, 4, 2, (0, 0, 4, 2));
     let cut = loc.cut(&p, &Threshold::Fraction(0.5));
     assert_eq!(cut, 76.0);
-    let (_, comps) = loc.components_above(&p, cut);
+    let comps = loc.components_above(&p, cut).components;
     assert_eq!(comps.len(), 1);
     assert_eq!(comps[0].area, 2);
     // Otsu and percentiles on the 8-bit map see the levels, not saturated values.

@@ -122,6 +122,12 @@ impl Threshold {
         }
     }
 
+    /// Whether the cut depends on more than the maximum of the values (Otsu, percentiles);
+    /// for the others, [`Threshold::value`] of the maximum alone is the same cut.
+    pub fn needs_distribution(&self) -> bool {
+        matches!(self, Threshold::Otsu | Threshold::Percentile(_))
+    }
+
     /// Whether the rule is defined on the 8-bit map.
     pub fn needs_u8(&self) -> bool {
         matches!(self, Threshold::U8(_))

@@ -114,9 +114,8 @@ pub struct ModelPlan {
     pub input: InputSpec,
     pub cut: FeatureCut,
     pub report: CutReport,
+    /// Outputs the feature map F and the network's own logits.
     plan: Arc<TypedRunnableModel>,
-    /// The plan outputs the logits tensor too (heads cambox does not evaluate itself).
-    plan_has_logits: bool,
     /// The head as cambox runs and differentiates it, when it can.
     pub program: Option<head::HeadProgram>,
 }
@@ -124,8 +123,8 @@ pub struct ModelPlan {
 /// Output of one forward pass.
 pub struct Inference {
     pub features: FeatureMap,
-    /// Logits from the network itself, when the head is not evaluated by cambox.
-    pub logits: Option<Vec<f32>>,
+    /// The network's own logits (its head run by tract on the same F).
+    pub logits: Vec<f32>,
 }
 
 impl ModelPlan {
@@ -151,29 +150,27 @@ impl ModelPlan {
         let base =
             base.with_input_fact(0, f32::fact(&shape).into()).map_err(|e| merr("cannot fix the input shape", e))?;
 
-        let build = |outputs: &[&str]| -> Result<Arc<TypedRunnableModel>> {
-            base.clone()
-                .with_outputs_by_name(outputs.iter().copied())
-                .map_err(|e| merr("cannot select outputs", e))?
-                .into_optimized()
-                .map_err(|e| merr("tract cannot optimise the graph", e))?
-                .into_runnable()
-                .map_err(|e| merr("tract cannot plan the graph", e))
-        };
-
-        // The network itself only has to produce logits when cambox cannot run the head.
+        // One plan with two outputs: F for the maps, and the logits the untouched graph
+        // computes from F. Why both: the network's logits are the reference every map is
+        // checked against (the start-up proof below, and the per-image logit check), and
+        // the head costs a fraction of a percent of the network. One plan, not a cut plan
+        // plus a full one: tract's optimised plans hold packed copies of the weights, and
+        // building a second one cost start-up time and peak memory for nothing.
+        let plan = base
+            .with_outputs_by_name([cut.feature.as_str(), cut.logits.as_str()])
+            .map_err(|e| merr("cannot select outputs", e))?
+            .into_optimized()
+            .map_err(|e| merr("tract cannot optimise the graph", e))?
+            .into_runnable()
+            .map_err(|e| merr("tract cannot plan the graph", e))?;
         let program = cut.head.program();
-        let plan_has_logits = program.is_err();
-        let plan = if plan_has_logits { build(&[&cut.feature, &cut.logits])? } else { build(&[&cut.feature])? };
-        let full = build(&[&cut.logits])?;
 
         // Probe: a smooth pattern in [0, 1], normalised like a real image.
         let probe = probe_tensor(&input, &shape, probe_normalise);
-        let full_logits = run_vec(&full, probe.clone())
-            .map_err(|e| Error::model(path, format!("running the full model failed: {e:#}")))?;
         let mut out = plan
             .run(tvec!(probe.into()))
-            .map_err(|e| Error::model(path, format!("running the cut model failed: {e:#}")))?;
+            .map_err(|e| Error::model(path, format!("running the model failed: {e:#}")))?;
+        let full_logits = run_vec_from(&mut out, 1).map_err(|e| Error::model(path, e))?;
         let feat_tensor = out.remove(0).into_tensor();
         let feature_shape = feat_tensor.shape().to_vec();
         let features = FeatureMap::from_tensor(feat_tensor, cut.pooling.layout)
@@ -217,9 +214,11 @@ impl ModelPlan {
                 }
                 Some(features.pooled().to_vec())
             }
+            // A head cambox cannot evaluate itself has nothing to check here: its maps
+            // (EigenCAM) do not depend on it.
             Head::Other { .. } => match &program {
                 Ok(p) => Some(p.forward(&features.pooled()).to_vec()),
-                Err(_) => Some(run_vec_from(&mut out, 0).map_err(|e| Error::model(path, e))?),
+                Err(_) => Some(full_logits.clone()),
             },
         };
         let cut_logits = cut_logits.expect("set above");
@@ -253,7 +252,7 @@ impl ModelPlan {
             probe_rel_diff: rel,
             map_methods,
         };
-        Ok(ModelPlan { input, cut, report, plan, plan_has_logits, program: program.ok() })
+        Ok(ModelPlan { input, cut, report, plan, program: program.ok() })
     }
 
     /// Number of classes.
@@ -265,7 +264,7 @@ impl ModelPlan {
     pub fn infer(&self, input: ndarray::Array4<f32>) -> std::result::Result<Inference, String> {
         let mut out = self.plan.run(tvec!(input.into_tensor().into())).map_err(|e| format!("{e:#}"))?;
         let features = FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
-        let logits = if self.plan_has_logits { Some(run_vec_from(&mut out, 0)?) } else { None };
+        let logits = run_vec_from(&mut out, 0)?;
         Ok(Inference { features, logits })
     }
 }
@@ -273,11 +272,6 @@ impl ModelPlan {
 /// `W g + b` with g the pooled features.
 pub fn linear_logits(h: &LinearHead, f: &FeatureMap) -> Vec<f32> {
     (h.weight.dot(&f.pooled()) + &h.bias).to_vec()
-}
-
-fn run_vec(plan: &Arc<TypedRunnableModel>, input: Tensor) -> TractResult<Vec<f32>> {
-    let mut out = plan.run(tvec!(input.into()))?;
-    tensor_to_vec(out.remove(0).into_tensor())
 }
 
 fn run_vec_from(out: &mut TVec<TValue>, i: usize) -> std::result::Result<Vec<f32>, String> {

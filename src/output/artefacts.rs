@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
-use image::{GrayImage, RgbImage};
+use image::RgbImage;
 use serde::Serialize;
 
 use super::atomic_write;
@@ -82,11 +82,7 @@ impl Artefacts {
         for l in locs {
             if self.masks {
                 let p = self.mask_path(rel, l.class);
-                let m =
-                    GrayImage::from_raw(l.width, l.height, l.mask.iter().map(|&b| if b { 255 } else { 0 }).collect())
-                        .expect("mask size");
-                let mut buf = Vec::new();
-                m.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png).map_err(|e| fail(&p, &e))?;
+                let buf = encode_mask(l).map_err(|e| fail(&p, &e))?;
                 atomic_write(&p, &buf).map_err(|e| fail(&p, &e))?;
             }
             if let (true, Some(img)) = (self.overlays, img) {
@@ -115,6 +111,27 @@ impl Artefacts {
         }
         Ok(())
     }
+}
+
+/// The mask as an 8-bit grey PNG (0 and 255).
+///
+/// Why these encoder settings: `image`'s default adaptive filter tries five filters on
+/// every row, which for a two-million-pixel X-ray mask cost more than finding the
+/// components. A mask is two values in large blobs, so the Up filter turns every row
+/// inside or outside a blob into zeros and fast deflate does the rest: the same pixels,
+/// several times faster, in smaller files.
+pub fn encode_mask(l: &ClassLocalisation) -> image::ImageResult<Vec<u8>> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use image::ImageEncoder;
+    let pixels: Vec<u8> = l.mask.iter().map(|&b| if b { 255 } else { 0 }).collect();
+    let mut buf = Vec::new();
+    PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Up).write_image(
+        &pixels,
+        l.width,
+        l.height,
+        image::ExtendedColorType::L8,
+    )?;
+    Ok(buf)
 }
 
 /// The image with the class map as a turbo heatmap blended over it, and the boxes drawn.

@@ -30,6 +30,8 @@ pub struct RunManifest<'a> {
     /// The map-to-box recipe actually applied.
     pub localise: &'a crate::localise::Recipe,
     pub counts: Counts,
+    /// Where this invocation's time went, stage by stage (written when it ends).
+    pub time: Option<crate::stages::TimeReport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -1,0 +1,125 @@
+//! Micro-benchmarks of the stages around the network, on the inputs they see in a real
+//! run: a bundled chest X-ray (a 1.5-megapixel grey JPEG, the expensive case: every
+//! post-network stage works at original resolution) and a natural photo. Run with
+//! `cargo bench --bench stages`; the whole-run comparison is `scripts/bench/run.sh`, and
+//! every run's own per-stage totals are in its `run.json` (`time.stage_seconds`).
+//!
+//! Where a stage was rewritten for speed, the plain version it replaced is benchmarked
+//! beside it (`components/flood_fill_*`, `png/mask_*_adaptive_filter`), so the gain is
+//! measured, not remembered.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use cambox::cam::ClassMaps;
+use cambox::config::{PreprocessConfig, Resampling, ResizeMode};
+use cambox::decode::Decoder;
+use cambox::localise::components::{components_above, label_components};
+use cambox::localise::{to_original, Localiser, Recipe};
+use cambox::model::{FeatureMap, Head, InputSpec, Layout, LinearHead};
+use cambox::output::artefacts::encode_mask;
+use cambox::preprocess::Preprocessor;
+use criterion::{criterion_group, criterion_main, Criterion};
+use ndarray::{Array1, Array2};
+
+const XRAY: &str = "data/samples/chest-xray/NORMAL2-IM-1427-0001.jpeg";
+const PHOTO: &str = "data/samples/natural/chelsea.png";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// configs/bench.toml's preprocessing: torchvision's resize 256 + centre crop 224.
+fn preprocessor() -> Preprocessor {
+    let cfg = PreprocessConfig {
+        resize: ResizeMode::ShorterSideThenCenterCrop,
+        resize_to: Some(256),
+        resampling: Resampling::Bilinear,
+        mean: vec![0.485, 0.456, 0.406],
+        std: vec![0.229, 0.224, 0.225],
+        ..Default::default()
+    };
+    let net = InputSpec { name: "input".into(), layout: Layout::Nchw, channels: 3, width: 224, height: 224 };
+    Preprocessor::new(&cfg, &net).expect("valid preprocessing")
+}
+
+/// A smooth 7 x 7 map with one off-centre peak, like a CAM.
+fn raw_map() -> Array2<f32> {
+    Array2::from_shape_fn((7, 7), |(y, x)| {
+        let (dx, dy) = (x as f32 - 2.5, y as f32 - 3.5);
+        (-(dx * dx + dy * dy) / 6.0).exp() * 10.0 - 2.0
+    })
+}
+
+fn benches(c: &mut Criterion) {
+    let xray_bytes = std::fs::read(root().join(XRAY)).expect("bundled X-ray");
+    let photo_bytes = std::fs::read(root().join(PHOTO)).expect("bundled photo");
+    let d = Decoder::default();
+    c.bench_function("decode/xray_jpeg", |b| b.iter(|| d.decode_bytes(black_box(&xray_bytes)).unwrap()));
+    c.bench_function("decode/photo_png", |b| b.iter(|| d.decode_bytes(black_box(&photo_bytes)).unwrap()));
+
+    let xray = d.decode_bytes(&xray_bytes).unwrap();
+    let photo = d.decode_bytes(&photo_bytes).unwrap();
+    let pre = preprocessor();
+    for (name, img) in [("xray", &xray), ("photo", &photo)] {
+        c.bench_function(&format!("preprocess/{name}_resize_crop_normalise"), |b| {
+            b.iter(|| pre.run(black_box(img)).unwrap())
+        });
+    }
+    let pixels: Vec<f32> = (0..224 * 224 * 3).map(|i| (i % 255) as f32 / 255.0).collect();
+    c.bench_function("normalise/224x224x3", |b| {
+        b.iter(|| black_box(&pixels).iter().enumerate().map(|(i, &v)| pre.normalise(i % 3, v)).sum::<f32>())
+    });
+
+    // The class map product with EfficientNet-Lite0's shapes (1000 x 1280 head, 1280 x 7 x 7
+    // features), for the top-5 classes a run computes (the logit check needs them).
+    let weight = Array2::from_shape_fn((1000, 1280), |(k, c)| ((k * 31 + c * 17) % 97) as f32 / 97.0 - 0.5);
+    let head = Head::Linear(LinearHead { weight, bias: Array1::zeros(1000), dense_op: "Gemm".into() });
+    let f = FeatureMap::from_chw(Array2::from_shape_fn((1280, 49), |(c, p)| ((c * 7 + p) % 13) as f32 / 13.0), 7, 7);
+    c.bench_function("class_maps/cam_top5_1000x1280x49", |b| {
+        b.iter(|| ClassMaps::cam(&head, black_box(&f), &[3, 17, 285, 512, 999]).unwrap())
+    });
+
+    let loc = Localiser::new(Recipe::cam_paper());
+    let raw = raw_map();
+    c.bench_function("upsample/7x7_to_224_minmax", |b| b.iter(|| loc.network_map(black_box(raw.view()), 224, 224)));
+    let net = loc.network_map(raw.view(), 224, 224);
+    let geo = pre.geometry(xray.width, xray.height);
+    c.bench_function("inverse_geometry/224_to_xray", |b| b.iter(|| to_original(black_box(&net), &geo)));
+    let orig = to_original(&net, &geo);
+    let (w, h) = (xray.width as usize, xray.height as usize);
+    let cut = 0.2 * orig.values.iter().copied().fold(0f32, f32::max);
+    c.bench_function("components/runs_xray", |b| {
+        b.iter(|| components_above(black_box(&orig.values), &orig.values, w, orig.seen, cut))
+    });
+    let (sx0, sy0, sx1, sy1) = orig.seen;
+    let mask: Vec<bool> = (0..w * h)
+        .map(|i| orig.values[i] > cut && (sx0..sx1).contains(&(i % w)) && (sy0..sy1).contains(&(i / w)))
+        .collect();
+    c.bench_function("components/flood_fill_xray", |b| {
+        b.iter(|| label_components(black_box(&mask), &orig.values, w, h))
+    });
+    c.bench_function("localise/cam_paper_xray_whole", |b| b.iter(|| loc.localise(0, black_box(raw.view()), &geo)));
+
+    let l = loc.localise(0, raw.view(), &geo);
+    c.bench_function("png/mask_xray", |b| b.iter(|| encode_mask(black_box(&l)).unwrap()));
+    c.bench_function("png/mask_xray_adaptive_filter", |b| {
+        b.iter(|| {
+            let px: Vec<u8> = l.mask.iter().map(|&b| if b { 255 } else { 0 }).collect();
+            let m = image::GrayImage::from_raw(l.width, l.height, px).unwrap();
+            let mut buf = Vec::new();
+            m.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png).unwrap();
+            buf
+        })
+    });
+}
+
+criterion_group! {
+    name = stages;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = benches
+}
+criterion_main!(stages);
