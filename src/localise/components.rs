@@ -75,6 +75,35 @@ pub fn label_components(mask: &[bool], scores: &[f32], w: usize, h: usize) -> (V
     (labels, comps)
 }
 
+/// How many leading bytes of `v` equal `b` (0 or 1), eight at a time.
+fn skip_equal(v: &[u8], b: u8) -> usize {
+    let word = u64::from_ne_bytes([b; 8]);
+    let mut n = 0;
+    for c in v.chunks_exact(8) {
+        let w = u64::from_ne_bytes(c.try_into().expect("chunks of 8"));
+        if w != word {
+            break;
+        }
+        n += 8;
+    }
+    n + v[n..].iter().take_while(|&&x| x == b).count()
+}
+
+/// Sum in f64 over eight independent lanes: the conversions and adds vectorise, and the
+/// result differs from a sequential f64 sum only by f64 rounding (1e-16 relative).
+fn lane_sum(v: &[f32]) -> f64 {
+    const LANES: usize = 8;
+    let mut acc = [0f64; LANES];
+    let chunks = v.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            acc[i] += c[i] as f64;
+        }
+    }
+    acc.iter().sum::<f64>() + tail.iter().map(|&x| x as f64).sum::<f64>()
+}
+
 /// One horizontal run of foreground pixels, `[x1, x2)` on row `y`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
@@ -139,23 +168,25 @@ pub fn components_above(
     }
     // Runs of the previous row: indices [prev_lo, prev_hi).
     let (mut prev_lo, mut prev_hi) = (0usize, 0usize);
+    // The row's comparisons as bytes: one branch-free, vectorised pass, then run ends are
+    // found eight pixels at a time.
+    let mut above: Vec<u8> = Vec::with_capacity(x1.saturating_sub(x0));
     for y in y0..y1 {
         let row = &values[y * w..(y + 1) * w];
         let srow = &scores[y * w..(y + 1) * w];
         let start = runs.len();
-        let mut x = x0;
-        while x < x1 {
-            let above = row[x] > cut;
-            if !above {
-                x += 1;
-                continue;
+        above.clear();
+        above.extend(row[x0..x1].iter().map(|&v| (v > cut) as u8));
+        let mut x = 0;
+        while x < above.len() {
+            x += skip_equal(&above[x..], 0);
+            if x == above.len() {
+                break;
             }
             let b = x;
-            while x < x1 && row[x] > cut {
-                x += 1;
-            }
-            runs.push(Run { y: y as u32, x1: b as u32, x2: x as u32 });
-            sums.push(srow[b..x].iter().map(|&v| v as f64).sum());
+            x += skip_equal(&above[x..], 1);
+            runs.push(Run { y: y as u32, x1: (x0 + b) as u32, x2: (x0 + x) as u32 });
+            sums.push(lane_sum(&srow[x0 + b..x0 + x]));
             parent.push((runs.len() - 1) as u32);
         }
         // [a1, a2) on the row above and [b1, b2) here touch (8-connected) when

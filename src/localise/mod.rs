@@ -264,11 +264,7 @@ impl Localiser {
         // maximum, so the seen pixels are copied out only when the recipe has a rule that
         // needs their distribution (Otsu, percentiles): two million floats per X-ray.
         let p = PreparedMap {
-            seen_max: seen_rows(&map, w, seen)
-                .flatten()
-                .copied()
-                .filter(|v| v.is_finite())
-                .fold(f32::NEG_INFINITY, f32::max),
+            seen_max: seen_rows(&map, w, seen).map(threshold::finite_max).fold(f32::NEG_INFINITY, f32::max),
             seen_values: None,
             map,
             levels,

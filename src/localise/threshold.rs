@@ -134,6 +134,26 @@ impl Threshold {
     }
 }
 
+/// The largest finite value (-inf when there is none): the same as folding `f32::max`
+/// over the finite values, written as eight independent lanes so that it vectorises
+/// (a whole X-ray map is scanned once per image for its maximum).
+pub fn finite_max(values: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for i in 0..LANES {
+            // NaN and +inf fail the test and are skipped; -inf never raises the maximum.
+            if c[i] > acc[i] && c[i] < f32::INFINITY {
+                acc[i] = c[i];
+            }
+        }
+    }
+    let lanes = acc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    tail.iter().copied().filter(|v| v.is_finite()).fold(lanes, f32::max)
+}
+
 /// Otsu's level (0-255) on the 8-bit histogram: the level t maximising the between-class
 /// variance of {v <= t} and {v > t}.
 pub fn otsu_level(values: &[f32]) -> u8 {
@@ -187,6 +207,22 @@ mod tests {
         // numpy.percentile([0, .25, .5, 1], 50) = 0.375.
         assert!((Threshold::Percentile(50.0).value(&v, false) - 0.375).abs() < 1e-7);
         assert_eq!(Threshold::U8(60).value(&v, true), 60.0);
+    }
+
+    #[test]
+    fn finite_max_skips_nan_and_infinities() {
+        assert_eq!(finite_max(&[]), f32::NEG_INFINITY);
+        assert_eq!(finite_max(&[f32::NAN, f32::INFINITY]), f32::NEG_INFINITY);
+        let mut v: Vec<f32> = (0..37).map(|i| ((i * 7) % 19) as f32 * 0.1 - 0.5).collect();
+        v[5] = f32::NAN;
+        v[20] = f32::INFINITY;
+        v[36] = f32::NEG_INFINITY;
+        let want = v.iter().copied().filter(|x| x.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+        for n in 0..v.len() {
+            let want_n = v[..n].iter().copied().filter(|x| x.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(finite_max(&v[..n]), want_n, "first {n}");
+        }
+        assert_eq!(finite_max(&v), want);
     }
 
     #[test]
