@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
-"""Prints the benchmark table from target/bench/times and the boxes.csv files.
+"""Prints the benchmark tables from target/bench/times, the boxes.csv files and run.json.
 
-For every reference pipeline: images/s, cambox's speed-up over it (cambox images/s /
-reference images/s, same set, same invocation), peak RSS, the share of images whose top-1
-class agrees with cambox's, and the mean IoU of the top-1 boxes over the images where both
-found a box (half-open boxes in original pixels on both sides).
+Table 1, for every pipeline: wall time and images/s of the whole process, cambox's speed-up
+over it (reference wall time / cambox wall time, same set, same invocation), peak RSS, the
+share of images whose top-1 class agrees with cambox's, the mean IoU of the top-1 boxes over
+the images where both agree and found a box (half-open boxes in original pixels on both
+sides), and the network's cost in core-milliseconds per image.
+
+Network core-ms per image: cambox's workers each run one single-threaded tract plan, so it
+is the worker seconds of the `network` stage (run.json `time.stage_seconds`) per image;
+the references run their network with `--threads` intra-op threads, so it is the wall time
+inside the network calls times those threads, per image (an upper bound: it counts a thread
+as busy for the whole call). It says how far each pipeline is from its network's cost.
+
+Table 2: where cambox's worker time goes, stage by stage, from each cambox run's run.json.
 """
 import csv
+import json
 import os
+import re
 import sys
 
 work, n = sys.argv[1], int(sys.argv[2])
@@ -37,24 +48,70 @@ def iou(a, b):
     return inter / union if union else 0.0
 
 
-NAMES = {"cambox": "cambox (CAM)", "cambox-before": "cambox before this branch (CAM)", "torch": "PyTorch + torchcam + OpenCV", "ort": "onnxruntime + numpy + OpenCV",
+def stages(out):
+    path = os.path.join(out, "run.json")
+    if not os.path.exists(path):
+        return None
+    return json.load(open(path)).get("time")
+
+
+def network_core_ms(label, out):
+    if label.split("/")[1].startswith("cambox"):
+        t = stages(out)
+        return 1e3 * t["stage_seconds"]["network"] / t["images"] if t else None
+    m = re.search(r"network seconds: ([0-9.]+) threads: ([0-9]+)", open(out + ".time").read())
+    return 1e3 * float(m.group(1)) * int(m.group(2)) / n if m else None
+
+
+NAMES = {"cambox": "cambox (CAM)", "cambox-before": "cambox before this change (CAM)",
+         "torch": "PyTorch + torchcam + OpenCV", "ort": "onnxruntime + numpy + OpenCV",
          "cambox-gradcam": "cambox --method gradcam", "gradcam": "PyTorch + pytorch-grad-cam GradCAM + OpenCV"}
+# Which cambox run each pipeline is compared with.
+BASE = {"gradcam": "cambox-gradcam"}
 print(f"| set ({n} images) | pipeline | wall (s) | images/s | cambox speed-up | peak RSS (MB) "
-      "| top-1 agrees | mean box IoU |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+      "| top-1 agrees | mean box IoU | network core-ms / image |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for label, (secs, rss) in times.items():
     s, p = label.split("/")
-    base = "cambox-gradcam" if p == "gradcam" else "cambox"
-    bsecs = times[f"{s}/{base}"][0]
-    speed = f"{secs / bsecs:.2f}x" if p != base else "–"
-    agree = miou = "–"
-    if p != base:
+    out = os.path.join(work, f"out-{s}-{p}")
+    net = network_core_ms(label, out)
+    net = f"{net:.1f}" if net is not None else "–"
+    speed = agree = miou = "–"
+    if p not in ("cambox", "cambox-gradcam"):
+        base = BASE.get(p, "cambox")
+        speed = f"{secs / times[f'{s}/{base}'][0]:.2f}x"
         ours = boxes(os.path.join(work, f"out-{s}-{base}"))
-        theirs = boxes(os.path.join(work, f"out-{s}-{p}"))
+        theirs = boxes(out)
         common = set(ours) & set(theirs)
         same = sum(ours[k][0] == theirs[k][0] for k in common)
         agree = f"{same}/{len(common)}"
         ious = [iou(ours[k][1], theirs[k][1]) for k in common
                 if ours[k][0] == theirs[k][0] and ours[k][1] and theirs[k][1]]
         miou = f"{sum(ious) / len(ious):.3f}" if ious else "–"
-    print(f"| {s} | {NAMES[p]} | {secs:.1f} | {n / secs:.1f} | {speed} | {rss:.0f} | {agree} | {miou} |")
+    print(f"| {s} | {NAMES[p]} | {secs:.1f} | {n / secs:.1f} | {speed} | {rss:.0f} | {agree} | {miou} | {net} |")
+
+runs = [(label, stages(os.path.join(work, "out-" + label.replace("/", "-"))))
+        for label in times if label.split("/")[1] in ("cambox", "cambox-gradcam")]
+runs = [(label, t) for label, t in runs if t]
+if not runs:
+    sys.exit(0)
+print()
+print("Where cambox's time goes (run.json `time`: worker seconds per stage, summed over images):")
+print()
+print("| stage | " + " | ".join(f"{label} ms / image (share)" for label, _ in runs) + " |")
+print("| --- |" + " --- |" * len(runs))
+for stage in ("decode", "preprocess", "network", "maps", "localise", "write"):
+    cells = []
+    for _, t in runs:
+        total = sum(t["stage_seconds"].values())
+        v = t["stage_seconds"][stage]
+        cells.append(f"{1e3 * v / t['images']:.2f} ({100 * v / total:.1f} %)")
+    print(f"| {stage} | " + " | ".join(cells) + " |")
+cells = []
+for _, t in runs:
+    total = sum(t["stage_seconds"].values())
+    other = total - t["stage_seconds"]["network"]
+    cells.append(f"{1e3 * total / t['images']:.2f}; not network {100 * other / total:.1f} %")
+print("| **total** | " + " | ".join(cells) + " |")
+cells = [f"{t['wall_seconds']:.2f} s, {t['threads']} workers" for _, t in runs]
+print("| pipeline wall time | " + " | ".join(cells) + " |")

@@ -30,6 +30,17 @@ from PIL import Image
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+NETWORK_SECONDS = [0.0]  # wall seconds inside the network calls (forward, and backward for gradcam)
+
+
+class network_clock:
+    """Adds the wall time of the block to NETWORK_SECONDS."""
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc):
+        NETWORK_SECONDS[0] += time.perf_counter() - self.t
 RESIZE, CROP = 256, 224
 FEATMAP = "/_swish_1/Clip_output_0"
 
@@ -122,7 +133,8 @@ def run_torch(files, args, writer):
         extractor = CAM(model, target_layer=feature, fc_layer="_fc")
         with torch.no_grad():
             for x, ws, hs, idx in loader:
-                scores = model(x)
+                with network_clock():
+                    scores = model(x)
                 top = scores.argmax(1).tolist()
                 cams = extractor(top, scores)[0].cpu().numpy()
                 if cams.ndim == 2:
@@ -135,7 +147,8 @@ def run_torch(files, args, writer):
         cam = GradCAM(model=model, target_layers=[feature])
         for x, ws, hs, idx in loader:
             # targets=None: GradCAM takes each image's top-1 from its own forward pass.
-            maps = cam(input_tensor=x, targets=None)
+            with network_clock():
+                maps = cam(input_tensor=x, targets=None)
             top = cam.outputs.argmax(1).tolist()
             for j, i in enumerate(idx.tolist()):
                 # pytorch-grad-cam returns maps already upsampled to 224 and min-max scaled.
@@ -177,7 +190,8 @@ def run_ort(files, args, writer):
     it = pool.imap(_load_pool, files, chunksize=4) if pool else map(load, files)
     for b in batches(it):
         x = np.stack([item[0] for _, item in b])
-        logits, feat = sess.run(["logits", FEATMAP], {in_name: x})
+        with network_clock():
+            logits, feat = sess.run(["logits", FEATMAP], {in_name: x})
         top = logits.argmax(1)
         for j, (i, (_, (w, h))) in enumerate(b):
             k = int(top[j])
@@ -211,6 +225,8 @@ def main():
     dt = time.perf_counter() - t0
     print(f"{args.backend}: {len(files)} images in {dt:.2f} s after start-up ({len(files) / dt:.1f} img/s)",
           file=sys.stderr)
+    # Read by compare.py: the network's share, and its cost in core-seconds (threads busy).
+    print(f"network seconds: {NETWORK_SECONDS[0]:.4f} threads: {args.threads}", file=sys.stderr)
 
 
 if __name__ == "__main__":
