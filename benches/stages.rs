@@ -6,13 +6,14 @@
 //!
 //! Where a stage was rewritten for speed, the plain version it replaced is benchmarked
 //! beside it (`components/flood_fill_*`, `png/mask_*_adaptive_filter`), so the gain is
-//! measured, not remembered.
+//! measured, not remembered. `decode/xray_jpeg_dct_half` and
+//! `preprocess/xray_dct_half_*` are the `[decode] jpeg_scaling = "dct"` path.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use cambox::cam::ClassMaps;
-use cambox::config::{PreprocessConfig, Resampling, ResizeMode};
+use cambox::config::{JpegScaling, PreprocessConfig, Resampling, ResizeMode};
 use cambox::decode::Decoder;
 use cambox::localise::components::{components_above, label_components};
 use cambox::localise::{to_original, Localiser, Recipe};
@@ -57,6 +58,23 @@ fn benches(c: &mut Criterion) {
     let d = Decoder::default();
     c.bench_function("decode/xray_jpeg", |b| b.iter(|| d.decode_bytes(black_box(&xray_bytes)).unwrap()));
     c.bench_function("decode/photo_png", |b| b.iter(|| d.decode_bytes(black_box(&photo_bytes)).unwrap()));
+    // `[decode] jpeg_scaling = "dct"`: the same X-ray (1776 x 1416) decoded at 1/2 by
+    // jpeg-decoder's reduced IDCT for the bench recipe's 321 x 256 target, then
+    // preprocessed from the 888 x 708 grid; and jpeg-decoder at full scale, to separate
+    // the decoder from the reduction.
+    let pre = preprocessor();
+    let target = |w: u32, h: u32| pre.resize_target(w, h);
+    let dct = Decoder { jpeg_scaling: JpegScaling::Dct, ..Decoder::default() };
+    c.bench_function("decode/xray_jpeg_dct_half", |b| {
+        b.iter(|| dct.decode_bytes_for(black_box(&xray_bytes), Some(&target)).unwrap())
+    });
+    c.bench_function("decode/xray_jpeg_jpeg_decoder_full", |b| {
+        b.iter(|| jpeg_decoder::Decoder::new(black_box(&xray_bytes[..])).decode().unwrap())
+    });
+    let xray_half = dct.decode_bytes_for(&xray_bytes, Some(&target)).unwrap();
+    c.bench_function("preprocess/xray_dct_half_resize_crop_normalise", |b| {
+        b.iter(|| pre.run(black_box(&xray_half)).unwrap())
+    });
 
     let xray = d.decode_bytes(&xray_bytes).unwrap();
     let photo = d.decode_bytes(&photo_bytes).unwrap();

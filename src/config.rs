@@ -258,7 +258,8 @@ impl Default for RunConfig {
 }
 
 /// `[decode]`: how stored pixel values become brightness, for files that say more
-/// than 8 bits per sample (DICOM, 16-bit PNG and TIFF).
+/// than 8 bits per sample (DICOM, 16-bit PNG and TIFF), and whether large JPEGs may be
+/// decoded at reduced scale.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecodeConfig {
@@ -269,6 +270,23 @@ pub struct DecodeConfig {
     /// 16-bit PNG/TIFF: `"bit-depth"` (divide by the significant range: PNG `sBIT`, else
     /// 16 bits) or `"minmax"` (stretch the image's own range).
     pub high_bit_depth: HighBitDepth,
+    /// JPEG files: `"exact"` (full-resolution decode) or `"dct"` (decode large JPEGs at
+    /// 1/2, 1/4 or 1/8 scale in the DCT domain when the preprocessing shrinks them anyway;
+    /// see [`crate::decode`]). Result-affecting: part of the run fingerprint.
+    pub jpeg_scaling: JpegScaling,
+}
+
+/// `[decode] jpeg_scaling`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JpegScaling {
+    /// Every JPEG decoded at full resolution (zune-jpeg, through the `image` crate).
+    #[default]
+    Exact,
+    /// Baseline and progressive JPEGs decoded with a reduced IDCT (jpeg-decoder's
+    /// `Decoder::scale`) at the smallest scale that keeps
+    /// [`crate::defaults::DCT_MIN_OVERSAMPLE`] times the preprocessing's resize target.
+    Dct,
 }
 
 /// `[decode] window`.
@@ -366,7 +384,17 @@ mod tests {
     #[test]
     fn decode_section_parses_and_rejects_bad_windows() {
         let c: Config = toml::from_str("").unwrap();
-        assert_eq!(c.decode, DecodeConfig { window: WindowChoice::Dicom, high_bit_depth: HighBitDepth::BitDepth });
+        assert_eq!(
+            c.decode,
+            DecodeConfig {
+                window: WindowChoice::Dicom,
+                high_bit_depth: HighBitDepth::BitDepth,
+                jpeg_scaling: JpegScaling::Exact
+            }
+        );
+        let c: Config = toml::from_str("[decode]\njpeg_scaling = \"dct\"").unwrap();
+        assert_eq!(c.decode.jpeg_scaling, JpegScaling::Dct);
+        assert_eq!(serde_json::to_string(&c.decode.jpeg_scaling).unwrap(), "\"dct\"");
         assert!(!c.input.sniff_dicom);
         let c: Config =
             toml::from_str("[input]\nsniff_dicom = true\n[decode]\nwindow = \"minmax\"\nhigh_bit_depth = \"minmax\"")
@@ -384,6 +412,7 @@ mod tests {
             ("window = [40, 0]", "at least 1"),
             ("high_bit_depth = \"high-byte\"", "high-byte"),
             ("windows = \"dicom\"", "windows"),
+            ("jpeg_scaling = \"fast\"", "fast"),
         ] {
             let e = toml::from_str::<Config>(&format!("[decode]\n{bad}")).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -173,14 +173,7 @@ fn read_dicom_unguarded(bytes: &[u8], opts: &DicomOptions) -> Result<SourceImage
             )))
         }
     };
-    Ok(SourceImage {
-        width,
-        height,
-        channels: spp,
-        data: pixels,
-        bit_depth: format.bits_stored.min(u8::MAX as u16) as u8,
-        meta,
-    })
+    Ok(SourceImage::full(width, height, spp, pixels, format.bits_stored.min(u8::MAX as u16) as u8, meta))
 }
 
 /// Only characters a UID may hold; anything else is shown as `?` (the UID comes from

@@ -100,6 +100,9 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     if !plan.method.class_specific() {
         eprintln!("cambox: note: {}", method_note(plan));
     }
+    if plan.config.decode.jpeg_scaling != plan.decoder.jpeg_scaling {
+        eprintln!("cambox: note: [decode] jpeg_scaling = \"dct\" is not applied: overlays are drawn on full-resolution images");
+    }
     manifest.write(out)?;
     let (mut csv, mut boxes_csv) = if resumed {
         (ImagesCsv::append(&out.join("images.csv"))?, BoxesCsv::append(&out.join("boxes.csv"))?)
@@ -264,9 +267,13 @@ fn process_file(
     stages: &mut StageTimes,
 ) -> std::result::Result<ImageOutcome, ImageError> {
     let mut clock = Stopwatch::start();
-    let img = plan.decoder.decode_file(path)?;
+    // The decoder may reduce a large JPEG, keeping enough pixels for what the
+    // preprocessing resizes to; sizes reported are the original's either way.
+    let target = |w: u32, h: u32| plan.preprocessor.resize_target(w, h);
+    let img = plan.decoder.decode_file_for(path, Some(&target))?;
     stages.decode = clock.lap();
-    *info = Some(ImageInfo { width: img.width, height: img.height, meta: img.meta.clone() });
+    let (width, height) = img.original;
+    *info = Some(ImageInfo { width, height, meta: img.meta.clone() });
     let input = plan.preprocessor.run(&img)?;
     // The decoded image is only kept when an overlay will be drawn on it.
     let img = if plan.artefacts.overlays { Some(img) } else { None };

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::cam::MapMethod;
-use crate::config::{ClassRef, ClassesSpec, Config, LocaliseConfig};
+use crate::config::{ClassRef, ClassesSpec, Config, JpegScaling, LocaliseConfig};
 use crate::decode::Decoder;
 use crate::discover::Discovery;
 use crate::error::{Error, Result};
@@ -178,6 +178,7 @@ impl RunPlan {
             sniff_dicom: config.input.sniff_dicom,
             window: config.decode.window,
             high_bit_depth: config.decode.high_bit_depth,
+            jpeg_scaling: jpeg_scaling(&config),
         };
         let threads = if config.run.threads == 0 {
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -223,6 +224,20 @@ impl RunPlan {
             input: &self.model.input,
             cut: &self.model.report,
         }
+    }
+}
+
+/// The JPEG decoding the run uses: `[decode] jpeg_scaling`, except that overlays force
+/// `exact`. An overlay is drawn on the decoded pixels at original resolution (one heatmap
+/// value per original pixel), so a reduced decode would have to be scaled back up, and
+/// the picture would be blurrier than the file; the saving (a few ms per image) is small
+/// beside drawing and encoding a full-size JPEG overlay anyway. The configuration echoed
+/// in `run.json` keeps what the user wrote; the run says on stderr that `dct` is unused.
+pub fn jpeg_scaling(config: &Config) -> JpegScaling {
+    if config.output.overlays {
+        JpegScaling::Exact
+    } else {
+        config.decode.jpeg_scaling
     }
 }
 
@@ -356,6 +371,16 @@ mod tests {
         c.thresholds = None;
         c.components = None;
         assert!(recipe(&c).unwrap_err().contains("unknown preset"));
+    }
+
+    #[test]
+    fn overlays_force_exact_jpeg_decoding() {
+        let mut c = Config::default();
+        assert_eq!(jpeg_scaling(&c), JpegScaling::Exact);
+        c.decode.jpeg_scaling = JpegScaling::Dct;
+        assert_eq!(jpeg_scaling(&c), JpegScaling::Dct);
+        c.output.overlays = true;
+        assert_eq!(jpeg_scaling(&c), JpegScaling::Exact);
     }
 
     #[test]

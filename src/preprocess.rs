@@ -4,6 +4,12 @@
 //! Every later stage that draws on the original image (boxes, masks, overlays) goes back
 //! through [`Geometry`], so the mapping is recorded, not re-derived: a centre crop or a
 //! letterbox is part of what the network saw.
+//!
+//! The geometry is always that of the *original* image (the size its file declares). A
+//! JPEG decoded at reduced scale ([`crate::decode`], `jpeg_scaling = "dct"`) is only a
+//! coarser sampling of the same picture: its pixels are resampled over the original's
+//! extent in them (original / reduction), so the network input samples the same places
+//! and nothing downstream knows the decode was reduced.
 
 use ndarray::Array4;
 use serde::{Deserialize, Serialize};
@@ -12,7 +18,7 @@ use crate::config::{ChannelOrder, PixelScale, PreprocessConfig, Resampling, Resi
 use crate::decode::SourceImage;
 use crate::error::ImageError;
 use crate::model::{InputSpec, Layout};
-use crate::resample::resize_window;
+use crate::resample::resize_window_extent;
 
 /// How original-image coordinates map to network-input coordinates:
 /// `u = x * scale_x + offset_x`, `v = y * scale_y + offset_y`, in continuous pixel
@@ -114,6 +120,13 @@ impl Preprocessor {
         (v * self.range - self.mean[c]) / self.std[c]
     }
 
+    /// The size an image of `w` x `h` original pixels is resampled to, before any crop or
+    /// pad (what a reduced JPEG decode must keep enough pixels for).
+    pub fn resize_target(&self, w: u32, h: u32) -> (usize, usize) {
+        let g = self.geometry(w, h);
+        (g.resized_w, g.resized_h)
+    }
+
     /// The geometry for an image of `w` x `h` pixels.
     pub fn geometry(&self, w: u32, h: u32) -> Geometry {
         let (nw, nh) = (self.net.width, self.net.height);
@@ -150,7 +163,15 @@ impl Preprocessor {
     }
 
     pub fn run(&self, img: &SourceImage) -> Result<NetInput, ImageError> {
-        let geo = self.geometry(img.width, img.height);
+        let (ow, oh) = img.original;
+        let r = img.reduction;
+        if r == 0 || (img.width, img.height) != (ow.div_ceil(r), oh.div_ceil(r)) {
+            return Err(ImageError::Preprocess(format!(
+                "decoded {}x{} is not {ow}x{oh} reduced by {r}",
+                img.width, img.height
+            )));
+        }
+        let geo = self.geometry(ow, oh);
         let (w, h) = (img.width as usize, img.height as usize);
         // Channel conversion first: resizing one grey channel is a third of the work.
         let converted;
@@ -168,7 +189,10 @@ impl Preprocessor {
         let (px, py) = (geo.offset_x.max(0.0) as usize, geo.offset_y.max(0.0) as usize);
         let cw = geo.resized_w.min(self.net.width);
         let chh = geo.resized_h.min(self.net.height);
-        let pixels = resize_window(src, w, h, sch, geo.resized_w, geo.resized_h, (wx0, wy0, cw, chh), self.resampling);
+        let window = (wx0, wy0, cw, chh);
+        let extent = img.original_extent();
+        let pixels =
+            resize_window_extent(src, w, h, sch, extent, geo.resized_w, geo.resized_h, window, self.resampling);
 
         let (nw, nh, nc) = (self.net.width, self.net.height, self.net.channels);
         let pad: Vec<f32> = (0..nc).map(|c| (self.pad_value - self.mean[c]) / self.std[c]).collect();
@@ -249,14 +273,8 @@ mod tests {
         cfg.mean = vec![127.5];
         cfg.std = vec![127.5];
         let p = Preprocessor::new(&cfg, &spec(4, 2, 3, Layout::Nhwc)).unwrap();
-        let img = SourceImage {
-            width: 8,
-            height: 4,
-            channels: 1,
-            data: (0..32).map(|i| if i % 8 < 4 { 0.0 } else { 1.0 }).collect(),
-            bit_depth: 8,
-            meta: Default::default(),
-        };
+        let data = (0..32).map(|i| if i % 8 < 4 { 0.0 } else { 1.0 }).collect();
+        let img = SourceImage::full(8, 4, 1, data, 8, Default::default());
         let t = p.run(&img).unwrap().tensor;
         assert_eq!(t.shape(), &[1, 2, 4, 3]);
         let v = t.as_slice().unwrap();
@@ -273,14 +291,7 @@ mod tests {
             ..Default::default()
         };
         let p = Preprocessor::new(&cfg, &spec(8, 8, 3, Layout::Nchw)).unwrap();
-        let img = SourceImage {
-            width: 8,
-            height: 8,
-            channels: 3,
-            data: [0.1f32, 0.5, 0.9].repeat(64),
-            bit_depth: 8,
-            meta: Default::default(),
-        };
+        let img = SourceImage::full(8, 8, 3, [0.1f32, 0.5, 0.9].repeat(64), 8, Default::default());
         let t = p.run(&img).unwrap().tensor;
         let v = t.as_slice().unwrap();
         assert!((v[0] - 0.9).abs() < 1e-6 && (v[64] - 0.5).abs() < 1e-6 && (v[128] - 0.1).abs() < 1e-6);

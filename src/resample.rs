@@ -10,6 +10,13 @@
 //!
 //! Only the requested output window is computed, so a centre crop does not pay for the
 //! pixels it throws away.
+//!
+//! The source may be a reduced decode of a larger image ([`resize_window_extent`]): the
+//! output then spans a given *extent* of source pixels (the original's size divided by
+//! the reduction, e.g. 1000 / 8 = 125 over a 125-pixel decode of a 1000-pixel JPEG, or
+//! 1001 / 8 = 125.125 over a 126-pixel one) instead of the whole grid, so every output
+//! pixel samples the same place of the original as a full-resolution decode would.
+//! With the extent equal to the grid size the arithmetic is the plain resize's, bit for bit.
 
 use crate::config::Resampling;
 
@@ -54,7 +61,12 @@ fn support(kind: Resampling) -> f64 {
 /// Source indices of Pillow's NEAREST for `out` samples over `inp`, outputs
 /// `first..first + count`.
 pub fn nearest_indices(inp: usize, out: usize, first: usize, count: usize) -> Vec<usize> {
-    let s = inp as f64 / out as f64;
+    nearest_indices_over(inp, inp as f64, out, first, count)
+}
+
+/// [`nearest_indices`] with the `out` samples spread over `extent` source pixels.
+fn nearest_indices_over(inp: usize, extent: f64, out: usize, first: usize, count: usize) -> Vec<usize> {
+    let s = extent / out as f64;
     let mut x = 0.5 * s;
     let mut idx = Vec::with_capacity(count);
     for i in 0..first + count {
@@ -66,12 +78,14 @@ pub fn nearest_indices(inp: usize, out: usize, first: usize, count: usize) -> Ve
     idx
 }
 
-fn axis_weights(kind: Resampling, inp: usize, out: usize, first: usize, count: usize) -> AxisWeights {
+/// Weights of outputs `first..first + count` of `out` samples spread over `extent` of the
+/// `inp` source pixels (the filter is clamped to the `inp` that exist).
+fn axis_weights(kind: Resampling, inp: usize, extent: f64, out: usize, first: usize, count: usize) -> AxisWeights {
     if kind == Resampling::Nearest {
-        let idx = nearest_indices(inp, out, first, count);
+        let idx = nearest_indices_over(inp, extent, out, first, count);
         return AxisWeights { start: idx, weights: vec![vec![1.0]; count] };
     }
-    let scale = inp as f64 / out as f64;
+    let scale = extent / out as f64;
     let fscale = scale.max(1.0);
     let sup = support(kind) * fscale;
     let mut start = Vec::with_capacity(count);
@@ -104,9 +118,27 @@ pub fn resize_window(
     window: (usize, usize, usize, usize),
     kind: Resampling,
 ) -> Vec<f32> {
+    resize_window_extent(src, w, h, ch, (w as f64, h as f64), out_w, out_h, window, kind)
+}
+
+/// [`resize_window`] where the `out_w` x `out_h` image covers `extent` = (width, height)
+/// in source pixels from the top-left corner, instead of the whole `w` x `h` grid (a
+/// reduced decode whose last row and column also hold the JPEG's block padding).
+#[allow(clippy::too_many_arguments)]
+pub fn resize_window_extent(
+    src: &[f32],
+    w: usize,
+    h: usize,
+    ch: usize,
+    extent: (f64, f64),
+    out_w: usize,
+    out_h: usize,
+    window: (usize, usize, usize, usize),
+    kind: Resampling,
+) -> Vec<f32> {
     let (x0, y0, cw, chh) = window;
-    let wx = axis_weights(kind, w, out_w, x0, cw);
-    let wy = axis_weights(kind, h, out_h, y0, chh);
+    let wx = axis_weights(kind, w, extent.0, out_w, x0, cw);
+    let wy = axis_weights(kind, h, extent.1, out_h, y0, chh);
     // Source rows the vertical pass needs.
     let row_lo = wy.start.iter().copied().min().unwrap_or(0);
     let row_hi = wy.start.iter().zip(&wy.weights).map(|(s, k)| s + k.len()).max().unwrap_or(0).max(row_lo);
@@ -180,6 +212,35 @@ mod tests {
             for x in 0..20 {
                 assert!((win[y * 20 + x] - full[(y + 3) * 30 + x + 5]).abs() < 1e-6);
             }
+        }
+    }
+
+    #[test]
+    fn extent_samples_the_original_positions() {
+        // A linear ramp v = x over 10 pixels, and its "decode at 1/2" of 5 pixels whose
+        // centres are the pairs' means (0.5, 2.5, ...): sampled over an extent of 5, the
+        // reduced source gives the ramp's values at the same places (a linear function is
+        // reproduced by linear interpolation away from the clamped borders).
+        let full: Vec<f32> = (0..10).map(|x| x as f32).collect();
+        let half: Vec<f32> = (0..5).map(|j| 2.0 * j as f32 + 0.5).collect();
+        let a = resize_window(&full, 10, 1, 1, 20, 1, (0, 0, 20, 1), Resampling::Bilinear);
+        let b = resize_window_extent(&half, 5, 1, 1, (5.0, 1.0), 20, 1, (0, 0, 20, 1), Resampling::Bilinear);
+        for i in 3..17 {
+            assert!((a[i] - b[i]).abs() < 1e-5, "{i}: {} vs {}", a[i], b[i]);
+        }
+        // A 9-pixel image reduced by 2 has 5 pixels, the last half padding: over an extent
+        // of 4.5 the output's last sample sits at 4.5 * 17.5 / 18 = 4.375, inside pixel 4
+        // but nearer its left half, not at the 5-pixel grid's 4.86.
+        let n = resize_window_extent(&half, 5, 1, 1, (4.5, 1.0), 18, 1, (17, 0, 1, 1), Resampling::Nearest);
+        assert_eq!(n, vec![half[4]]);
+        let idx = nearest_indices_over(5, 4.5, 9, 0, 9);
+        assert_eq!(idx, vec![0, 0, 1, 1, 2, 2, 3, 3, 4]);
+        // Extent = grid size is the plain resize, bit for bit.
+        let src: Vec<f32> = (0..17 * 11).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        for kind in [Resampling::Bilinear, Resampling::Bicubic, Resampling::Nearest] {
+            let p = resize_window(&src, 17, 11, 1, 7, 5, (0, 0, 7, 5), kind);
+            let e = resize_window_extent(&src, 17, 11, 1, (17.0, 11.0), 7, 5, (0, 0, 7, 5), kind);
+            assert_eq!(p, e, "{kind:?}");
         }
     }
 

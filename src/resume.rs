@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{Config, JpegScaling};
 use crate::error::{Error, Result};
 use crate::output::{atomic_write, boxes_csv, images_csv};
 
@@ -25,20 +25,30 @@ pub const RUN_DIRS: &[&str] = &["masks", "overlays", "maps"];
 
 /// The fingerprint of the result-affecting configuration.
 pub fn fingerprint(config: &Config, model_sha256: &str) -> String {
+    Sha256::digest(fingerprint_text(config, model_sha256).as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What [`fingerprint`] hashes: the model's hash and the configuration as JSON, without
+/// where things live and how fast they run (neither changes results).
+fn fingerprint_text(config: &Config, model_sha256: &str) -> String {
     #[derive(Serialize)]
     struct Parts<'a> {
         model_sha256: &'a str,
         config: Config,
     }
     let mut c = config.clone();
-    // Where things live and how fast they run do not change results.
     c.input.paths.clear();
     c.output.dir = None;
     c.run.threads = 0;
     c.model.path = Default::default();
     c.model.labels = None;
     let text = serde_json::to_string(&Parts { model_sha256, config: c }).expect("config serialises");
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    // `[decode] jpeg_scaling` changes results, but its default is what every run did
+    // before the option existed: the default is left out, so those runs still resume.
+    // The key and value are written by serde (a quote inside a user's string would be
+    // escaped), so this text occurs exactly once, as the last field of `decode`.
+    debug_assert_eq!(JpegScaling::default(), JpegScaling::Exact);
+    text.replacen(",\"jpeg_scaling\":\"exact\"}", "}", 1)
 }
 
 /// What an earlier run left.
@@ -201,5 +211,20 @@ mod tests {
         b.preprocess.resize_to = Some(300);
         assert_ne!(fingerprint(&a, "m"), fingerprint(&b, "m"));
         assert_ne!(fingerprint(&a, "m"), fingerprint(&a, "other model"));
+        let mut d = a.clone();
+        d.decode.jpeg_scaling = JpegScaling::Dct;
+        assert_ne!(fingerprint(&a, "m"), fingerprint(&d, "m"));
+    }
+
+    #[test]
+    fn default_jpeg_scaling_keeps_earlier_fingerprints() {
+        // Hashed as before `[decode] jpeg_scaling` existed: `decode` ends with the
+        // setting before it.
+        let text = fingerprint_text(&Config::default(), "m");
+        assert!(text.contains("\"high_bit_depth\":\"bit-depth\"}"), "{text}");
+        assert!(!text.contains("jpeg_scaling"), "{text}");
+        let mut c = Config::default();
+        c.decode.jpeg_scaling = JpegScaling::Dct;
+        assert!(fingerprint_text(&c, "m").contains("\"jpeg_scaling\":\"dct\"}"));
     }
 }

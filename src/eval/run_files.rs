@@ -82,6 +82,8 @@ impl RunFiles {
                 sniff_dicom: c.input.sniff_dicom,
                 window: c.decode.window,
                 high_bit_depth: c.decode.high_bit_depth,
+                // Thumbnails are drawn from the full-resolution image.
+                jpeg_scaling: crate::config::JpegScaling::Exact,
             },
             None => crate::decode::Decoder::default(),
         }
