@@ -3,9 +3,7 @@
 //! [`ModelPlan::load`] reads the ONNX file, finds the cut ([`surgery`]), fixes the input
 //! shape, builds one optimised tract plan that outputs the feature map F and the network's
 //! own logits, and proves the cut right on a probe input before any image is touched. The
-//! plan is immutable and shared by every worker; each worker reuses a run state of it
-//! (tract's per-op states and value table) from a small pool instead of building one per
-//! image.
+//! plan is immutable and shared by every worker.
 
 pub mod graph;
 pub mod head;
@@ -118,8 +116,6 @@ pub struct ModelPlan {
     pub report: CutReport,
     /// Outputs the feature map F and the network's own logits.
     plan: Arc<TypedRunnableModel>,
-    /// Idle run states of `plan`, at most one per worker that has run an image.
-    states: std::sync::Mutex<Vec<TypedSimpleState>>,
     /// The head as cambox runs and differentiates it, when it can.
     pub program: Option<head::HeadProgram>,
 }
@@ -256,7 +252,7 @@ impl ModelPlan {
             probe_rel_diff: rel,
             map_methods,
         };
-        Ok(ModelPlan { input, cut, report, plan, states: Default::default(), program: program.ok() })
+        Ok(ModelPlan { input, cut, report, plan, program: program.ok() })
     }
 
     /// Number of classes.
@@ -266,16 +262,7 @@ impl ModelPlan {
 
     /// Runs the cut network on one preprocessed input tensor.
     pub fn infer(&self, input: ndarray::Array4<f32>) -> std::result::Result<Inference, String> {
-        let idle = self.states.lock().map(|mut s| s.pop()).unwrap_or(None);
-        let mut state = match idle {
-            Some(s) => s,
-            None => self.plan.spawn().map_err(|e| format!("{e:#}"))?,
-        };
-        let mut out = state.run(tvec!(input.into_tensor().into())).map_err(|e| format!("{e:#}"))?;
-        // A state whose run failed is dropped, not reused.
-        if let Ok(mut s) = self.states.lock() {
-            s.push(state);
-        }
+        let mut out = self.plan.run(tvec!(input.into_tensor().into())).map_err(|e| format!("{e:#}"))?;
         let features = FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
         let logits = run_vec_from(&mut out, 0)?;
         Ok(Inference { features, logits })
