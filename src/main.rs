@@ -20,6 +20,34 @@ use cambox::model::{Head, ModelPlan};
 use cambox::pipeline::{self, RunOptions};
 use cambox::plan::{Overrides, RunPlan};
 
+/// Refuses to go on, with a message, on a CPU without the instructions this binary was
+/// compiled for (`.cargo/config.toml` builds for x86-64-v3), rather than die later of an
+/// illegal instruction. Called first thing in `main`; it only reads CPUID.
+#[inline(never)]
+fn check_cpu() -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut missing = Vec::new();
+        if cfg!(target_feature = "avx2") && !std::arch::is_x86_feature_detected!("avx2") {
+            missing.push("AVX2");
+        }
+        if cfg!(target_feature = "fma") && !std::arch::is_x86_feature_detected!("fma") {
+            missing.push("FMA");
+        }
+        if cfg!(target_feature = "bmi2") && !std::arch::is_x86_feature_detected!("bmi2") {
+            missing.push("BMI2");
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "this cambox was built for x86-64-v3 but this CPU lacks {}; rebuild it with \
+                 RUSTFLAGS=\"-C target-cpu=x86-64\" cargo build --release",
+                missing.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One glibc malloc arena per worker, instead of glibc's default of up to eight per core.
 ///
 /// Why: tract allocates every intermediate tensor on every run (1-2 MB activations, per
@@ -183,6 +211,10 @@ const EXIT_SOME_FAILED: u8 = 3;
 const EXIT_INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
+    if let Err(e) = check_cpu() {
+        eprintln!("cambox: error: {e}");
+        return ExitCode::from(EXIT_FATAL);
+    }
     let cli = Cli::parse();
     match real_main(cli) {
         Ok(code) => ExitCode::from(code),

@@ -2,7 +2,8 @@
 """Prints the benchmark tables from target/bench/times, the boxes.csv files and run.json.
 
 Table 1, for every pipeline: wall time and images/s of the whole process, cambox's speed-up
-over it (reference wall time / cambox wall time, same set, same invocation), peak RSS, the
+over it (reference wall time / cambox wall time, same set, same invocation; for cambox's own
+variants, "before" and "dct", their wall time over the default run's), peak RSS, the
 share of images whose top-1 class agrees with cambox's, the mean IoU of the top-1 boxes over
 the images where both agree and found a box (half-open boxes in original pixels on both
 sides), and the network's cost in core-milliseconds per image.
@@ -64,6 +65,7 @@ def network_core_ms(label, out):
 
 
 NAMES = {"cambox": "cambox (CAM)", "cambox-before": "cambox before this change (CAM)",
+         "cambox-dct": "cambox (CAM), jpeg_scaling = dct",
          "torch": "PyTorch + torchcam + OpenCV", "ort": "onnxruntime + numpy + OpenCV",
          "cambox-gradcam": "cambox --method gradcam", "gradcam": "PyTorch + pytorch-grad-cam GradCAM + OpenCV"}
 # Which cambox run each pipeline is compared with.
@@ -91,7 +93,7 @@ for label, (secs, rss) in times.items():
     print(f"| {s} | {NAMES[p]} | {secs:.1f} | {n / secs:.1f} | {speed} | {rss:.0f} | {agree} | {miou} | {net} |")
 
 runs = [(label, stages(os.path.join(work, "out-" + label.replace("/", "-"))))
-        for label in times if label.split("/")[1] in ("cambox", "cambox-gradcam")]
+        for label in times if label.split("/")[1].startswith("cambox")]
 runs = [(label, t) for label, t in runs if t]
 if not runs:
     sys.exit(0)

@@ -8,6 +8,9 @@
 #   SKIP_GRADCAM=1 scripts/bench/run.sh
 #   BASELINE_BIN=/path/to/old/cambox scripts/bench/run.sh   # adds a "cambox (before)" row
 #
+# On the X-ray set cambox also runs with configs/bench-dct.toml ([decode] jpeg_scaling =
+# "dct": JPEGs decoded at reduced scale), compared with the default exact decoding.
+#
 # Datasets (made by copying bundled files, no network) under target/bench/:
 #   xray     N copies cycling over the 16 chest X-rays in data/samples/chest-xray
 #   natural  N copies cycling over the photos in data/samples/natural
@@ -66,6 +69,10 @@ export OMP_NUM_THREADS=2 TQDM_DISABLE=1
 for set in xray natural; do
   imgs=$work/$set-$N
   measure "$set/cambox" "$work/out-$set-cambox" "$bin" run -q -c configs/bench.toml -o "$work/out-$set-cambox" "$imgs"
+  if [ "$set" = xray ]; then
+    measure "$set/cambox-dct" "$work/out-$set-cambox-dct" "$bin" run -q -c configs/bench-dct.toml \
+      -o "$work/out-$set-cambox-dct" "$imgs"
+  fi
   if [ -n "${BASELINE_BIN:-}" ]; then
     measure "$set/cambox-before" "$work/out-$set-cambox-before" "$BASELINE_BIN" run -q -c configs/bench.toml \
       -o "$work/out-$set-cambox-before" "$imgs"
