@@ -21,6 +21,7 @@ use crate::localise::BoxSet;
 use crate::output::boxes_csv::BoxesCsv;
 use crate::output::images_csv::ImagesCsv;
 use crate::output::manifest::{now, Counts, RunManifest, Shard};
+use crate::output::sync_file;
 use crate::plan::RunPlan;
 use crate::preprocess::Geometry;
 use crate::stages::{StageTimes, Stopwatch, TimeReport};
@@ -52,6 +53,8 @@ pub struct ImageOutcome {
     pub geometry: Geometry,
     /// Boxes of each localised class (empty when the head has no maps).
     pub boxes: Vec<BoxSet>,
+    /// Masks, overlays and maps written for this image, not yet synced to disk.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// How the run ended.
@@ -161,6 +164,15 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
                 return Err(Error::output(out, msg));
             }
             let failed = rec.outcome.is_err();
+            // The row promises its files: they reach the disk before the row is written
+            // (the workers wrote them without waiting; see output::atomic_write_unsynced).
+            if let Ok(o) = &rec.outcome {
+                if let Some(e) = o.files.iter().find_map(|f| sync_file(f).err().map(|e| (f, e))) {
+                    stop.store(true, Ordering::Relaxed);
+                    for _ in rx.iter() {}
+                    return Err(Error::io(e.0, e.1));
+                }
+            }
             let written = boxes_csv
                 .write(&rec, &plan.labels, &preset, plan.method.name())
                 .and_then(|_| csv.write(&rec, &plan.labels));
@@ -313,6 +325,7 @@ fn process_file(
     }
     stages.maps = clock.lap();
     let mut boxes = Vec::new();
+    let mut files = Vec::new();
     if let Some(maps) = &maps {
         let locs: Vec<_> = localised
             .iter()
@@ -330,9 +343,9 @@ fn process_file(
             ),
             bias: Vec::new(),
         };
-        plan.artefacts.write(rel, img.as_ref(), &locs, &kept, &input.geometry).map_err(ImageError::Write)?;
+        files = plan.artefacts.write(rel, img.as_ref(), &locs, &kept, &input.geometry).map_err(ImageError::Write)?;
         stages.write = clock.lap();
         boxes = locs.into_iter().map(|l| BoxSet { class: l.class, boxes: l.boxes }).collect();
     }
-    Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, boxes })
+    Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, boxes, files })
 }

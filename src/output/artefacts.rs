@@ -13,7 +13,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Serialize;
 
-use super::atomic_write;
+use super::atomic_write_unsynced;
 use crate::cam::ClassMaps;
 use crate::config::OutputConfig;
 use crate::decode::SourceImage;
@@ -69,7 +69,8 @@ impl Artefacts {
         self.path("maps", rel, ".npy")
     }
 
-    /// Writes what is switched on; the error names the file.
+    /// Writes what is switched on, without syncing (see [`atomic_write_unsynced`]), and
+    /// returns the files written; the error names the file.
     pub fn write(
         &self,
         rel: &str,
@@ -77,13 +78,15 @@ impl Artefacts {
         locs: &[ClassLocalisation],
         maps: &ClassMaps,
         geo: &Geometry,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<PathBuf>, String> {
         let fail = |p: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", p.display());
+        let mut written = Vec::new();
         for l in locs {
             if self.masks {
                 let p = self.mask_path(rel, l.class);
                 let buf = encode_mask(l).map_err(|e| fail(&p, &e))?;
-                atomic_write(&p, &buf).map_err(|e| fail(&p, &e))?;
+                atomic_write_unsynced(&p, &buf).map_err(|e| fail(&p, &e))?;
+                written.push(p);
             }
             if let (true, Some(img)) = (self.overlays, img) {
                 let p = self.overlay_path(rel, l.class);
@@ -92,14 +95,16 @@ impl Artefacts {
                 JpegEncoder::new_with_quality(&mut buf, defaults::OVERLAY_JPEG_QUALITY)
                     .encode_image(&o)
                     .map_err(|e| fail(&p, &e))?;
-                atomic_write(&p, &buf).map_err(|e| fail(&p, &e))?;
+                atomic_write_unsynced(&p, &buf).map_err(|e| fail(&p, &e))?;
+                written.push(p);
             }
         }
         if self.maps {
             let p = self.map_path(rel);
             let mut buf = Vec::new();
             ndarray_npy::WriteNpyExt::write_npy(&maps.maps, &mut buf).map_err(|e| fail(&p, &e))?;
-            atomic_write(&p, &buf).map_err(|e| fail(&p, &e))?;
+            atomic_write_unsynced(&p, &buf).map_err(|e| fail(&p, &e))?;
+            written.push(p.clone());
             let side = MapSidecar {
                 classes: &maps.classes,
                 shape: [maps.maps.shape()[1], maps.maps.shape()[2]],
@@ -107,9 +112,10 @@ impl Artefacts {
             };
             let j = p.with_extension("json");
             let text = serde_json::to_string(&side).map_err(|e| fail(&j, &e))?;
-            atomic_write(&j, text.as_bytes()).map_err(|e| fail(&j, &e))?;
+            atomic_write_unsynced(&j, text.as_bytes()).map_err(|e| fail(&j, &e))?;
+            written.push(j);
         }
-        Ok(())
+        Ok(written)
     }
 }
 
