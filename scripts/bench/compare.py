@@ -117,3 +117,11 @@ for _, t in runs:
 print("| **total** | " + " | ".join(cells) + " |")
 cells = [f"{t['wall_seconds']:.2f} s, {t['threads']} workers" for _, t in runs]
 print("| pipeline wall time | " + " | ".join(cells) + " |")
+# The whole process also loads and checks the model: share of its wall time during which
+# the cores were not running the network (network worker seconds / workers = the wall time
+# the network would take alone with every worker busy).
+cells = []
+for label, t in runs:
+    wall = times[label][0]
+    cells.append(f"{100 * (1 - t['stage_seconds']['network'] / t['threads'] / wall):.1f} % of {wall:.2f} s")
+print("| not network, share of the whole process's wall time | " + " | ".join(cells) + " |")

@@ -125,7 +125,7 @@ impl Artefacts {
 /// every row, which for a two-million-pixel X-ray mask cost more than finding the
 /// components. A mask is two values in large blobs, so the Up filter turns every row
 /// inside or outside a blob into zeros and fast deflate does the rest: the same pixels,
-/// several times faster, in smaller files.
+/// about twice as fast, in files about 4 % larger.
 pub fn encode_mask(l: &ClassLocalisation) -> image::ImageResult<Vec<u8>> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     use image::ImageEncoder;
