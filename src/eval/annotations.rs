@@ -264,6 +264,22 @@ fn row_text(r: &csv::StringRecord) -> String {
     r.iter().collect::<Vec<_>>().join(",")
 }
 
+/// The records after the header, each with its origin for issue examples ("line N (the
+/// row)"); a row the CSV reader cannot read is counted as `unreadable_row` and skipped.
+/// Annotation files are small (the RSNA list is 30k rows), so they are read at once.
+fn readable_rows(rd: &mut csv::Reader<&[u8]>, issues: &mut Issues) -> Vec<(String, csv::StringRecord)> {
+    let mut rows = Vec::new();
+    for (i, rec) in rd.records().enumerate() {
+        // Line numbers as an editor shows them: 1 is the header.
+        let line = i + 2;
+        match rec {
+            Ok(r) => rows.push((format!("line {line} ({})", row_text(&r)), r)),
+            Err(e) => issues.add("unreadable_row", format!("line {line}: {e}")),
+        }
+    }
+    rows
+}
+
 /// RSNA `stage_2_train_labels.csv`: `patientId,x,y,width,height,Target`.
 pub fn parse_rsna(text: &str) -> Result<Annotations, String> {
     let mut rd = csv_reader(text);
@@ -273,18 +289,9 @@ pub fn parse_rsna(text: &str) -> Result<Annotations, String> {
         (col("patientId")?, col("x")?, col("y")?, col("width")?, col("height")?, col("Target")?);
     let mut b = Builder::new(Format::Rsna);
     let mut target_of: HashMap<String, bool> = HashMap::new();
-    for (i, rec) in rd.records().enumerate() {
-        let line = i + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                b.issues.add("unreadable_row", format!("line {line}: {e}"));
-                continue;
-            }
-        };
+    for (origin, rec) in readable_rows(&mut rd, &mut b.issues) {
         let get = |c: usize| rec.get(c).unwrap_or("");
         let pid = get(cp);
-        let origin = format!("line {line} ({})", row_text(&rec));
         if pid.is_empty() {
             b.issues.add("unreadable_row", format!("{origin}: no patientId"));
             continue;
@@ -333,16 +340,7 @@ pub fn parse_nih(text: &str) -> Result<Annotations, String> {
         return Err("NIH header must start with 'Image Index'".into());
     }
     let mut b = Builder::new(Format::Nih);
-    for (i, rec) in rd.records().enumerate() {
-        let line = i + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                b.issues.add("unreadable_row", format!("line {line}: {e}"));
-                continue;
-            }
-        };
-        let origin = format!("line {line} ({})", row_text(&rec));
+    for (origin, rec) in readable_rows(&mut rd, &mut b.issues) {
         let name = rec.get(0).unwrap_or("");
         let label = rec.get(1).unwrap_or("");
         let coords =
@@ -366,16 +364,7 @@ pub fn parse_generic(text: &str) -> Result<Annotations, String> {
     let (cp, c1, c2, c3, c4) = (col("path")?, col("x1")?, col("y1")?, col("x2")?, col("y2")?);
     let cl = column(&headers, "label");
     let mut b = Builder::new(Format::Generic);
-    for (i, rec) in rd.records().enumerate() {
-        let line = i + 2;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                b.issues.add("unreadable_row", format!("line {line}: {e}"));
-                continue;
-            }
-        };
-        let origin = format!("line {line} ({})", row_text(&rec));
+    for (origin, rec) in readable_rows(&mut rd, &mut b.issues) {
         let get = |c: usize| rec.get(c).unwrap_or("");
         let path = get(cp).trim_start_matches("./");
         if path.is_empty() {
