@@ -198,14 +198,6 @@ fn top_k(row: &Row) -> HashMap<usize, f32> {
         .collect()
 }
 
-fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: [f64; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-    inter / (area(a) + area(b) - inter)
-}
-
 fn section<'a>(cfg: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
     cfg.entry(name).or_insert_with(|| toml::Value::Table(Default::default())).as_table_mut().unwrap()
 }

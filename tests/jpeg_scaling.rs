@@ -71,15 +71,6 @@ fn rect(r: &Row) -> [f64; 4] {
     ["x1", "y1", "x2", "y2"].map(|k| r[k].parse().unwrap())
 }
 
-/// IoU of half-open boxes.
-fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: [f64; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-    inter / (area(a) + area(b) - inter)
-}
-
 fn mask(path: &Path) -> image::GrayImage {
     image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_luma8()
 }

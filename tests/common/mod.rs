@@ -47,3 +47,12 @@ pub fn read_csv(path: impl AsRef<Path>) -> Vec<std::collections::HashMap<String,
 pub fn shared() -> Option<PathBuf> {
     std::env::var_os("CAMBOX_SHARED").map(PathBuf::from).filter(|p| p.is_dir())
 }
+
+/// IoU of half-open boxes `[x1, y1, x2, y2]`.
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: [f64; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    inter / (area(a) + area(b) - inter)
+}
