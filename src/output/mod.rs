@@ -33,7 +33,8 @@ pub fn atomic_write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Waits until the data of a file written by [`atomic_write_unsynced`] is on disk.
 pub fn sync_file(path: &Path) -> std::io::Result<()> {
-    std::fs::File::open(path)?.sync_data()
+    // POSIX fsync works on a read-only descriptor; Windows' FlushFileBuffers needs write access.
+    std::fs::OpenOptions::new().read(true).write(cfg!(windows)).open(path)?.sync_data()
 }
 
 fn write_replacing(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
