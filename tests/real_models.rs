@@ -66,6 +66,17 @@ fn demo_run_predicts_cat_and_espresso_and_passes_the_logit_check() {
     assert_eq!(manifest["model"]["cut"]["head"], "linear");
     assert_eq!(manifest["model"]["sha256"].as_str().unwrap().len(), 64);
     assert!(manifest["config"]["preprocess"]["resize_to"] == 256);
+    // Where the time went: every stage an ok image passes through took some time, and the
+    // stages add up to no more than the workers had.
+    let time = &manifest["time"];
+    assert_eq!(time["images"], n_images as u64);
+    let stages = time["stage_seconds"].as_object().unwrap();
+    for s in ["decode", "preprocess", "network", "maps", "localise", "write"] {
+        assert!(stages[s].as_f64().unwrap() > 0.0, "stage {s}: {time}");
+    }
+    let busy: f64 = stages.values().map(|v| v.as_f64().unwrap()).sum();
+    let wall = time["wall_seconds"].as_f64().unwrap();
+    assert!(busy <= wall * time["threads"].as_f64().unwrap() * 1.05 + 0.01, "{time}");
 
     // Localisation: a box per image, masks and overlays for the top-1 class, and the boxes
     // of chelsea and coffee on the hand-annotated cat head and espresso cup.
