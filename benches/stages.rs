@@ -20,6 +20,7 @@ use cambox::localise::{to_original, Localiser, Recipe};
 use cambox::model::{FeatureMap, Head, InputSpec, Layout, LinearHead};
 use cambox::output::artefacts::encode_mask;
 use cambox::preprocess::Preprocessor;
+use cambox::resample::resize_window;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ndarray::{Array1, Array2};
 
@@ -80,6 +81,16 @@ fn benches(c: &mut Criterion) {
     let photo = d.decode_bytes(&photo_bytes).unwrap();
     let pre = preprocessor();
     for (name, img) in [("xray", &xray), ("photo", &photo)] {
+        // The resize alone: the crop window of the image resized to 256 on its shorter side.
+        let geo = pre.geometry(img.width, img.height);
+        let win = ((-geo.offset_x) as usize, (-geo.offset_y) as usize, 224, 224);
+        let (w, h) = (img.width as usize, img.height as usize);
+        c.bench_function(&format!("resize/{name}_to_256_crop_224"), |b| {
+            b.iter(|| {
+                let (rw, rh) = (geo.resized_w, geo.resized_h);
+                resize_window(black_box(&img.data), w, h, img.channels, rw, rh, win, Resampling::Bilinear)
+            })
+        });
         c.bench_function(&format!("preprocess/{name}_resize_crop_normalise"), |b| {
             b.iter(|| pre.run(black_box(img)).unwrap())
         });
