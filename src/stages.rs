@@ -37,10 +37,6 @@ impl StageTimes {
         self.localise += o.localise;
         self.write += o.write;
     }
-
-    pub fn total(&self) -> f64 {
-        self.decode + self.preprocess + self.network + self.maps + self.localise + self.write
-    }
 }
 
 /// Lap timer: each call returns the seconds since the previous one.
