@@ -12,15 +12,14 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use cambox::cam::ClassMaps;
-use cambox::config::{JpegScaling, PreprocessConfig, Resampling, ResizeMode};
-use cambox::decode::Decoder;
-use cambox::localise::components::{components_above, label_components};
-use cambox::localise::{to_original, Localiser, Recipe};
-use cambox::model::{FeatureMap, Head, InputSpec, Layout, LinearHead};
 use cambox::output::artefacts::encode_mask;
-use cambox::preprocess::Preprocessor;
-use cambox::resample::resize_window;
+use cambox::stage::decode::{Decoder, JpegScaling};
+use cambox::stage::localise::components::{components_above, label_components};
+use cambox::stage::localise::{to_original, Localiser, Recipe};
+use cambox::stage::maps::ClassMaps;
+use cambox::stage::model::{FeatureMap, Head, InputSpec, Layout, LinearHead};
+use cambox::stage::preprocess::resample::resize_window;
+use cambox::stage::preprocess::{Normaliser, PreprocessOptions, Preprocessor, Resampling, ResizeMode};
 use criterion::{criterion_group, criterion_main, Criterion};
 use ndarray::{Array1, Array2};
 
@@ -32,17 +31,20 @@ fn root() -> PathBuf {
 }
 
 /// configs/bench.toml's preprocessing: torchvision's resize 256 + centre crop 224.
-fn preprocessor() -> Preprocessor {
-    let cfg = PreprocessConfig {
+fn preprocess_options() -> PreprocessOptions {
+    PreprocessOptions {
         resize: ResizeMode::ShorterSideThenCenterCrop,
         resize_to: Some(256),
         resampling: Resampling::Bilinear,
         mean: vec![0.485, 0.456, 0.406],
         std: vec![0.229, 0.224, 0.225],
         ..Default::default()
-    };
+    }
+}
+
+fn preprocessor() -> Preprocessor {
     let net = InputSpec { name: "input".into(), layout: Layout::Nchw, channels: 3, width: 224, height: 224 };
-    Preprocessor::new(&cfg, &net).expect("valid preprocessing")
+    Preprocessor::new(&preprocess_options(), &net).expect("valid preprocessing")
 }
 
 /// A smooth 7 x 7 map with one off-centre peak, like a CAM.
@@ -96,8 +98,9 @@ fn benches(c: &mut Criterion) {
         });
     }
     let pixels: Vec<f32> = (0..224 * 224 * 3).map(|i| (i % 255) as f32 / 255.0).collect();
+    let norm = Normaliser::new(&preprocess_options()).expect("valid mean and std");
     c.bench_function("normalise/224x224x3", |b| {
-        b.iter(|| black_box(&pixels).iter().enumerate().map(|(i, &v)| pre.normalise(i % 3, v)).sum::<f32>())
+        b.iter(|| black_box(&pixels).iter().enumerate().map(|(i, &v)| norm.value(i % 3, v)).sum::<f32>())
     });
 
     // The class map product with EfficientNet-Lite0's shapes (1000 x 1280 head, 1280 x 7 x 7

@@ -2,9 +2,12 @@
 //!
 //! This is the "low" half of the LowArgs -> HiArgs split: plain data, every field with a
 //! documented default, `deny_unknown_fields` so a typo is an error rather than a silently
-//! ignored option. [`crate::plan::RunPlan`] turns it into ready-built parts. Relative
-//! paths in a config file are relative to the file's own folder, so a config works from
-//! any working directory; paths given on the command line are relative to the working
+//! ignored option. Each section is the option type of the stage that consumes it
+//! (`[input]` is [`InputOptions`], `[decode]` is [`DecodeOptions`], ...): this module
+//! only parses TOML into them and checks what the stages cannot check alone, and no stage
+//! imports it. [`crate::plan::RunPlan`] turns it into ready-built parts. Relative paths in
+//! a config file are relative to the file's own folder, so a config works from any
+//! working directory; paths given on the command line are relative to the working
 //! directory, as usual.
 
 use std::path::{Path, PathBuf};
@@ -13,178 +16,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::defaults;
 use crate::error::{Error, Result};
+use crate::output::OutputOptions;
+use crate::stage::decode::{DecodeOptions, Decoder, JpegScaling};
+use crate::stage::discover::InputOptions;
+use crate::stage::localise::{Keep, Normalise, Preset, Recipe, Threshold};
+use crate::stage::maps::MapMethod;
+use crate::stage::model::ModelOptions;
+use crate::stage::preprocess::{PreprocessOptions, Resampling};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    pub input: InputConfig,
-    pub model: ModelConfig,
-    pub preprocess: PreprocessConfig,
-    pub output: OutputConfig,
+    pub input: InputOptions,
+    pub model: ModelOptions,
+    pub preprocess: PreprocessOptions,
+    pub output: OutputOptions,
     pub localise: LocaliseConfig,
     pub cam: CamConfig,
     pub run: RunConfig,
-    pub decode: DecodeConfig,
+    pub decode: DecodeOptions,
 }
 
 /// `[cam]`: how class maps are computed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CamConfig {
     /// `cam` (default), `gradcam`, `gradcam++`, `hirescam`, `eigencam`, `ablationcam`.
-    pub method: String,
-}
-
-impl Default for CamConfig {
-    fn default() -> Self {
-        CamConfig { method: "cam".into() }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct InputConfig {
-    /// Folders (walked recursively) or single files.
-    pub paths: Vec<PathBuf>,
-    /// File extensions to process, case-insensitive, without the dot.
-    pub extensions: Vec<String>,
-    /// Follow symbolic links (to files and folders). Off by default: a link can point
-    /// outside the dataset or form a loop.
-    pub follow_symlinks: bool,
-    /// Process files and folders whose name starts with a dot.
-    pub include_hidden: bool,
-    /// Also take files without an extension (or with an all-digit one, as UID-named
-    /// DICOM files have) and read those that carry the DICOM preamble and `DICM` magic.
-    pub sniff_dicom: bool,
-}
-
-impl Default for InputConfig {
-    fn default() -> Self {
-        InputConfig {
-            paths: Vec::new(),
-            extensions: defaults::EXTENSIONS.iter().map(|s| s.to_string()).collect(),
-            follow_symlinks: false,
-            include_hidden: false,
-            sniff_dicom: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LayoutChoice {
-    #[default]
-    Auto,
-    Nchw,
-    Nhwc,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// The ONNX classifier.
-    pub path: PathBuf,
-    /// Class names, one per line (line n = class n - 1). Optional.
-    pub labels: Option<PathBuf>,
-    /// Input layout; `auto` reads it from the input shape (channels of 1 or 3).
-    pub layout: LayoutChoice,
-    /// Network input size `[width, height]` when the model leaves it symbolic.
-    pub input_size: Option<[usize; 2]>,
-    /// Name of the feature tensor to cut at, overriding the automatic choice
-    /// (the input of the last global pooling).
-    pub feature: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResizeMode {
-    /// Scale both axes independently to the network size (aspect ratio not kept).
-    Stretch,
-    /// Scale the shorter side to `resize_to`, then cut the centre `crop` (torchvision).
-    ShorterSideThenCenterCrop,
-    /// Scale to fit inside the network size keeping the aspect ratio, pad the rest.
-    Letterbox,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resampling {
-    /// Bit-exact with Pillow's `Image.NEAREST`.
-    Nearest,
-    /// Pillow-style triangle filter, widened when downscaling (antialiased).
-    Bilinear,
-    /// Pillow-style cubic filter (a = -0.5), widened when downscaling.
-    Bicubic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelOrder {
-    Rgb,
-    Bgr,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PixelScale {
-    /// Pixel values in [0, 1] before mean/std.
-    Unit,
-    /// Pixel values in [0, 255] before mean/std.
-    Byte,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PreprocessConfig {
-    pub resize: ResizeMode,
-    /// Shorter side after scaling, for `shorter-side-then-center-crop`.
-    pub resize_to: Option<usize>,
-    pub resampling: Resampling,
-    pub channels: ChannelOrder,
-    pub scale: PixelScale,
-    /// Subtracted per channel after scaling (one value, or one per channel).
-    pub mean: Vec<f32>,
-    /// Divides per channel after subtracting the mean.
-    pub std: Vec<f32>,
-    /// Value of letterbox padding, in the scaled pixel range before mean/std.
-    pub pad_value: f32,
-}
-
-impl Default for PreprocessConfig {
-    fn default() -> Self {
-        PreprocessConfig {
-            resize: ResizeMode::Stretch,
-            resize_to: None,
-            resampling: Resampling::Bilinear,
-            channels: ChannelOrder::Rgb,
-            scale: PixelScale::Unit,
-            mean: vec![0.0],
-            std: vec![1.0],
-            pad_value: 0.0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutputConfig {
-    /// Output folder; `--out` overrides it.
-    pub dir: Option<PathBuf>,
-    /// Classes listed in the `top_k` column (and checked by `logit_check`).
-    pub top_k: usize,
-    /// Write `masks/<path>.<class>.png` (0/255 at original resolution).
-    pub masks: bool,
-    /// Write `overlays/<path>.<class>.jpg` (heatmap and boxes on the image).
-    pub overlays: bool,
-    /// Write `maps/<path>.npy` (raw float32 maps at feature resolution) and a `.json`
-    /// sidecar (classes, geometry) for threshold sweeps.
-    pub maps: bool,
-}
-
-impl Default for OutputConfig {
-    fn default() -> Self {
-        OutputConfig { dir: None, top_k: defaults::TOP_K, masks: false, overlays: false, maps: false }
-    }
+    pub method: MapMethod,
 }
 
 /// A class given by index or by name.
@@ -206,20 +64,20 @@ pub enum ClassesSpec {
 /// `[localise]`: which classes get boxes and how maps become boxes. A named preset fixes
 /// the recipe (so the `preset` column in `boxes.csv` means what it says); `custom`
 /// builds one from the keys below, each defaulting to the CAM paper's choice.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocaliseConfig {
     pub classes: ClassesSpec,
     /// `cam-paper` (default), `wsol`, `chestxray8` or `custom`.
-    pub preset: String,
+    pub preset: Preset,
     /// wsol's tau (fraction of the 8-bit map's maximum).
     pub tau: Option<f32>,
     pub relu: Option<bool>,
-    pub normalise: Option<crate::localise::Normalise>,
+    pub normalise: Option<Normalise>,
     pub upsample: Option<Resampling>,
     pub quantise: Option<bool>,
-    pub thresholds: Option<Vec<crate::localise::Threshold>>,
-    pub components: Option<crate::localise::Keep>,
+    pub thresholds: Option<Vec<Threshold>>,
+    pub components: Option<Keep>,
     pub min_area: Option<f32>,
 }
 
@@ -227,7 +85,7 @@ impl Default for LocaliseConfig {
     fn default() -> Self {
         LocaliseConfig {
             classes: ClassesSpec::Rule("top1".into()),
-            preset: "cam-paper".into(),
+            preset: Preset::CamPaper,
             tau: None,
             relu: None,
             normalise: None,
@@ -240,7 +98,74 @@ impl Default for LocaliseConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+impl LocaliseConfig {
+    /// The recipe: a named preset, or `custom` from the keys.
+    pub fn recipe(&self) -> std::result::Result<Recipe, String> {
+        let c = self;
+        let custom_keys = [
+            ("relu", c.relu.is_some()),
+            ("normalise", c.normalise.is_some()),
+            ("upsample", c.upsample.is_some()),
+            ("quantise", c.quantise.is_some()),
+            ("thresholds", c.thresholds.is_some()),
+            ("components", c.components.is_some()),
+            ("min_area", c.min_area.is_some()),
+        ];
+        let set: Vec<&str> = custom_keys.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect();
+        if c.preset != Preset::Custom && !set.is_empty() {
+            return Err(format!(
+                "[localise] preset = \"{}\" fixes the recipe, but {} {} set; use preset = \"custom\" to change it",
+                c.preset.name(),
+                set.join(", "),
+                if set.len() == 1 { "is" } else { "are" }
+            ));
+        }
+        if c.tau.is_some() && c.preset != Preset::Wsol {
+            return Err("[localise] tau applies to preset = \"wsol\" only".into());
+        }
+        let r = match c.preset {
+            Preset::CamPaper => Recipe::cam_paper(),
+            Preset::Chestxray8 => Recipe::chestxray8(),
+            Preset::Wsol => {
+                let tau = c.tau.unwrap_or(defaults::WSOL_TAU);
+                if !(0.0..1.0).contains(&tau) {
+                    return Err(format!("[localise] tau = {tau} must be in [0, 1)"));
+                }
+                Recipe::wsol(tau)
+            }
+            Preset::Custom => {
+                let base = Recipe::cam_paper();
+                let r = Recipe {
+                    preset: Preset::Custom,
+                    relu: c.relu.unwrap_or(base.relu),
+                    normalise: c.normalise.unwrap_or(base.normalise),
+                    upsample: c.upsample.unwrap_or(base.upsample),
+                    quantise: c.quantise.unwrap_or(base.quantise),
+                    thresholds: c.thresholds.clone().unwrap_or(base.thresholds),
+                    keep: c.components.unwrap_or(base.keep),
+                    min_area: c.min_area.unwrap_or(base.min_area),
+                };
+                if r.thresholds.is_empty() {
+                    return Err("[localise] thresholds is empty".into());
+                }
+                if !(0.0..=1.0).contains(&r.min_area) {
+                    return Err("[localise] min_area is a fraction of the image area, in [0, 1]".into());
+                }
+                if r.upsample == Resampling::Nearest {
+                    return Err("[localise] upsample must be bilinear or bicubic".into());
+                }
+                if r.thresholds.iter().any(|t| t.needs_u8()) && !r.quantise {
+                    return Err("[localise] u8:N thresholds need quantise = true (the 0-255 map)".into());
+                }
+                r
+            }
+        };
+        Ok(r)
+    }
+}
+
+/// `[run]`: how the run is executed and what it accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// Worker threads; 0 = one per core.
@@ -255,102 +180,6 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig { threads: 0, max_pixels: defaults::MAX_PIXELS, max_file_bytes: defaults::MAX_FILE_BYTES }
     }
-}
-
-/// `[decode]`: how stored pixel values become brightness, for files that say more
-/// than 8 bits per sample (DICOM, 16-bit PNG and TIFF), and whether large JPEGs may be
-/// decoded at reduced scale.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DecodeConfig {
-    /// DICOM VOI stage: `"dicom"` (the file's first window, else its VOI LUT, else the
-    /// BitsStored range), `"minmax"` (the frame's own range) or `[center, width]` in
-    /// modality units (after rescale slope/intercept), DICOM's LINEAR function.
-    pub window: WindowChoice,
-    /// 16-bit PNG/TIFF: `"bit-depth"` (divide by the significant range: PNG `sBIT`, else
-    /// 16 bits) or `"minmax"` (stretch the image's own range).
-    pub high_bit_depth: HighBitDepth,
-    /// JPEG files: `"exact"` (full-resolution decode) or `"dct"` (decode large JPEGs at
-    /// 1/2, 1/4 or 1/8 scale in the DCT domain when the preprocessing shrinks them anyway;
-    /// see [`crate::decode`]). Result-affecting: part of the run fingerprint.
-    pub jpeg_scaling: JpegScaling,
-}
-
-/// `[decode] jpeg_scaling`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JpegScaling {
-    /// Every JPEG decoded at full resolution (zune-jpeg, through the `image` crate).
-    #[default]
-    Exact,
-    /// Baseline and progressive JPEGs decoded with a reduced IDCT (jpeg-decoder's
-    /// `Decoder::scale`) at the smallest scale that keeps
-    /// [`crate::defaults::DCT_MIN_OVERSAMPLE`] times the preprocessing's resize target.
-    Dct,
-}
-
-/// `[decode] window`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "WindowRaw", into = "WindowRaw")]
-pub enum WindowChoice {
-    #[default]
-    Dicom,
-    MinMax,
-    Fixed {
-        center: f64,
-        width: f64,
-    },
-}
-
-/// The TOML spellings of [`WindowChoice`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum WindowRaw {
-    Name(String),
-    Pair(Vec<f64>),
-}
-
-impl TryFrom<WindowRaw> for WindowChoice {
-    type Error = String;
-    fn try_from(raw: WindowRaw) -> std::result::Result<Self, String> {
-        match raw {
-            WindowRaw::Name(n) if n == "dicom" => Ok(WindowChoice::Dicom),
-            WindowRaw::Name(n) if n == "minmax" => Ok(WindowChoice::MinMax),
-            WindowRaw::Pair(v) if v.len() == 2 && v.iter().all(|x| x.is_finite()) && v[1] >= 1.0 => {
-                Ok(WindowChoice::Fixed { center: v[0], width: v[1] })
-            }
-            WindowRaw::Pair(v) if v.len() == 2 => {
-                Err(format!("window [{}, {}]: the width must be at least 1 (DICOM LINEAR window)", v[0], v[1]))
-            }
-            other => Err(format!(
-                "window must be \"dicom\", \"minmax\" or [center, width], not {}",
-                match other {
-                    WindowRaw::Name(n) => format!("\"{n}\""),
-                    WindowRaw::Pair(v) => format!("a list of {} numbers", v.len()),
-                }
-            )),
-        }
-    }
-}
-
-impl From<WindowChoice> for WindowRaw {
-    fn from(w: WindowChoice) -> WindowRaw {
-        match w {
-            WindowChoice::Dicom => WindowRaw::Name("dicom".into()),
-            WindowChoice::MinMax => WindowRaw::Name("minmax".into()),
-            WindowChoice::Fixed { center, width } => WindowRaw::Pair(vec![center, width]),
-        }
-    }
-}
-
-/// `[decode] high_bit_depth`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HighBitDepth {
-    #[default]
-    #[serde(rename = "bit-depth")]
-    BitDepth,
-    #[serde(rename = "minmax")]
-    MinMax,
 }
 
 impl Config {
@@ -375,18 +204,42 @@ impl Config {
         }
         Ok(cfg)
     }
+
+    /// The decoder this configuration describes (`[decode]`, the limits of `[run]`,
+    /// `[input] sniff_dicom`), decoding JPEGs as `jpeg_scaling` says: the run and `eval`'s
+    /// report thumbnails read images the same way, except for that.
+    pub fn decoder(&self, jpeg_scaling: JpegScaling) -> Decoder {
+        let decode = DecodeOptions { jpeg_scaling, ..self.decode.clone() };
+        Decoder::new(&decode, self.run.max_pixels, self.run.max_file_bytes, self.input.sniff_dicom)
+    }
+
+    /// The JPEG decoding the run uses: `[decode] jpeg_scaling`, except that overlays force
+    /// `exact`. An overlay is drawn on the decoded pixels at original resolution (one
+    /// heatmap value per original pixel), so a reduced decode would have to be scaled back
+    /// up, and the picture would be blurrier than the file; the saving (a few ms per
+    /// image) is small beside drawing and encoding a full-size JPEG overlay anyway. The
+    /// configuration echoed in `run.json` keeps what the user wrote; the run says on
+    /// stderr that `dct` is unused.
+    pub fn run_jpeg_scaling(&self) -> JpegScaling {
+        if self.output.overlays {
+            JpegScaling::Exact
+        } else {
+            self.decode.jpeg_scaling
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::decode::{HighBitDepth, WindowChoice};
 
     #[test]
     fn decode_section_parses_and_rejects_bad_windows() {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(
             c.decode,
-            DecodeConfig {
+            DecodeOptions {
                 window: WindowChoice::Dicom,
                 high_bit_depth: HighBitDepth::BitDepth,
                 jpeg_scaling: JpegScaling::Exact
@@ -417,5 +270,45 @@ mod tests {
             let e = toml::from_str::<Config>(&format!("[decode]\n{bad}")).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn presets_are_fixed_and_custom_builds_from_keys() {
+        let mut c = LocaliseConfig::default();
+        assert_eq!(c.recipe().unwrap(), Recipe::cam_paper());
+        c.preset = Preset::Wsol;
+        c.tau = Some(0.35);
+        assert_eq!(c.recipe().unwrap().thresholds, vec![Threshold::Fraction(0.35)]);
+        c.thresholds = Some(vec![Threshold::Otsu]);
+        let e = c.recipe().unwrap_err();
+        assert!(e.contains("fixes the recipe") && e.contains("thresholds"), "{e}");
+        c.preset = Preset::Custom;
+        c.tau = None;
+        c.components = Some(Keep::All);
+        let r = c.recipe().unwrap();
+        assert_eq!((r.thresholds.clone(), r.keep, r.preset), (vec![Threshold::Otsu], Keep::All, Preset::Custom));
+        c.thresholds = Some(vec![Threshold::U8(60)]);
+        assert!(c.recipe().unwrap_err().contains("quantise"));
+        let e = toml::from_str::<LocaliseConfig>("preset = \"nope\"").unwrap_err().to_string();
+        assert!(e.contains("unknown preset"), "{e}");
+    }
+
+    #[test]
+    fn overlays_force_exact_jpeg_decoding() {
+        let mut c = Config::default();
+        assert_eq!(c.run_jpeg_scaling(), JpegScaling::Exact);
+        c.decode.jpeg_scaling = JpegScaling::Dct;
+        assert_eq!(c.run_jpeg_scaling(), JpegScaling::Dct);
+        c.output.overlays = true;
+        assert_eq!(c.run_jpeg_scaling(), JpegScaling::Exact);
+    }
+
+    #[test]
+    fn methods_and_presets_keep_their_spellings() {
+        let c: Config = toml::from_str("[cam]\nmethod = \"gradcam++\"\n[localise]\npreset = \"chestxray8\"").unwrap();
+        assert_eq!((c.cam.method, c.localise.preset), (MapMethod::GradCamPlusPlus, Preset::Chestxray8));
+        assert_eq!(serde_json::to_string(&c.cam).unwrap(), "{\"method\":\"gradcam++\"}");
+        let e = toml::from_str::<Config>("[cam]\nmethod = \"scorecam\"").unwrap_err().to_string();
+        assert!(e.contains("unknown map method 'scorecam'"), "{e}");
     }
 }

@@ -2,33 +2,35 @@
 //!
 //! For a CNN that ends in global average pooling followed by a dense layer, the class
 //! activation map of class k is `M_k = sum_c W[k, c] F_c`, F being the feature map before
-//! pooling. cambox cuts the ONNX graph at F ([`model`]), runs the cut network with tract,
-//! and gets the maps of the classes it needs with one matrix product ([`cam`]). The mean
-//! of `M_k` plus `b_k` is exactly logit k, which proves the cut right at start-up and on
-//! every image.
+//! pooling. cambox cuts the ONNX graph at F ([`stage::model`]), runs the cut network with
+//! tract, and gets the maps of the classes it needs with one matrix product
+//! ([`stage::maps`]). The mean of `M_k` plus `b_k` is exactly logit k, which proves the cut
+//! right at start-up and on every image.
 //!
-//! Data flows one way, one module per stage:
-//! [`discover`] -> [`decode`] -> [`preprocess`] -> [`model`] (infer) -> [`cam`] (map) ->
-//! [`output`] (write), driven by [`pipeline`] from a validated [`plan::RunPlan`].
+//! The crate, in the order a run uses it:
+//! - [`config`] parses the TOML run configuration into the stages' own option types;
+//!   [`plan`] resolves it with the command line into a validated [`plan::RunPlan`] of
+//!   ready-built parts.
+//! - [`stage`] holds the stages, data flowing one way: [`stage::discover`] ->
+//!   [`stage::decode`] -> [`stage::preprocess`] -> [`stage::model`] (infer) ->
+//!   [`stage::maps`] -> [`stage::localise`]; each imports only the plain types of the
+//!   stages before it.
+//! - [`output`] writes (and owns the formats of) `images.csv`, `boxes.csv`, `run.json`
+//!   and the per-image artefacts.
+//! - [`run`] drives a plan: the parallel [`run::pipeline`], [`run::resume`],
+//!   [`run::merge`] of shards, progress and per-stage timing.
+//! - [`eval`] scores a finished run against annotations.
+//!
+//! No module imports one that imports it back (`tests/module_graph.rs` keeps it so).
 
-pub mod cam;
-pub mod config;
-pub mod decode;
-pub mod defaults;
-pub mod dicom;
-pub mod discover;
 pub mod error;
-pub mod eval;
-pub mod model;
-pub mod output;
-pub mod pipeline;
+pub mod defaults;
+pub mod labels;
+pub mod config;
 pub mod plan;
-pub mod preprocess;
-pub mod progress;
-pub mod resample;
-pub mod stages;
+pub mod stage;
+pub mod output;
+pub mod run;
+pub mod eval;
 
 pub use error::{Error, ImageError, Result};
-pub mod localise;
-pub mod merge;
-pub mod resume;

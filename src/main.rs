@@ -13,12 +13,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use cambox::config::{Config, LayoutChoice};
+use cambox::config::Config;
 use cambox::eval::annotations::Format;
+use cambox::eval::metrics::Convention;
 use cambox::eval::{run_eval, Baseline, EvalError, EvalOptions};
-use cambox::model::{Head, ModelPlan};
-use cambox::pipeline::{self, RunOptions};
 use cambox::plan::{Overrides, RunPlan};
+use cambox::run::pipeline::{self, RunOptions};
+use cambox::stage::maps::MapMethod;
+use cambox::stage::model::{Head, LayoutChoice, ModelOptions, ModelPlan};
+use cambox::stage::preprocess::Normaliser;
 
 /// Refuses to go on, with a message, on a CPU without the instructions this binary was
 /// compiled for (`.cargo/config.toml` builds for x86-64-v3), rather than die later of an
@@ -146,8 +149,8 @@ enum Command {
         #[arg(long, default_value_t = cambox::defaults::EVAL_MIN_SCORE)]
         min_score: f64,
         /// Box arithmetic: cambox's half-open boxes, or wsolevaluation's inclusive +1.
-        #[arg(long, default_value = "half-open", value_parser = ["half-open", "wsol-inclusive"])]
-        convention: String,
+        #[arg(long, value_enum, default_value = "half-open")]
+        convention: ConventionArg,
         /// Replace the run's boxes by a baseline box on every processed image.
         #[arg(long, value_enum)]
         baseline: Option<BaselineArg>,
@@ -180,6 +183,12 @@ enum FormatArg {
 enum BaselineArg {
     Centre,
     Whole,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConventionArg {
+    HalfOpen,
+    WsolInclusive,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -229,6 +238,12 @@ fn main() -> ExitCode {
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run { config, out, threads, quiet, method, shard, force, retry_errors, inputs } => {
+            // The method is parsed here rather than by clap so that a wrong one is a
+            // configuration error (exit 1) like the same mistake in `[cam] method`.
+            let method = method
+                .map(|m| MapMethod::parse(&m))
+                .transpose()
+                .map_err(|e| cambox::Error::config(&config, format!("--method: {e}")))?;
             let cfg = Config::load(&config)?;
             let plan = RunPlan::build(cfg, &config, Overrides { out, inputs, threads, method, shard })?;
             limit_malloc_arenas(plan.threads);
@@ -248,7 +263,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             Ok(if c.error > 0 { EXIT_SOME_FAILED } else { EXIT_OK })
         }
         Command::Merge { shards, out } => {
-            let m = cambox::merge::merge(&shards, &out)?;
+            let m = cambox::run::merge::merge(&shards, &out)?;
             eprintln!(
                 "cambox: merged {} shards: {} images, {} boxes, {} files into {}",
                 m.shards,
@@ -265,7 +280,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 LayoutArg::Nchw => LayoutChoice::Nchw,
                 LayoutArg::Nhwc => LayoutChoice::Nhwc,
             };
-            let plan = ModelPlan::load(&model, layout, input_size, None, &|_, v| v)?;
+            let options = ModelOptions { path: model.clone(), layout, input_size, ..ModelOptions::default() };
+            // The probe is a plain [0, 1] image: no mean or std to apply.
+            let plan = ModelPlan::load(&options, &Normaliser::identity())?;
             print_inspect(&model, &plan);
             Ok(EXIT_OK)
         }
@@ -297,7 +314,10 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 BaselineArg::Centre => Baseline::Centre,
                 BaselineArg::Whole => Baseline::Whole,
             });
-            o.convention = convention.parse().map_err(EvalError::Usage)?;
+            o.convention = match convention {
+                ConventionArg::HalfOpen => Convention::HalfOpen,
+                ConventionArg::WsolInclusive => Convention::WsolInclusive,
+            };
             (o.out, o.class, o.truth_label, o.min_score) = (out, class, truth_label, min_score);
             (o.calibrate, o.sweep_step, o.unannotated_negative, o.gallery) =
                 (calibrate, sweep_step, unannotated_negative, gallery);
@@ -339,6 +359,7 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     );
     println!("classes:        {}", r.num_classes);
     println!("cut check:      logits from the cut equal the full model's within {:.1e} (relative)", r.probe_rel_diff);
-    let methods = r.map_methods.join(", ");
+    let methods: Vec<&str> = MapMethod::applicable(&m.cut.head).iter().map(|m| m.name()).collect();
+    let methods = methods.join(", ");
     println!("map methods:    {methods}");
 }

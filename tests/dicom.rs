@@ -8,8 +8,8 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use cambox::config::WindowChoice;
-use cambox::dicom::{read_dicom, DicomOptions};
+use cambox::stage::decode::dicom::{read_dicom, DicomOptions};
+use cambox::stage::decode::WindowChoice;
 use common::*;
 use serde_json::Value;
 
@@ -58,13 +58,13 @@ fn opts(window: WindowChoice) -> DicomOptions {
     DicomOptions { window, max_pixels: u64::MAX, max_bytes: u64::MAX }
 }
 
-fn read(file: &str, window: WindowChoice) -> cambox::decode::SourceImage {
+fn read(file: &str, window: WindowChoice) -> cambox::stage::decode::SourceImage {
     let bytes = std::fs::read(fixtures().join(file)).unwrap();
     read_dicom(&bytes, &opts(window)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 /// Largest |decoded * 255 - P| in grey levels.
-fn max_diff_to_reference(img: &cambox::decode::SourceImage) -> f32 {
+fn max_diff_to_reference(img: &cambox::stage::decode::SourceImage) -> f32 {
     let p = reference();
     assert_eq!((img.width, img.height, img.channels), (p.width(), p.height(), 1));
     img.data.iter().zip(p.as_raw()).map(|(&v, &r)| (v * 255.0 - r as f32).abs()).fold(0.0, f32::max)

@@ -4,8 +4,8 @@
 
 mod common;
 
-use cambox::defaults::{BOX_ACC_DELTAS, CXR8_IOBB_THRESHOLDS, CXR8_IOU_THRESHOLD};
 use cambox::eval::metrics::{self, Case, Convention, Rect, Scored};
+use cambox::eval::metrics::{BOX_ACC_DELTAS, CXR8_IOBB_THRESHOLDS, CXR8_IOU_THRESHOLD};
 use common::root;
 use serde_json::Value;
 
@@ -111,6 +111,6 @@ fn reference_thresholds_are_ours() {
     let f = |k: &str| -> Vec<f64> { meta[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect() };
     assert_eq!(f("box_acc_deltas"), BOX_ACC_DELTAS.to_vec());
     assert_eq!(f("chestxray8_iobb_thresholds"), CXR8_IOBB_THRESHOLDS.to_vec());
-    assert_eq!(f("rsna_thresholds"), cambox::defaults::RSNA_IOU_THRESHOLDS.to_vec());
+    assert_eq!(f("rsna_thresholds"), cambox::eval::metrics::RSNA_IOU_THRESHOLDS.to_vec());
     assert_eq!(meta["chestxray8_iou_threshold"].as_f64(), Some(CXR8_IOU_THRESHOLD));
 }

@@ -5,16 +5,15 @@
 
 mod common;
 
-use cambox::cam::{channel_weights, eigen_projection, ClassMaps, MapMethod};
-use cambox::config::LayoutChoice;
-use cambox::model::{FeatureMap, ModelPlan};
+use cambox::stage::maps::{channel_weights, eigen_projection, ClassMaps, MapMethod};
+use cambox::stage::model::{FeatureMap, ModelPlan};
 use common::*;
 use ndarray::{Array1, ArrayD, Ix4};
 
 const TOL: f32 = 1e-4;
 
 fn load(path: &std::path::Path) -> ModelPlan {
-    ModelPlan::load(path, LayoutChoice::Auto, None, None, &|_, v| v).unwrap()
+    ModelPlan::open(path).unwrap()
 }
 
 /// pytorch-grad-cam's post-processing at feature resolution: ReLU, min-max with its 1e-7,
@@ -144,10 +143,11 @@ fn gradcam_equals_cam_after_relu_and_minmax_for_a_linear_head() {
 #[test]
 fn cam_is_refused_for_an_mlp_head_with_a_pointer_to_gradcam() {
     let plan = load(&root().join("tests/data/gradcam/mlp_net.onnx"));
-    let e = MapMethod::Cam.applies(&plan.cut.head, plan.program.is_some()).unwrap_err();
+    let e = MapMethod::Cam.applies(&plan.cut.head).unwrap_err();
     assert!(e.contains("gradcam"), "{e}");
-    assert!(plan.report.map_methods.contains(&"gradcam".to_string()));
-    assert!(!plan.report.map_methods.contains(&"cam".to_string()));
+    let map_methods = MapMethod::applicable(&plan.cut.head);
+    assert!(map_methods.contains(&MapMethod::GradCam));
+    assert!(!map_methods.contains(&MapMethod::Cam));
 }
 
 /// Grad-CAM through the Xception pneumonia model's MLP head against Keras GradientTape.
@@ -157,9 +157,7 @@ fn xception_gradcam_matches_keras_gradient_tape() {
         eprintln!("CAMBOX_SHARED not set: skipping the Xception Grad-CAM check");
         return;
     };
-    let plan =
-        ModelPlan::load(&shared.join("models/pneumonia_xception.onnx"), LayoutChoice::Auto, None, None, &|_, v| v)
-            .unwrap();
+    let plan = ModelPlan::open(&shared.join("models/pneumonia_xception.onnx")).unwrap();
     let prog = plan.program.as_ref().expect("Dense-ReLU-Dense head is evaluated by cambox");
     let inputs = npy(shared.join("reference/pneumonia-xception/inputs_nhwc.npy")).into_dimensionality::<Ix4>().unwrap();
     let refdir = root().join("tests/data/gradcam/xception");

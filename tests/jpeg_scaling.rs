@@ -155,13 +155,12 @@ fn dct_decoding_keeps_predictions_boxes_and_original_geometry() {
 /// decode against the exact one, on the X-rays the bench recipe reduces.
 #[test]
 fn dct_network_input_is_within_a_few_grey_levels_on_the_xrays() {
-    use cambox::config::{JpegScaling, PreprocessConfig, ResizeMode};
-    use cambox::decode::Decoder;
-    use cambox::model::{InputSpec, Layout};
-    use cambox::preprocess::Preprocessor;
+    use cambox::stage::decode::{Decoder, JpegScaling};
+    use cambox::stage::model::{InputSpec, Layout};
+    use cambox::stage::preprocess::{PreprocessOptions, Preprocessor, ResizeMode};
     let net = InputSpec { name: "input".into(), layout: Layout::Nchw, channels: 3, width: 224, height: 224 };
     let cfg =
-        PreprocessConfig { resize: ResizeMode::ShorterSideThenCenterCrop, resize_to: Some(256), ..Default::default() };
+        PreprocessOptions { resize: ResizeMode::ShorterSideThenCenterCrop, resize_to: Some(256), ..Default::default() };
     let pre = Preprocessor::new(&cfg, &net).unwrap();
     let target = |w: u32, h: u32| pre.resize_target(w, h);
     let exact = Decoder::default();

@@ -3,9 +3,8 @@
 
 mod common;
 
-use cambox::cam::ClassMaps;
-use cambox::config::LayoutChoice;
-use cambox::model::{Head, Layout, ModelPlan};
+use cambox::stage::maps::ClassMaps;
+use cambox::stage::model::{Head, Layout, ModelPlan};
 use common::*;
 use ndarray::Ix4;
 
@@ -19,7 +18,7 @@ fn fixture(name: &str) -> (std::path::PathBuf, serde_json::Value) {
 }
 
 fn load(path: &std::path::Path) -> cambox::Result<ModelPlan> {
-    ModelPlan::load(path, LayoutChoice::Auto, None, None, &|_, v| v)
+    ModelPlan::open(path)
 }
 
 fn check_cam_fixture(name: &str) {
@@ -46,7 +45,7 @@ fn check_cam_fixture(name: &str) {
 
     // Logits from the features, as the pipeline computes them.
     let logits = match &plan.cut.head {
-        Head::Linear(h) => cambox::model::linear_logits(h, &inf.features),
+        Head::Linear(h) => cambox::stage::model::linear_logits(h, &inf.features),
         Head::Identity => inf.features.pooled().to_vec(),
         Head::Other { .. } => unreachable!(),
     };

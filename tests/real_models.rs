@@ -4,16 +4,15 @@
 
 mod common;
 
-use cambox::config::{Config, LayoutChoice};
-use cambox::model::{linear_logits, Head, ModelPlan};
+use cambox::config::Config;
+use cambox::stage::model::{linear_logits, Head, ModelOptions, ModelPlan};
+use cambox::stage::preprocess::{Normaliser, PixelScale, PreprocessOptions};
 use common::*;
 use ndarray::{s, Axis, Ix4};
 
 #[test]
 fn efficientnet_matches_onnxruntime_on_the_same_input() {
-    let plan =
-        ModelPlan::load(&root().join("data/models/efficientnet-lite0.onnx"), LayoutChoice::Auto, None, None, &|_, v| v)
-            .unwrap();
+    let plan = ModelPlan::open(&root().join("data/models/efficientnet-lite0.onnx")).unwrap();
     assert_eq!(plan.report.feature_tensor, "/_swish_1/Clip_output_0");
     assert_eq!(plan.report.feature_shape, vec![1, 1280, 7, 7]);
     let Head::Linear(head) = &plan.cut.head else { panic!("EfficientNet's head is linear") };
@@ -114,7 +113,11 @@ fn xception_matches_keras_given_the_same_inputs() {
         return;
     };
     let model = shared.join("models/pneumonia_xception.onnx");
-    let plan = ModelPlan::load(&model, LayoutChoice::Auto, None, None, &|_, v| v * 2.0 - 1.0).unwrap();
+    // Probed like the model's real inputs, x / 127.5 - 1.
+    let probe =
+        PreprocessOptions { scale: PixelScale::Byte, mean: vec![127.5], std: vec![127.5], ..Default::default() };
+    let options = ModelOptions { path: model, ..Default::default() };
+    let plan = ModelPlan::load(&options, &Normaliser::new(&probe).unwrap()).unwrap();
     assert_eq!(plan.cut.head.kind(), "other");
     let refdir = shared.join("reference/pneumonia-xception");
     let inputs = npy(refdir.join("inputs_nhwc.npy")).into_dimensionality::<Ix4>().unwrap();
@@ -143,19 +146,19 @@ fn xception_preprocessing_matches_the_reference_inputs() {
         return;
     };
     let cfg = Config::load(&root().join("configs/pneumonia-xception.toml")).unwrap();
-    let spec = cambox::model::InputSpec {
+    let spec = cambox::stage::model::InputSpec {
         name: "input_layer_1".into(),
-        layout: cambox::model::Layout::Nhwc,
+        layout: cambox::stage::model::Layout::Nhwc,
         channels: 3,
         width: 150,
         height: 150,
     };
-    let pre = cambox::preprocess::Preprocessor::new(&cfg.preprocess, &spec).unwrap();
+    let pre = cambox::stage::preprocess::Preprocessor::new(&cfg.preprocess, &spec).unwrap();
     let refdir = shared.join("reference/pneumonia-xception");
     let files: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(refdir.join("files.json")).unwrap()).unwrap();
     let inputs = npy(refdir.join("inputs_nhwc.npy"));
-    let dec = cambox::decode::Decoder { max_pixels: u64::MAX, max_file_bytes: u64::MAX, ..Default::default() };
+    let dec = cambox::stage::decode::Decoder { max_pixels: u64::MAX, max_file_bytes: u64::MAX, ..Default::default() };
     for (i, f) in files.iter().enumerate() {
         let img = dec.decode_file(&root().join("data/samples/chest-xray").join(f)).unwrap();
         let x = pre.run(&img).unwrap().tensor;

@@ -281,7 +281,7 @@ fn a_panic_costs_one_row() {
     let out = dir.path().join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_cambox"))
         .args(["run", "-q", "-c", "configs/demo.toml", "-o", out.to_str().unwrap(), inp.to_str().unwrap()])
-        .env(cambox::pipeline::INJECT_PANIC_ENV, "0003_")
+        .env(cambox::run::pipeline::INJECT_PANIC_ENV, "0003_")
         .current_dir(root())
         .output()
         .unwrap();
@@ -366,4 +366,66 @@ fn four_shards_merged_equal_one_run_and_bad_sets_are_refused() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("different configuration") && err.contains("odd"), "{err}");
+}
+
+/// Every file under `dir`, by path relative to it, with its bytes.
+fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (rel, bytes) in files_under(from) {
+        let dst = to.join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::write(dst, bytes).unwrap();
+    }
+}
+
+/// An output folder written by the cambox of the previous release (before the restructure
+/// of the crate, commit bd5fab8), interrupted part-way, is resumed by this one: the run is
+/// recognised as the same configuration (same fingerprint), its rows are kept byte for
+/// byte, and the finished folder equals a clean run of this version.
+#[test]
+fn a_run_interrupted_under_the_previous_version_resumes() {
+    let fixture = root().join("tests/fixtures/previous-run");
+    let config = fixture.join("phantoms.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("resumed");
+    copy_tree(&fixture.join("out"), &out);
+    let old_images = std::fs::read_to_string(out.join("images.csv")).unwrap();
+    let old_rows = old_images.lines().count() - 1;
+    assert_eq!(old_rows, 50, "the fixture holds 50 finished rows");
+
+    let run = |o: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_cambox"))
+            .args(["run", "--threads", "2", "-c", config.to_str().unwrap(), "-o", o.to_str().unwrap()])
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let o = run(&out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("resuming: 50 images already done, 70 to go"), "{err}");
+    let images = std::fs::read_to_string(out.join("images.csv")).unwrap();
+    assert!(images.starts_with(&old_images), "the previous version's rows are kept as they were");
+    assert_eq!(images.lines().count() - 1, 120);
+
+    let clean = dir.path().join("clean");
+    let o = run(&clean);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_set(&table(&out, "images.csv", &["ms"]), &table(&clean, "images.csv", &["ms"]), "images.csv");
+    assert_same_set(&table(&out, "boxes.csv", &[]), &table(&clean, "boxes.csv", &[]), "boxes.csv");
+    for sub in ["masks", "maps"] {
+        let (a, b) = (files_under(&out.join(sub)), files_under(&clean.join(sub)));
+        assert_eq!(a.len(), 120 * if sub == "maps" { 2 } else { 1 }, "{sub}");
+        assert!(a == b, "{sub}/ differs from a clean run");
+    }
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!((m["state"].as_str(), m["resumed_rows"].as_u64()), (Some("completed"), Some(50)));
 }

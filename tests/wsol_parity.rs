@@ -17,8 +17,8 @@
 
 mod common;
 
-use cambox::localise::{Keep, Localiser, Recipe};
-use cambox::preprocess::Geometry;
+use cambox::stage::localise::{Keep, Localiser, Recipe};
+use cambox::stage::preprocess::Geometry;
 use common::*;
 use ndarray::Ix2;
 

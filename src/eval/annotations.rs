@@ -31,7 +31,9 @@ use serde::Serialize;
 
 use super::error::EvalError;
 use super::metrics::Rect;
-use crate::defaults;
+
+/// Examples kept per kind of annotation problem (all of them are counted).
+pub const ISSUE_EXAMPLES: usize = 5;
 
 /// Annotation file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,7 +99,7 @@ impl Issues {
     pub fn add(&mut self, kind: &str, example: impl Into<String>) {
         let k = self.0.entry(kind.to_string()).or_default();
         k.count += 1;
-        if k.examples.len() < defaults::ISSUE_EXAMPLES {
+        if k.examples.len() < ISSUE_EXAMPLES {
             k.examples.push(example.into());
         }
     }

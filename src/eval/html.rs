@@ -13,11 +13,20 @@ use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 
 use super::metrics::Rect;
-use super::report::metric_rows;
 use super::run_files::RunFiles;
+use super::summary::metric_rows;
 use super::{Evaluation, ImageResult};
-use crate::defaults;
 use crate::output::artefacts::Artefacts;
+use crate::output::draw::outline;
+
+/// Longest side of a gallery thumbnail, in pixels.
+const THUMB_SIDE: u32 = 320;
+
+/// JPEG quality of gallery thumbnails (embedded as base64: size matters).
+const THUMB_JPEG_QUALITY: u8 = 80;
+
+/// Bins of the IoU histogram over [0, 1].
+const IOU_HISTOGRAM_BINS: usize = 10;
 
 const TRUTH: Rgb<u8> = Rgb([0, 230, 0]);
 const PRED: Rgb<u8> = Rgb([255, 30, 30]);
@@ -77,7 +86,7 @@ pub fn iou_histogram(images: &[ImageResult], bins: usize) -> (Vec<usize>, usize)
 }
 
 fn histogram_svg(images: &[ImageResult]) -> String {
-    let bins = defaults::IOU_HISTOGRAM_BINS;
+    let bins = IOU_HISTOGRAM_BINS;
     let (h, none) = iou_histogram(images, bins);
     let (w, ht, left, bottom) = (560.0, 220.0, 40.0, 30.0);
     let n = bins + 1;
@@ -177,28 +186,6 @@ fn sweep_svg(ev: &Evaluation) -> Option<String> {
     Some(s)
 }
 
-/// Draws a box outline `t` pixels thick inside `[x1, x2) x [y1, y2)`, with a dark edge.
-fn draw_box(img: &mut RgbImage, r: (i64, i64, i64, i64), colour: Rgb<u8>, t: i64) {
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    let (x1, y1) = (r.0.clamp(0, w - 1), r.1.clamp(0, h - 1));
-    let (x2, y2) = ((r.2 - 1).clamp(0, w - 1), (r.3 - 1).clamp(0, h - 1));
-    for k in 0..=t {
-        let c = if k == t { Rgb([0, 0, 0]) } else { colour };
-        let (a, b, cc, d) = (x1 + k, y1 + k, x2 - k, y2 - k);
-        if cc < a || d < b {
-            break;
-        }
-        for x in a..=cc {
-            img.put_pixel(x as u32, b as u32, c);
-            img.put_pixel(x as u32, d as u32, c);
-        }
-        for y in b..=d {
-            img.put_pixel(a as u32, y as u32, c);
-            img.put_pixel(cc as u32, y as u32, c);
-        }
-    }
-}
-
 /// The base picture of one image: the run's overlay (when wanted and saved), else the
 /// original. A baseline is drawn on the original: the overlay shows the run's own boxes.
 fn base_image(run: &RunFiles, rel: &str, class: usize, overlay: bool) -> Option<(RgbImage, &'static str)> {
@@ -222,7 +209,7 @@ fn base_image(run: &RunFiles, rel: &str, class: usize, overlay: bool) -> Option<
 /// A JPEG thumbnail with truth (green) and predictions (red), as base64.
 fn thumbnail(run: &RunFiles, im: &ImageResult, class: usize, overlay: bool) -> Option<(String, &'static str)> {
     let (img, what) = base_image(run, &im.rel, class, overlay)?;
-    let s = (defaults::THUMB_SIDE as f64 / img.width().max(img.height()) as f64).min(1.0);
+    let s = (THUMB_SIDE as f64 / img.width().max(img.height()) as f64).min(1.0);
     let (tw, th) =
         (((img.width() as f64 * s).round() as u32).max(1), ((img.height() as f64 * s).round() as u32).max(1));
     let mut t = image::imageops::resize(&img, tw, th, FilterType::Triangle);
@@ -232,13 +219,13 @@ fn thumbnail(run: &RunFiles, im: &ImageResult, class: usize, overlay: bool) -> O
         ((r.x1 * sx).round() as i64, (r.y1 * sy).round() as i64, (r.x2 * sx).round() as i64, (r.y2 * sy).round() as i64)
     };
     for r in &im.truth {
-        draw_box(&mut t, sc(r), TRUTH, 2);
+        outline(&mut t, sc(r), TRUTH, 2);
     }
     for p in &im.preds {
-        draw_box(&mut t, sc(&p.rect), PRED, 2);
+        outline(&mut t, sc(&p.rect), PRED, 2);
     }
     let mut buf = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, defaults::THUMB_JPEG_QUALITY).encode_image(&t).ok()?;
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, THUMB_JPEG_QUALITY).encode_image(&t).ok()?;
     Some((base64(&buf), what))
 }
 
@@ -404,12 +391,12 @@ mod tests {
     #[test]
     fn boxes_are_drawn_inside() {
         let mut img = RgbImage::new(10, 10);
-        draw_box(&mut img, (2, 2, 8, 8), PRED, 2);
+        outline(&mut img, (2, 2, 8, 8), PRED, 2);
         assert_eq!(*img.get_pixel(2, 2), PRED);
         assert_eq!(*img.get_pixel(7, 7), PRED);
         assert_eq!(*img.get_pixel(4, 4), Rgb([0, 0, 0]), "dark inner edge");
         assert_eq!(*img.get_pixel(8, 8), Rgb([0, 0, 0]), "nothing outside (still black background)");
-        draw_box(&mut img, (-5, -5, 50, 50), TRUTH, 1);
+        outline(&mut img, (-5, -5, 50, 50), TRUTH, 1);
         assert_eq!(*img.get_pixel(9, 9), TRUTH);
     }
 }

@@ -19,7 +19,19 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::defaults::{BOX_ACC_DELTAS, RSNA_IOU_THRESHOLDS};
+/// IoU thresholds delta of BoxAcc; MaxBoxAccV2 averages over them (Choe et al. 2020).
+/// CorLoc is BoxAcc at 0.5.
+pub const BOX_ACC_DELTAS: [f64; 3] = [0.3, 0.5, 0.7];
+
+/// ChestX-ray8's T(IoBB) values (Wang et al. 2017).
+pub const CXR8_IOBB_THRESHOLDS: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
+
+/// ChestX-ray8's alternative criterion `IoU > T(IoU)`, reported beside the IoBB-only one.
+pub const CXR8_IOU_THRESHOLD: f64 = 0.5;
+
+/// The RSNA Pneumonia challenge's IoU thresholds, 0.40 to 0.75 by 0.05 (exactly the
+/// doubles nearest these decimals, as `np.round(np.arange(0.4, 0.76, 0.05), 2)` gives).
+pub const RSNA_IOU_THRESHOLDS: [f64; 8] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75];
 
 /// A box `[x1, x2) x [y1, y2)` (or inclusive, depending on the [`Convention`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -44,10 +56,11 @@ pub struct Scored {
 }
 
 /// How integer coordinates are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Convention {
     /// cambox's boxes: `x2 - x1` is the width, two boxes sharing an edge do not overlap.
+    #[default]
     HalfOpen,
     /// wsolevaluation's `calculate_multiple_iou`: `x2 - x1 + 1` is the width.
     WsolInclusive,

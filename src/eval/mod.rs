@@ -43,19 +43,20 @@ pub mod matching;
 pub mod metrics;
 pub mod report;
 pub mod run_files;
+pub mod summary;
 pub mod sweep;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 use crate::defaults;
-use annotations::{Format, Issues};
+use crate::output::artefacts::Artefacts;
+use annotations::Format;
 pub use baseline::Baseline;
 pub use error::EvalError;
-use metrics::{as_predicted, Case, Convention, Rect, Scored};
-use run_files::RunFiles;
+use metrics::{as_predicted, Case, Convention, Rect, Scored, BOX_ACC_DELTAS};
+use run_files::{RunFiles, RunImage};
+pub use summary::{Classification, Counts, Cxr8Row, Listed, MaxBoxAcc, Protocol, Summary, Unmatched};
 use sweep::{SweepInput, SweepResult};
 
 /// Everything `cambox eval` is asked to do.
@@ -125,118 +126,6 @@ pub struct ImageResult {
     pub detections: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Protocol {
-    pub class_index: usize,
-    pub class_name: String,
-    pub truth_label: Option<String>,
-    pub convention: &'static str,
-    pub localisation: &'static str,
-    pub detection: String,
-    pub rsna_confidence: &'static str,
-    pub classification: &'static str,
-    pub box_acc_deltas: [f64; 3],
-    pub chestxray8_iobb_thresholds: [f64; 5],
-    pub chestxray8_iou_threshold: f64,
-    pub rsna_iou_thresholds: [f64; 8],
-    pub sweep_step: f64,
-    pub baseline: Option<Baseline>,
-    /// The centre baseline's box: width and height as fractions of the image's.
-    pub baseline_relative_size: Option<[f64; 2]>,
-    pub unannotated: &'static str,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Counts {
-    /// Rows of images.csv.
-    pub processed: usize,
-    pub processed_ok: usize,
-    pub annotated_images: usize,
-    pub evaluated: usize,
-    pub with_truth: usize,
-    pub negatives: usize,
-    pub truth_boxes: usize,
-    pub predicted_boxes: usize,
-    pub detections: usize,
-    pub scored_rsna: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Classification {
-    pub true_positive: usize,
-    pub false_positive: usize,
-    pub true_negative: usize,
-    pub false_negative: usize,
-    pub accuracy: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Cxr8Row {
-    pub t_iobb: f64,
-    pub accuracy_iobb: Option<f64>,
-    #[serde(rename = "accuracy_iobb_or_iou_0.5")]
-    pub accuracy_or_iou: Option<f64>,
-    pub avg_fp: Option<f64>,
-    #[serde(rename = "avg_fp_iobb_or_iou_0.5")]
-    pub avg_fp_or_iou: Option<f64>,
-}
-
-/// MaxBoxAcc numbers, from the sweep or, for a baseline, from its fixed boxes.
-#[derive(Debug, Clone, Serialize)]
-pub struct MaxBoxAcc {
-    pub source: &'static str,
-    pub v1: f64,
-    pub v1_tau: Option<f64>,
-    pub v2: f64,
-    pub v2_per_delta: [f64; 3],
-    pub v2_tau_per_delta: Option<[f64; 3]>,
-    pub calibrated_tau: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Listed {
-    pub count: usize,
-    pub examples: Vec<String>,
-}
-
-impl Listed {
-    fn of(v: &[String]) -> Listed {
-        Listed { count: v.len(), examples: v.iter().take(defaults::ISSUE_EXAMPLES).cloned().collect() }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Unmatched {
-    pub annotated_not_processed: Listed,
-    pub annotated_failed_in_run: Listed,
-    pub processed_not_annotated: Listed,
-}
-
-/// `summary.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub cambox_version: &'static str,
-    pub run: PathBuf,
-    pub truth: PathBuf,
-    pub format: Format,
-    pub protocol: Protocol,
-    pub counts: Counts,
-    pub classification: Classification,
-    /// Mean over images with truth of the best IoU (0 without prediction).
-    pub mean_best_iou: Option<f64>,
-    pub box_acc: [Option<f64>; 3],
-    pub corloc: Option<f64>,
-    pub box_acc_mean: Option<f64>,
-    pub max_box_acc: Option<MaxBoxAcc>,
-    pub chestxray8: Vec<Cxr8Row>,
-    pub rsna_score: Option<f64>,
-    pub annotation_issues: Issues,
-    pub unmatched: Unmatched,
-    pub notes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sweep: Option<SweepResult>,
-}
-
 /// What `run_eval` produced.
 pub struct Evaluation {
     pub out_dir: PathBuf,
@@ -292,6 +181,12 @@ fn check_options(o: &EvalOptions) -> Result<(), EvalError> {
 pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
     check_options(o)?;
     let run = RunFiles::load(&o.run)?;
+    let maps_dir = o.run.join("maps");
+    if o.calibrate && !maps_dir.is_dir() {
+        return Err(EvalError::Usage(
+            "--calibrate needs the maps: run with [output] maps = true (and preset wsol-compatible classes)".into(),
+        ));
+    }
     let format = match o.format {
         Some(f) => f,
         None => annotations::detect(&o.truth)?,
@@ -305,15 +200,96 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
     let mut issues = ann.issues.clone();
     let pairing = matching::pair(&ann, &run.images, &mut issues);
     let mut notes = Vec::new();
+    let items = evaluated_items(&run, &pairing, o, &mut notes);
+    let centre = match o.baseline {
+        Some(Baseline::Centre) => Some(
+            baseline::mean_relative_size(items.iter().flat_map(|i| i.truth.iter().map(|r| (*r, i.w, i.h))))
+                .ok_or_else(|| {
+                    EvalError::Usage("--baseline centre needs truth boxes to take their average size".into())
+                })?,
+        ),
+        _ => None,
+    };
+    let scored = score_images(&run, &items, class, centre, o);
+    let images = scored.images;
+    notes.extend(image_notes(&run, &images, class, &class_name, o));
 
-    // The images evaluated, their truth (label-filtered) and sizes.
-    struct Item<'a> {
-        img: &'a run_files::RunImage,
-        truth: Vec<Rect>,
-        w: u32,
-        h: u32,
-    }
-    let mut items: Vec<Item> = Vec::new();
+    let c = o.convention;
+    let box_acc = BOX_ACC_DELTAS.map(|d| metrics::box_acc(&scored.known, d, c));
+    let box_acc_mean = metrics::box_acc_mean(&scored.known, c);
+    let (rsna_score, scored_rsna) = metrics::rsna_score(&scored.detect, c);
+    let sweep = if o.baseline.is_none() && maps_dir.is_dir() {
+        let s = threshold_sweep(&o.run, &images, class, o);
+        if s.without_map > 0 {
+            notes.push(format!("images with truth but no usable map (misses in the sweep): {}", s.without_map));
+        }
+        Some(s)
+    } else {
+        if o.baseline.is_none() {
+            notes
+                .push("no maps/ in the run folder: run with [output] maps = true for MaxBoxAcc and --calibrate".into());
+        }
+        None
+    };
+    let max_box_acc = max_box_acc(sweep.as_ref(), o.baseline, box_acc, box_acc_mean);
+    let counts = Counts {
+        processed: run.images.len(),
+        processed_ok: run.images.iter().filter(|i| i.ok).count(),
+        annotated_images: ann.images.len(),
+        evaluated: images.len(),
+        with_truth: images.iter().filter(|i| !i.truth.is_empty()).count(),
+        negatives: images.iter().filter(|i| i.truth.is_empty()).count(),
+        truth_boxes: images.iter().map(|i| i.truth.len()).sum(),
+        predicted_boxes: images.iter().map(|i| i.preds.len()).sum(),
+        detections: images.iter().map(|i| i.detections).sum(),
+        scored_rsna,
+    };
+    let summary = Summary {
+        cambox_version: env!("CARGO_PKG_VERSION"),
+        run: o.run.clone(),
+        truth: o.truth.clone(),
+        format,
+        protocol: protocol(class, class_name, o, centre),
+        counts,
+        classification: classification(&images),
+        mean_best_iou: metrics::mean(images.iter().filter(|i| !i.truth.is_empty()).map(|i| i.best_iou.unwrap_or(0.0))),
+        corloc: box_acc[1],
+        box_acc,
+        box_acc_mean,
+        max_box_acc,
+        chestxray8: chestxray8_rows(&scored.detect, c),
+        rsna_score,
+        annotation_issues: issues,
+        unmatched: Unmatched {
+            annotated_not_processed: Listed::of(&pairing.not_processed),
+            annotated_failed_in_run: Listed::of(&pairing.failed_in_run),
+            processed_not_annotated: Listed::of(&pairing.not_annotated),
+        },
+        notes,
+        sweep,
+    };
+    let ev = Evaluation { out_dir, summary, images, unmatched: pairing };
+    report::write_all(&ev, &run, o)?;
+    Ok(ev)
+}
+
+/// An image taking part: its row of the run, its truth (label-filtered) and size.
+struct Item<'a> {
+    img: &'a RunImage,
+    truth: Vec<Rect>,
+    w: u32,
+    h: u32,
+}
+
+/// The images evaluated: annotated (or, with `--unannotated-negative`, any processed) and
+/// with a size; what is left out is said in `notes`.
+fn evaluated_items<'a>(
+    run: &'a RunFiles,
+    pairing: &matching::Pairing,
+    o: &EvalOptions,
+    notes: &mut Vec<String>,
+) -> Vec<Item<'a>> {
+    let mut items = Vec::new();
     let mut label_dropped = 0usize;
     let mut no_size = Vec::new();
     for (img, t) in run.images.iter().zip(&pairing.truth) {
@@ -351,22 +327,26 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
             notes.push(format!("no truth box has the label '{l}'"));
         }
     }
+    items
+}
 
-    // Predicted boxes: the run's, or the baseline's.
-    let centre = match o.baseline {
-        Some(Baseline::Centre) => {
-            let m = baseline::mean_relative_size(items.iter().flat_map(|i| i.truth.iter().map(|r| (*r, i.w, i.h))));
-            if m.is_none() {
-                return Err(EvalError::Usage("--baseline centre needs truth boxes to take their average size".into()));
-            }
-            m
-        }
-        _ => None,
-    };
-    let mut images = Vec::with_capacity(items.len());
-    let mut known_cases = Vec::with_capacity(items.len());
-    let mut detect_cases = Vec::with_capacity(items.len());
-    for it in &items {
+/// Every evaluated image scored, with its cases for the GT-known metrics (every box) and
+/// for the detection metrics (boxes the classifier would draw).
+struct ScoredImages {
+    images: Vec<ImageResult>,
+    known: Vec<Case>,
+    detect: Vec<Case>,
+}
+
+fn score_images(
+    run: &RunFiles,
+    items: &[Item],
+    class: usize,
+    centre: Option<(f64, f64)>,
+    o: &EvalOptions,
+) -> ScoredImages {
+    let mut out = ScoredImages { images: Vec::new(), known: Vec::new(), detect: Vec::new() };
+    for it in items {
         let rel = &it.img.rel;
         let run_boxes: Vec<&run_files::RunBox> =
             run.boxes.get(rel).map(|v| v.iter().filter(|b| b.class == class).collect()).unwrap_or_default();
@@ -391,13 +371,13 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
         let detect = Case { truth: it.truth.clone(), preds: if detected { preds.clone() } else { Vec::new() } };
         let rects = known.pred_rects();
         let best_iou = metrics::best_iou(&rects, &it.truth, o.convention);
-        images.push(ImageResult {
+        out.images.push(ImageResult {
             rel: rel.clone(),
             width: it.w,
             height: it.h,
             truth: it.truth.clone(),
             best_iobb: metrics::best_iobb(&rects, &it.truth, o.convention),
-            hits: (!it.truth.is_empty()).then(|| defaults::BOX_ACC_DELTAS.map(|d| metrics::hit(best_iou, d))),
+            hits: (!it.truth.is_empty()).then(|| BOX_ACC_DELTAS.map(|d| metrics::hit(best_iou, d))),
             best_iou,
             rsna: metrics::rsna_image(&detect.truth, &detect.preds, o.convention),
             detections: detect.preds.len(),
@@ -405,16 +385,19 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
             probability,
             predicted_positive: it.img.top1 == Some(class),
         });
-        known_cases.push(known);
-        detect_cases.push(detect);
+        out.known.push(known);
+        out.detect.push(detect);
     }
+    out
+}
 
-    let with_truth = images.iter().filter(|i| !i.truth.is_empty()).count();
-    let negatives = images.len() - with_truth;
-    if images.iter().any(|i| i.probability.is_none()) {
+/// What a reader of the numbers must know about the images scored.
+fn image_notes(run: &RunFiles, images: &[ImageResult], class: usize, class_name: &str, o: &EvalOptions) -> Vec<String> {
+    let mut notes = Vec::new();
+    let without_probability = images.iter().filter(|i| i.probability.is_none()).count();
+    if without_probability > 0 {
         notes.push(format!(
-            "images without a recorded probability of class {class} (not in top_k), taken as 0 for --min-score: {}",
-            images.iter().filter(|i| i.probability.is_none()).count()
+            "images without a recorded probability of class {class} (not in top_k), taken as 0 for --min-score: {without_probability}"
         ));
     }
     if o.baseline.is_none() && run.always_localises(class) != Some(true) {
@@ -423,31 +406,33 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
              GT-known metrics count images without its boxes as misses; set [localise] classes = [\"{class_name}\"]"
         ));
     }
-    if negatives == 0 {
+    if images.iter().all(|i| !i.truth.is_empty()) {
         notes.push("the truth lists no negative images: classification accuracy is the sensitivity".into());
     }
-    let classification = {
-        let count = |truth: bool, pred: bool| {
-            images.iter().filter(|i| i.truth.is_empty() != truth && i.predicted_positive == pred).count()
-        };
-        let (tp, fp, tn, fn_) = (count(true, true), count(false, true), count(false, false), count(true, false));
-        Classification {
-            true_positive: tp,
-            false_positive: fp,
-            true_negative: tn,
-            false_negative: fn_,
-            accuracy: (!images.is_empty()).then(|| (tp + tn) as f64 / images.len() as f64),
-        }
-    };
+    notes
+}
 
-    let c = o.convention;
-    let box_acc = defaults::BOX_ACC_DELTAS.map(|d| metrics::box_acc(&known_cases, d, c));
-    let box_acc_mean = metrics::box_acc_mean(&known_cases, c);
-    let chestxray8 = defaults::CXR8_IOBB_THRESHOLDS
+/// Top-1 classification against the truth: positive when the image has truth boxes.
+fn classification(images: &[ImageResult]) -> Classification {
+    let count = |truth: bool, pred: bool| {
+        images.iter().filter(|i| i.truth.is_empty() != truth && i.predicted_positive == pred).count()
+    };
+    let (tp, fp, tn, fn_) = (count(true, true), count(false, true), count(false, false), count(true, false));
+    Classification {
+        true_positive: tp,
+        false_positive: fp,
+        true_negative: tn,
+        false_negative: fn_,
+        accuracy: (!images.is_empty()).then(|| (tp + tn) as f64 / images.len() as f64),
+    }
+}
+
+fn chestxray8_rows(detect: &[Case], c: Convention) -> Vec<Cxr8Row> {
+    metrics::CXR8_IOBB_THRESHOLDS
         .iter()
         .map(|&t| {
-            let a = metrics::chestxray8(&detect_cases, t, None, c);
-            let b = metrics::chestxray8(&detect_cases, t, Some(defaults::CXR8_IOU_THRESHOLD), c);
+            let a = metrics::chestxray8(detect, t, None, c);
+            let b = metrics::chestxray8(detect, t, Some(metrics::CXR8_IOU_THRESHOLD), c);
             Cxr8Row {
                 t_iobb: t,
                 accuracy_iobb: a.accuracy,
@@ -456,37 +441,29 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
                 avg_fp_or_iou: b.avg_fp,
             }
         })
-        .collect();
-    let (rsna_score, scored_rsna) = metrics::rsna_score(&detect_cases, c);
+        .collect()
+}
 
-    // Threshold sweep over the saved maps, or the baseline's fixed boxes.
-    let maps_dir = o.run.join("maps");
-    let sweep = if o.baseline.is_none() && maps_dir.is_dir() {
-        // The same file names as `run` writes.
-        let artefacts = crate::output::artefacts::Artefacts::new(&o.run, &Default::default());
-        let inputs: Vec<SweepInput> = images
-            .iter()
-            .filter(|i| !i.truth.is_empty())
-            .map(|i| SweepInput { rel: i.rel.clone(), truth: i.truth.clone(), map: artefacts.map_path(&i.rel) })
-            .collect();
-        let s = sweep::sweep(&inputs, class, o.sweep_step, c);
-        if s.without_map > 0 {
-            notes.push(format!("images with truth but no usable map (misses in the sweep): {}", s.without_map));
-        }
-        Some(s)
-    } else {
-        if o.baseline.is_none() {
-            notes
-                .push("no maps/ in the run folder: run with [output] maps = true for MaxBoxAcc and --calibrate".into());
-        }
-        None
-    };
-    if o.calibrate && sweep.is_none() {
-        return Err(EvalError::Usage(
-            "--calibrate needs the maps: run with [output] maps = true (and preset wsol-compatible classes)".into(),
-        ));
-    }
-    let max_box_acc = match (&sweep, o.baseline) {
+/// The threshold sweep over the maps the run saved, for the images with truth.
+fn threshold_sweep(run_dir: &std::path::Path, images: &[ImageResult], class: usize, o: &EvalOptions) -> SweepResult {
+    // The same file names as `run` writes.
+    let artefacts = Artefacts::new(run_dir, &Default::default());
+    let inputs: Vec<SweepInput> = images
+        .iter()
+        .filter(|i| !i.truth.is_empty())
+        .map(|i| SweepInput { rel: i.rel.clone(), truth: i.truth.clone(), map: artefacts.map_path(&i.rel) })
+        .collect();
+    sweep::sweep(&inputs, class, o.sweep_step, o.convention)
+}
+
+/// MaxBoxAcc from the sweep or, for a baseline, from its fixed boxes.
+fn max_box_acc(
+    sweep: Option<&SweepResult>,
+    baseline: Option<Baseline>,
+    box_acc: [Option<f64>; 3],
+    box_acc_mean: Option<f64>,
+) -> Option<MaxBoxAcc> {
+    match (sweep, baseline) {
         (Some(s), _) => Some(MaxBoxAcc {
             source: "threshold sweep over the saved maps (wsol recipe)",
             v1: s.max_box_acc,
@@ -506,62 +483,26 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
             calibrated_tau: None,
         }),
         _ => None,
-    };
+    }
+}
 
-    let counts = Counts {
-        processed: run.images.len(),
-        processed_ok: run.images.iter().filter(|i| i.ok).count(),
-        annotated_images: ann.images.len(),
-        evaluated: images.len(),
-        with_truth,
-        negatives,
-        truth_boxes: images.iter().map(|i| i.truth.len()).sum(),
-        predicted_boxes: images.iter().map(|i| i.preds.len()).sum(),
-        detections: images.iter().map(|i| i.detections).sum(),
-        scored_rsna,
-    };
-    let summary = Summary {
-        cambox_version: env!("CARGO_PKG_VERSION"),
-        run: o.run.clone(),
-        truth: o.truth.clone(),
-        format,
-        protocol: Protocol {
-            class_index: class,
-            class_name,
-            truth_label: o.truth_label.clone(),
-            convention: c.name(),
-            localisation: "GT-known: every box of the evaluated class, whatever its probability",
-            detection: format!("boxes count when the class probability is >= {}", o.min_score),
-            rsna_confidence: "class probability x box_score",
-            classification: "predicted positive when the evaluated class is the top-1 class",
-            box_acc_deltas: defaults::BOX_ACC_DELTAS,
-            chestxray8_iobb_thresholds: defaults::CXR8_IOBB_THRESHOLDS,
-            chestxray8_iou_threshold: defaults::CXR8_IOU_THRESHOLD,
-            rsna_iou_thresholds: defaults::RSNA_IOU_THRESHOLDS,
-            sweep_step: o.sweep_step,
-            baseline: o.baseline,
-            baseline_relative_size: centre.map(|(w, h)| [w, h]),
-            unannotated: if o.unannotated_negative { "negative" } else { "skipped" },
-        },
-        counts,
-        classification,
-        mean_best_iou: metrics::mean(images.iter().filter(|i| !i.truth.is_empty()).map(|i| i.best_iou.unwrap_or(0.0))),
-        corloc: box_acc[1],
-        box_acc,
-        box_acc_mean,
-        max_box_acc,
-        chestxray8,
-        rsna_score,
-        annotation_issues: issues,
-        unmatched: Unmatched {
-            annotated_not_processed: Listed::of(&pairing.not_processed),
-            annotated_failed_in_run: Listed::of(&pairing.failed_in_run),
-            processed_not_annotated: Listed::of(&pairing.not_annotated),
-        },
-        notes,
-        sweep,
-    };
-    let ev = Evaluation { out_dir, summary, images, unmatched: pairing };
-    report::write_all(&ev, &run, o)?;
-    Ok(ev)
+fn protocol(class: usize, class_name: String, o: &EvalOptions, centre: Option<(f64, f64)>) -> Protocol {
+    Protocol {
+        class_index: class,
+        class_name,
+        truth_label: o.truth_label.clone(),
+        convention: o.convention.name(),
+        localisation: "GT-known: every box of the evaluated class, whatever its probability",
+        detection: format!("boxes count when the class probability is >= {}", o.min_score),
+        rsna_confidence: "class probability x box_score",
+        classification: "predicted positive when the evaluated class is the top-1 class",
+        box_acc_deltas: BOX_ACC_DELTAS,
+        chestxray8_iobb_thresholds: metrics::CXR8_IOBB_THRESHOLDS,
+        chestxray8_iou_threshold: metrics::CXR8_IOU_THRESHOLD,
+        rsna_iou_thresholds: metrics::RSNA_IOU_THRESHOLDS,
+        sweep_step: o.sweep_step,
+        baseline: o.baseline,
+        baseline_relative_size: centre.map(|(w, h)| [w, h]),
+        unannotated: if o.unannotated_negative { "negative" } else { "skipped" },
+    }
 }

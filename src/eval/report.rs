@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::error::EvalError;
 use super::run_files::RunFiles;
+use super::summary::metric_rows;
 use super::{EvalOptions, Evaluation, Summary};
 use crate::output::atomic_write;
 
@@ -128,68 +129,6 @@ pub fn calibrated_toml(s: &Summary, o: &EvalOptions) -> String {
         sw.max_box_acc_v2,
         sw.calibrated_tau,
     )
-}
-
-fn f4(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
-}
-
-/// The metric rows shared by the stdout table and report.html: (metric, value, detail).
-pub fn metric_rows(s: &Summary) -> Vec<(String, String, String)> {
-    let mut rows = Vec::new();
-    let c = &s.classification;
-    rows.push((
-        "classification accuracy (top-1)".into(),
-        f4(c.accuracy),
-        format!("TP {} FP {} TN {} FN {}", c.true_positive, c.false_positive, c.true_negative, c.false_negative),
-    ));
-    rows.push(("mean best IoU (GT-known)".into(), f4(s.mean_best_iou), String::new()));
-    rows.push((
-        "BoxAcc @0.3 / @0.5 / @0.7 (GT-known)".into(),
-        s.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
-        format!("mean {}", f4(s.box_acc_mean)),
-    ));
-    rows.push(("CorLoc (BoxAcc @0.5)".into(), f4(s.corloc), String::new()));
-    match &s.max_box_acc {
-        Some(m) => {
-            let digits = (-s.protocol.sweep_step.log10()).ceil().max(0.0) as usize;
-            let t = |t: f64| format!("{t:.digits$}");
-            let tau = |v: Option<f64>| v.map(|v| format!("tau {}", t(v))).unwrap_or_else(|| "no tau".into());
-            rows.push(("MaxBoxAcc (V1: delta 0.5, largest component)".into(), f4(Some(m.v1)), tau(m.v1_tau)));
-            let detail = match (m.v2_tau_per_delta, m.calibrated_tau) {
-                (Some(ts), Some(c)) => format!(
-                    "per delta {} / {} / {} at tau {} / {} / {}; best single tau {}",
-                    f4(Some(m.v2_per_delta[0])),
-                    f4(Some(m.v2_per_delta[1])),
-                    f4(Some(m.v2_per_delta[2])),
-                    t(ts[0]),
-                    t(ts[1]),
-                    t(ts[2]),
-                    t(c)
-                ),
-                _ => m.source.to_string(),
-            };
-            rows.push(("MaxBoxAccV2 (all components)".into(), f4(Some(m.v2)), detail));
-        }
-        None => rows.push((
-            "MaxBoxAcc / MaxBoxAccV2".into(),
-            "-".into(),
-            "needs maps (run with [output] maps = true)".into(),
-        )),
-    }
-    rows.push((
-        "RSNA score".into(),
-        f4(s.rsna_score),
-        format!("mean over {} images; IoU 0.40..0.75", s.counts.scored_rsna),
-    ));
-    for r in &s.chestxray8 {
-        rows.push((
-            format!("ChestX-ray8 @T(IoBB) {}: accuracy / avg FP", r.t_iobb),
-            format!("{} / {}", f4(r.accuracy_iobb), f4(r.avg_fp)),
-            format!("with IoU > 0.5: {} / {}", f4(r.accuracy_or_iou), f4(r.avg_fp_or_iou)),
-        ));
-    }
-    rows
 }
 
 /// The readable table for stdout.

@@ -8,8 +8,15 @@ use std::path::{Path, PathBuf};
 
 use super::error::EvalError;
 use super::metrics::Rect;
+use crate::config::{ClassRef, ClassesSpec};
+use crate::labels::Labels;
+use crate::output::boxes_csv::BoxRow;
+use crate::output::images_csv::ImageRow;
+use crate::output::manifest::RunManifest;
+use crate::output::table;
+use crate::stage::decode::{Decoder, JpegScaling};
 
-/// One row of `images.csv`.
+/// One row of `images.csv`, as `eval` uses it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunImage {
     pub rel: String,
@@ -22,7 +29,21 @@ pub struct RunImage {
     pub top_k: Vec<(usize, f64)>,
 }
 
-/// One row of `boxes.csv`.
+impl From<ImageRow> for RunImage {
+    fn from(r: ImageRow) -> RunImage {
+        RunImage {
+            ok: r.ok(),
+            rel: r.path,
+            error: r.error,
+            width: r.width,
+            height: r.height,
+            top1: r.class_index,
+            top_k: r.top_k.0,
+        }
+    }
+}
+
+/// One row of `boxes.csv`, as `eval` uses it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunBox {
     pub class: usize,
@@ -31,6 +52,17 @@ pub struct RunBox {
     /// Mean of the normalised map inside the component.
     pub box_score: f64,
     pub rect: Rect,
+}
+
+impl From<&BoxRow> for RunBox {
+    fn from(r: &BoxRow) -> RunBox {
+        RunBox {
+            class: r.class_index,
+            score: r.score.0,
+            box_score: r.box_score.0,
+            rect: Rect::new(r.x1 as f64, r.y1 as f64, r.x2 as f64, r.y2 as f64),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +74,7 @@ pub struct RunFiles {
     /// Class names seen in `boxes.csv` or the model's labels file.
     pub class_names: BTreeMap<usize, String>,
     /// `run.json`, when present and readable.
-    pub manifest: Option<serde_json::Value>,
+    pub manifest: Option<RunManifest>,
 }
 
 impl RunFiles {
@@ -50,17 +82,26 @@ impl RunFiles {
         if !dir.is_dir() {
             return Err(EvalError::run(dir, "not a folder (give the --out folder of `cambox run`)"));
         }
-        let images = read_images(&dir.join("images.csv"))?;
-        let (boxes, mut class_names) = read_boxes(&dir.join("boxes.csv"))?;
-        let manifest = std::fs::read_to_string(dir.join("run.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        let images_path = dir.join("images.csv");
+        let images: Vec<RunImage> = table::read_file::<ImageRow>(&images_path)
+            .map_err(|e| EvalError::run(&images_path, e))?
+            .into_iter()
+            .map(RunImage::from)
+            .collect();
+        let boxes_path = dir.join("boxes.csv");
+        let rows = table::read_file::<BoxRow>(&boxes_path).map_err(|e| EvalError::run(&boxes_path, e))?;
+        let mut boxes: HashMap<String, Vec<RunBox>> = HashMap::new();
+        let mut class_names = BTreeMap::new();
+        for r in &rows {
+            class_names.entry(r.class_index).or_insert_with(|| r.class_name.clone());
+            boxes.entry(r.path.clone()).or_default().push(RunBox::from(r));
+        }
+        let manifest = RunManifest::read(dir).ok();
         // Names of classes without boxes come from the labels file the run used.
-        if let Some(labels) = manifest.as_ref().and_then(|m| m.pointer("/config/model/labels")).and_then(|l| l.as_str())
-        {
-            if let Ok(text) = std::fs::read_to_string(labels) {
-                for (i, l) in text.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
-                    class_names.entry(i).or_insert_with(|| l.to_string());
+        if let Some(labels) = manifest.as_ref().and_then(|m| m.config.model.labels.as_ref()) {
+            if let Ok(names) = Labels::read(labels) {
+                for (i, l) in names.into_iter().enumerate() {
+                    class_names.entry(i).or_insert(l);
                 }
             }
         }
@@ -68,35 +109,18 @@ impl RunFiles {
     }
 
     /// A decoder set up as the run's was (DICOM window, high-bit-depth scaling, limits),
-    /// so report thumbnails show the images the way the network saw them.
-    pub fn decoder(&self) -> crate::decode::Decoder {
-        let cfg = self
-            .manifest
-            .as_ref()
-            .and_then(|m| m.get("config"))
-            .and_then(|c| serde_json::from_value::<crate::config::Config>(c.clone()).ok());
-        match cfg {
-            Some(c) => crate::decode::Decoder {
-                max_pixels: c.run.max_pixels,
-                max_file_bytes: c.run.max_file_bytes,
-                sniff_dicom: c.input.sniff_dicom,
-                window: c.decode.window,
-                high_bit_depth: c.decode.high_bit_depth,
-                // Thumbnails are drawn from the full-resolution image.
-                jpeg_scaling: crate::config::JpegScaling::Exact,
-            },
-            None => crate::decode::Decoder::default(),
+    /// so report thumbnails show the images the way the network saw them; always at full
+    /// resolution, which thumbnails are drawn from.
+    pub fn decoder(&self) -> Decoder {
+        match &self.manifest {
+            Some(m) => m.config.decoder(JpegScaling::Exact),
+            None => Decoder::default(),
         }
     }
 
     /// The input folders or files of the run (to find original images).
     pub fn input_paths(&self) -> Vec<PathBuf> {
-        self.manifest
-            .as_ref()
-            .and_then(|m| m.pointer("/config/input/paths"))
-            .and_then(|p| p.as_array())
-            .map(|a| a.iter().filter_map(|p| p.as_str()).map(PathBuf::from).collect())
-            .unwrap_or_default()
+        self.manifest.as_ref().map(|m| m.config.input.paths.clone()).unwrap_or_default()
     }
 
     /// The original file of `rel`, if it can still be found.
@@ -114,83 +138,15 @@ impl RunFiles {
     /// Whether the run localised `class` on every image (a fixed class list that holds
     /// it), which the GT-known protocol needs.
     pub fn always_localises(&self, class: usize) -> Option<bool> {
-        let classes = self.manifest.as_ref()?.pointer("/config/localise/classes")?;
-        let Some(list) = classes.as_array() else { return Some(false) };
-        let name = self.class_names.get(&class).map(String::as_str);
-        Some(list.iter().any(|c| c.as_u64() == Some(class as u64) || (c.is_string() && c.as_str() == name)))
-    }
-}
-
-fn reader(path: &Path) -> Result<(csv::Reader<std::fs::File>, HashMap<String, usize>), EvalError> {
-    let mut rd = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| EvalError::run(path, format!("cannot read: {e}")))?;
-    let headers = rd.headers().map_err(|e| EvalError::run(path, e.to_string()))?;
-    let cols = headers.iter().enumerate().map(|(i, h)| (h.to_string(), i)).collect();
-    Ok((rd, cols))
-}
-
-fn need(cols: &HashMap<String, usize>, path: &Path, name: &str) -> Result<usize, EvalError> {
-    cols.get(name).copied().ok_or_else(|| EvalError::run(path, format!("no '{name}' column")))
-}
-
-fn read_images(path: &Path) -> Result<Vec<RunImage>, EvalError> {
-    let (mut rd, cols) = reader(path)?;
-    let c = |n| need(&cols, path, n);
-    let (cp, cs, ce, cw, ch, ck, ct) =
-        (c("path")?, c("status")?, c("error")?, c("width")?, c("height")?, c("class_index")?, c("top_k")?);
-    let mut out = Vec::new();
-    for (i, rec) in rd.records().enumerate() {
-        let rec = rec.map_err(|e| EvalError::run(path, format!("row {}: {e}", i + 2)))?;
-        let get = |c: usize| rec.get(c).unwrap_or("");
-        let top_k = get(ct)
-            .split(';')
-            .filter_map(|p| {
-                let (k, v) = p.split_once(':')?;
-                Some((k.trim().parse().ok()?, v.trim().parse().ok()?))
-            })
-            .collect();
-        out.push(RunImage {
-            rel: get(cp).to_string(),
-            ok: get(cs) == "ok",
-            error: get(ce).to_string(),
-            width: get(cw).parse().ok(),
-            height: get(ch).parse().ok(),
-            top1: get(ck).parse().ok(),
-            top_k,
-        });
-    }
-    Ok(out)
-}
-
-type Boxes = (HashMap<String, Vec<RunBox>>, BTreeMap<usize, String>);
-
-fn read_boxes(path: &Path) -> Result<Boxes, EvalError> {
-    let (mut rd, cols) = reader(path)?;
-    let c = |n| need(&cols, path, n);
-    let (cp, ck, cn, cs, cb) = (c("path")?, c("class_index")?, c("class_name")?, c("score")?, c("box_score")?);
-    let (c1, c2, c3, c4) = (c("x1")?, c("y1")?, c("x2")?, c("y2")?);
-    let mut boxes: HashMap<String, Vec<RunBox>> = HashMap::new();
-    let mut names = BTreeMap::new();
-    for (i, rec) in rd.records().enumerate() {
-        let row = i + 2;
-        let rec = rec.map_err(|e| EvalError::run(path, format!("row {row}: {e}")))?;
-        let get = |c: usize| rec.get(c).unwrap_or("");
-        let f = |c: usize| -> Result<f64, EvalError> {
-            get(c).parse::<f64>().map_err(|_| EvalError::run(path, format!("row {row}: '{}' is not a number", get(c))))
+        let ClassesSpec::List(list) = &self.manifest.as_ref()?.config.localise.classes else {
+            return Some(false);
         };
-        let class: usize =
-            get(ck).parse().map_err(|_| EvalError::run(path, format!("row {row}: bad class_index '{}'", get(ck))))?;
-        names.entry(class).or_insert_with(|| get(cn).to_string());
-        boxes.entry(get(cp).to_string()).or_default().push(RunBox {
-            class,
-            score: f(cs)?,
-            box_score: f(cb)?,
-            rect: Rect::new(f(c1)?, f(c2)?, f(c3)?, f(c4)?),
-        });
+        let name = self.class_names.get(&class).map(String::as_str);
+        Some(list.iter().any(|c| match c {
+            ClassRef::Index(i) => *i == class,
+            ClassRef::Name(n) => Some(n.as_str()) == name,
+        }))
     }
-    Ok((boxes, names))
 }
 
 #[cfg(test)]

@@ -26,10 +26,10 @@ use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::metrics::BOX_ACC_DELTAS;
 use super::metrics::{as_predicted, best_iou, box_acc_of, Convention, Rect};
-use crate::defaults::BOX_ACC_DELTAS;
-use crate::localise::{kept_components, Keep, Localiser, Recipe, Threshold};
-use crate::preprocess::Geometry;
+use crate::stage::localise::{kept_components, Keep, Localiser, Recipe, Threshold};
+use crate::stage::preprocess::Geometry;
 
 /// One image to sweep.
 #[derive(Debug, Clone)]
@@ -121,7 +121,7 @@ pub fn sweep(inputs: &[SweepInput], class: usize, step: f64, conv: Convention) -
     let best: [(usize, f64); 3] = [0, 1, 2].map(|d| argmax(v2.iter().map(|a| a[d])));
     let (ic, cal) = argmax(v2.iter().map(|a| (a[0] + a[1] + a[2]) / 3.0));
     let without_map = without.len();
-    without.truncate(crate::defaults::ISSUE_EXAMPLES);
+    without.truncate(super::annotations::ISSUE_EXAMPLES);
     SweepResult {
         step,
         images: inputs.len(),
@@ -175,7 +175,7 @@ fn sweep_image(im: &SweepInput, class: usize, taus: &[f64], conv: Convention) ->
             Some((c, b1, b2)) if c == cut => (b1, b2),
             _ => {
                 let comps = loc.components_above(&p, cut).components;
-                let rects = |cs: Vec<&crate::localise::components::Component>| -> Vec<Rect> {
+                let rects = |cs: Vec<&crate::stage::localise::components::Component>| -> Vec<Rect> {
                     cs.iter()
                         .map(|c| {
                             as_predicted(Rect::new(c.x1 as f64, c.y1 as f64, c.x2 as f64, c.y2 as f64), w, h, conv)

@@ -13,13 +13,18 @@ use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use serde::Serialize;
 
-use super::atomic_write_unsynced;
-use crate::cam::ClassMaps;
-use crate::config::OutputConfig;
-use crate::decode::SourceImage;
-use crate::defaults;
-use crate::localise::ClassLocalisation;
-use crate::preprocess::Geometry;
+use super::draw::{outline, turbo};
+use super::{atomic_write_unsynced, OutputOptions};
+use crate::stage::decode::SourceImage;
+use crate::stage::localise::ClassLocalisation;
+use crate::stage::maps::ClassMaps;
+use crate::stage::preprocess::Geometry;
+
+/// Weight of the heatmap in overlays (pytorch-grad-cam's `show_cam_on_image` uses 0.5).
+pub const OVERLAY_ALPHA: f32 = 0.5;
+
+/// JPEG quality of overlays.
+pub const OVERLAY_JPEG_QUALITY: u8 = 90;
 
 #[derive(Debug, Clone)]
 pub struct Artefacts {
@@ -39,12 +44,8 @@ struct MapSidecar<'a> {
 }
 
 impl Artefacts {
-    pub fn new(out: &Path, cfg: &OutputConfig) -> Artefacts {
+    pub fn new(out: &Path, cfg: &OutputOptions) -> Artefacts {
         Artefacts { dir: out.to_path_buf(), masks: cfg.masks, overlays: cfg.overlays, maps: cfg.maps }
-    }
-
-    pub fn any_image(&self) -> bool {
-        self.masks || self.overlays
     }
 
     fn path(&self, kind: &str, rel: &str, suffix: &str) -> PathBuf {
@@ -92,7 +93,7 @@ impl Artefacts {
                 let p = self.overlay_path(rel, l.class);
                 let o = overlay(img, l);
                 let mut buf = Vec::new();
-                JpegEncoder::new_with_quality(&mut buf, defaults::OVERLAY_JPEG_QUALITY)
+                JpegEncoder::new_with_quality(&mut buf, OVERLAY_JPEG_QUALITY)
                     .encode_image(&o)
                     .map_err(|e| fail(&p, &e))?;
                 atomic_write_unsynced(&p, &buf).map_err(|e| fail(&p, &e))?;
@@ -143,7 +144,7 @@ pub fn encode_mask(l: &ClassLocalisation) -> image::ImageResult<Vec<u8>> {
 /// The image with the class map as a turbo heatmap blended over it, and the boxes drawn.
 pub fn overlay(img: &SourceImage, l: &ClassLocalisation) -> RgbImage {
     let (w, h) = (img.width as usize, img.height as usize);
-    let a = defaults::OVERLAY_ALPHA;
+    let a = OVERLAY_ALPHA;
     let (sx0, sy0, sx1, sy1) = l.seen;
     let mut out = RgbImage::new(img.width, img.height);
     for (i, px) in out.pixels_mut().enumerate() {
@@ -160,48 +161,11 @@ pub fn overlay(img: &SourceImage, l: &ClassLocalisation) -> RgbImage {
             px.0[c] = ((base[c] * (1.0 - a) + heat[c] * a) * 255.0).round().clamp(0.0, 255.0) as u8;
         }
     }
-    let t = (w.min(h) / 150).max(2) as u32;
+    let t = (w.min(h) / 150).max(2) as i64;
     for b in &l.boxes {
-        draw_rect(&mut out, b.x1, b.y1, b.x2, b.y2, t);
+        outline(&mut out, (b.x1 as i64, b.y1 as i64, b.x2 as i64, b.y2 as i64), image::Rgb([255, 255, 255]), t);
     }
     out
-}
-
-/// Outlines a half-open box with a white line inside a black one, visible on any colour.
-fn draw_rect(img: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, t: u32) {
-    let (w, h) = img.dimensions();
-    let mut put = |x: u32, y: u32, c: [u8; 3]| {
-        if x < w && y < h {
-            img.put_pixel(x, y, image::Rgb(c));
-        }
-    };
-    for k in 0..t + 1 {
-        let colour = if k == t { [0, 0, 0] } else { [255, 255, 255] };
-        let (bx1, by1) = (x1 + k, y1 + k);
-        let (bx2, by2) = (x2.saturating_sub(1 + k), y2.saturating_sub(1 + k));
-        if bx2 < bx1 || by2 < by1 {
-            break;
-        }
-        for x in bx1..=bx2 {
-            put(x, by1, colour);
-            put(x, by2, colour);
-        }
-        for y in by1..=by2 {
-            put(bx1, y, colour);
-            put(bx2, y, colour);
-        }
-    }
-}
-
-/// Google's Turbo colormap (polynomial approximation by its author, Anton Mikhailov),
-/// for v in [0, 1]; returns RGB in [0, 1].
-pub fn turbo(v: f32) -> [f32; 3] {
-    let x = v.clamp(0.0, 1.0) as f64;
-    let (x2, x3, x4, x5) = (x * x, x * x * x, x * x * x * x, x * x * x * x * x);
-    let r = 0.13572138 + 4.61539260 * x - 42.66032258 * x2 + 132.13108234 * x3 - 152.94239396 * x4 + 59.28637943 * x5;
-    let g = 0.09140261 + 2.19418839 * x + 4.84296658 * x2 - 14.18503333 * x3 + 4.27729857 * x4 + 2.82956604 * x5;
-    let b = 0.10667330 + 12.64194608 * x - 60.58204836 * x2 + 110.36276771 * x3 - 89.90310912 * x4 + 27.34824973 * x5;
-    [r.clamp(0.0, 1.0) as f32, g.clamp(0.0, 1.0) as f32, b.clamp(0.0, 1.0) as f32]
 }
 
 #[cfg(test)]
@@ -215,15 +179,5 @@ mod tests {
         assert_eq!(a.mask_path("y/a.png", 3), PathBuf::from("/o/masks/y/a.png.3.png"));
         assert_eq!(a.overlay_path("a.png", 285), PathBuf::from("/o/overlays/a.png.285.jpg"));
         assert_eq!(a.map_path("d/a.png"), PathBuf::from("/o/maps/d/a.png.npy"));
-    }
-
-    #[test]
-    fn turbo_ends() {
-        // Turbo is blue at the low end and dark red at 1 (the polynomial is loose at 0
-        // itself, so look at 0.15).
-        let lo = turbo(0.15);
-        let hi = turbo(1.0);
-        assert!(lo[2] > lo[0] && lo[2] > lo[1], "{lo:?}");
-        assert!(hi[0] > hi[1] && hi[0] > hi[2], "{hi:?}");
     }
 }

@@ -1,60 +1,121 @@
 //! `run.json`: what was run, on what, with which model cut, and how it ended.
+//!
+//! Written by the pipeline when a run starts and when it ends, read back by `resume` (the
+//! fingerprint), `merge` (the shard and its state) and `eval` (inputs, labels, decoding).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::plan::ModelReport;
+use crate::run::timing::TimeReport;
+use crate::stage::input_spec::InputSpec;
+use crate::stage::localise::Recipe;
+use crate::stage::model::CutReport;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct RunManifest<'a> {
-    pub cambox_version: &'static str,
+/// How a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Completed,
+    Interrupted,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub cambox_version: String,
     pub started: String,
     pub finished: Option<String>,
-    /// `running`, `completed`, `interrupted` or `failed`.
-    pub state: &'static str,
+    pub state: RunState,
     /// Stopped by SIGINT/SIGTERM; the next `run` in this folder resumes.
     pub interrupted: bool,
-    /// Identifies the result-affecting configuration (see `resume`).
-    pub fingerprint: &'a str,
+    /// Identifies the result-affecting configuration (see `crate::plan::fingerprint`).
+    pub fingerprint: String,
     /// This run's part of a sharded dataset.
     pub shard: Option<Shard>,
     /// Rows kept from earlier runs in this folder.
     pub resumed_rows: u64,
-    pub config: &'a Config,
-    pub model: ModelReport<'a>,
+    pub config: Config,
+    pub model: ModelReport,
     /// The map method, or why there are no maps.
     pub method: String,
     /// The map-to-box recipe actually applied.
-    pub localise: &'a crate::localise::Recipe,
+    pub localise: Recipe,
     pub counts: Counts,
     /// Where this invocation's time went, stage by stage (written when it ends).
-    pub time: Option<crate::stages::TimeReport>,
+    pub time: Option<TimeReport>,
+    /// The shard folders a merged run was joined from (`cambox merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// What `run.json` says about the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelReport {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub input: InputSpec,
+    pub cut: CutSection,
+}
+
+/// The cut as the model stage reports it, and the map methods the head allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutSection {
+    #[serde(flatten)]
+    pub report: CutReport,
+    pub map_methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     pub index: u32,
     pub count: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub ok: u64,
     pub error: u64,
 }
 
-impl RunManifest<'_> {
+impl RunManifest {
+    pub const FILE: &'static str = "run.json";
+
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let path = dir.join("run.json");
+        let path = dir.join(Self::FILE);
         let mut text = serde_json::to_string_pretty(self).map_err(|e| Error::output(&path, e.to_string()))?;
         text.push('\n');
         super::atomic_write(&path, text.as_bytes()).map_err(|e| Error::io(&path, e))
     }
+
+    /// The manifest in `dir`; the error says whether it is missing or unreadable.
+    pub fn read(dir: &Path) -> std::result::Result<RunManifest, ManifestError> {
+        let path = dir.join(Self::FILE);
+        let text = std::fs::read_to_string(&path).map_err(ManifestError::Missing)?;
+        serde_json::from_str(&text).map_err(|e| ManifestError::Unreadable(e.to_string()))
+    }
 }
 
+/// Why [`RunManifest::read`] found no manifest.
+#[derive(Debug)]
+pub enum ManifestError {
+    Missing(std::io::Error),
+    Unreadable(String),
+}
+
+impl std::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ManifestError::Missing(e) => write!(f, "cannot read run.json: {e}"),
+            ManifestError::Unreadable(e) => write!(f, "unreadable run.json: {e}"),
+        }
+    }
+}
+
+/// The local time, as `run.json` records it.
 pub fn now() -> String {
     chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }

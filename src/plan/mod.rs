@@ -1,0 +1,205 @@
+//! The validated run plan: configuration and flags resolved once into ready-built parts.
+//!
+//! This is the "high" half of the LowArgs -> HiArgs split. Everything that can be wrong
+//! about a run (paths, model, preprocessing, labels, output folder) is found here, before
+//! the first image, and reported as one [`Error`]. The pipeline only executes a plan.
+
+pub mod fingerprint;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{ClassRef, ClassesSpec, Config};
+use crate::error::{Error, Result};
+use crate::labels::Labels;
+use crate::output::artefacts::Artefacts;
+use crate::output::manifest::{CutSection, ModelReport};
+use crate::stage::decode::Decoder;
+use crate::stage::discover::Discovery;
+use crate::stage::localise::{ClassSelection, Localiser};
+use crate::stage::maps::MapMethod;
+use crate::stage::model::ModelPlan;
+use crate::stage::preprocess::{Normaliser, Preprocessor};
+
+/// Command-line values that override the configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub out: Option<PathBuf>,
+    /// When non-empty, replaces `[input] paths`.
+    pub inputs: Vec<PathBuf>,
+    pub threads: Option<usize>,
+    /// Replaces `[cam] method`.
+    pub method: Option<MapMethod>,
+    /// Process only shard `index` of `count` (`--shard I/N`).
+    pub shard: Option<(u32, u32)>,
+}
+
+/// Everything a run needs, built and checked.
+pub struct RunPlan {
+    /// The configuration after overrides, as recorded in `run.json`.
+    pub config: Config,
+    pub discovery: Discovery,
+    pub decoder: Decoder,
+    pub model: ModelPlan,
+    pub model_sha256: String,
+    pub labels: Labels,
+    pub preprocessor: Preprocessor,
+    pub out_dir: PathBuf,
+    pub top_k: usize,
+    pub threads: usize,
+    pub classes: ClassSelection,
+    pub localiser: Localiser,
+    pub artefacts: Artefacts,
+    pub method: MapMethod,
+    pub shard: Option<(u32, u32)>,
+    /// Identifies the result-affecting configuration, for resume and merge.
+    pub fingerprint: String,
+}
+
+impl RunPlan {
+    pub fn build(config: Config, config_path: &Path, ov: Overrides) -> Result<RunPlan> {
+        let config = apply_overrides(config, &ov);
+        let out_dir = check_config(&config, config_path, &ov)?;
+        let cfg_err = |e: String| Error::config(config_path, e);
+
+        // The start-up probe is normalised like a real image, so mean/std must be sane
+        // before the model is built; the rest of the recipe is checked against the
+        // network's input size afterwards.
+        let normaliser = Normaliser::new(&config.preprocess).map_err(cfg_err)?;
+        let model = ModelPlan::load(&config.model, &normaliser)?;
+        let method = config.cam.method;
+        method.applies(&model.cut.head).map_err(|e| Error::model(&config.model.path, e))?;
+        let preprocessor = Preprocessor::new(&config.preprocess, &model.input).map_err(cfg_err)?;
+        let labels = Labels::load(config.model.labels.as_deref(), model.num_classes())?;
+        let classes = class_selection(&config.localise.classes, &labels, model.num_classes()).map_err(cfg_err)?;
+        let localiser = Localiser::new(config.localise.recipe().map_err(cfg_err)?);
+        let model_sha256 = fingerprint::sha256_file(&config.model.path)?;
+        let fingerprint = fingerprint::fingerprint(&config, &model_sha256);
+        let threads = match config.run.threads {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
+        Ok(RunPlan {
+            discovery: Discovery::from_options(&config.input),
+            decoder: config.decoder(config.run_jpeg_scaling()),
+            top_k: config.output.top_k.min(model.num_classes()),
+            artefacts: Artefacts::new(&out_dir, &config.output),
+            config,
+            model,
+            model_sha256,
+            labels,
+            preprocessor,
+            out_dir,
+            threads,
+            classes,
+            localiser,
+            method,
+            shard: ov.shard,
+            fingerprint,
+        })
+    }
+
+    /// What `run.json` says about the model.
+    pub fn model_report(&self) -> ModelReport {
+        ModelReport {
+            path: self.config.model.path.clone(),
+            sha256: self.model_sha256.clone(),
+            input: self.model.input.clone(),
+            cut: CutSection {
+                report: self.model.report.clone(),
+                map_methods: MapMethod::applicable(&self.model.cut.head).iter().map(|m| m.name().into()).collect(),
+            },
+        }
+    }
+}
+
+/// The configuration with the command line's values in place.
+fn apply_overrides(mut config: Config, ov: &Overrides) -> Config {
+    if !ov.inputs.is_empty() {
+        config.input.paths = ov.inputs.clone();
+    }
+    if let Some(o) = &ov.out {
+        config.output.dir = Some(o.clone());
+    }
+    if let Some(t) = ov.threads {
+        config.run.threads = t;
+    }
+    if let Some(m) = ov.method {
+        config.cam.method = m;
+    }
+    config
+}
+
+/// What can be checked without the model; returns the output folder.
+fn check_config(config: &Config, config_path: &Path, ov: &Overrides) -> Result<PathBuf> {
+    if config.input.paths.is_empty() {
+        return Err(Error::config(config_path, "no input: set [input] paths or give folders on the command line"));
+    }
+    for p in &config.input.paths {
+        if !p.exists() {
+            return Err(Error::config(config_path, format!("input {} does not exist", p.display())));
+        }
+    }
+    if config.input.extensions.is_empty() {
+        return Err(Error::config(config_path, "[input] extensions is empty"));
+    }
+    if config.model.path.as_os_str().is_empty() {
+        return Err(Error::config(config_path, "[model] path is missing"));
+    }
+    let out_dir = config
+        .output
+        .dir
+        .clone()
+        .ok_or_else(|| Error::config(config_path, "no output folder: set [output] dir or pass --out"))?;
+    if config.output.top_k == 0 {
+        return Err(Error::config(config_path, "[output] top_k must be at least 1"));
+    }
+    if let Some((i, n)) = ov.shard {
+        if n == 0 || i >= n {
+            return Err(Error::Usage(format!("--shard {i}/{n}: the index must be below the count")));
+        }
+    }
+    Ok(out_dir)
+}
+
+/// Resolves `[localise] classes` against the model's classes and names.
+fn class_selection(spec: &ClassesSpec, labels: &Labels, k: usize) -> std::result::Result<ClassSelection, String> {
+    match spec {
+        ClassesSpec::Rule(r) => ClassSelection::parse(r),
+        ClassesSpec::List(list) => {
+            if list.is_empty() {
+                return Err("[localise] classes is an empty list".into());
+            }
+            list.iter()
+                .map(|c| match c {
+                    ClassRef::Index(i) if *i < k => Ok(*i),
+                    ClassRef::Index(i) => {
+                        Err(format!("[localise] classes: index {i} is out of range (the model has {k} classes)"))
+                    }
+                    ClassRef::Name(n) => labels
+                        .index_of(n)
+                        .ok_or_else(|| format!("[localise] classes: no class named '{n}' in the labels")),
+                })
+                .collect::<std::result::Result<Vec<usize>, String>>()
+                .map(ClassSelection::List)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LocaliseConfig;
+
+    #[test]
+    fn class_lists_resolve_names_and_check_indices() {
+        let labels = Labels::from_names(vec!["NORMAL".into(), "PNEUMONIA".into()]);
+        let spec = ClassesSpec::List(vec![ClassRef::Name("PNEUMONIA".into()), ClassRef::Index(0)]);
+        assert_eq!(class_selection(&spec, &labels, 2).unwrap(), ClassSelection::List(vec![1, 0]));
+        let bad = ClassesSpec::List(vec![ClassRef::Index(2)]);
+        assert!(class_selection(&bad, &labels, 2).unwrap_err().contains("out of range"));
+        let bad = ClassesSpec::List(vec![ClassRef::Name("COVID".into())]);
+        assert!(class_selection(&bad, &labels, 2).unwrap_err().contains("COVID"));
+        let toml: LocaliseConfig = toml::from_str("classes = [\"PNEUMONIA\", 0]").unwrap();
+        assert_eq!(class_selection(&toml.classes, &labels, 2).unwrap(), ClassSelection::List(vec![1, 0]));
+    }
+}

@@ -1,0 +1,469 @@
+//! The run: discover -> decode -> preprocess -> infer -> map -> localise -> write, images
+//! in parallel.
+//!
+//! The walk is a lazy iterator bridged into rayon, so work in flight is bounded by the
+//! worker count and the channel to the single writer, never by the dataset size. Each
+//! image is processed inside `catch_unwind`: whatever goes wrong with one file becomes
+//! its `error` row, and the run goes on.
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, ImageError, Result};
+use crate::output::boxes_csv::BoxRow;
+use crate::output::fields::{ClassProbs, Fixed, Sci3, Shortest, Spacing};
+use crate::output::images_csv::{ImageRow, Status};
+use crate::output::manifest::{now, Counts, RunManifest, RunState, Shard};
+use crate::output::sync_file;
+use crate::output::table::TableWriter;
+use crate::plan::RunPlan;
+use crate::run::progress::Progress;
+use crate::run::resume::{self, Previous};
+use crate::run::timing::{StageTimes, Stopwatch, TimeReport};
+use crate::stage::decode::ImageMeta;
+use crate::stage::discover::Discovered;
+use crate::stage::localise::BoxSet;
+use crate::stage::maps::{ClassMaps, MapMethod, Prediction, LOGIT_CHECK_MAX};
+use crate::stage::preprocess::Geometry;
+
+/// Rows buffered by the CSV writers before an explicit flush; a run killed in between
+/// loses at most this many finished rows (they are redone on resume).
+const FLUSH_EVERY_ROWS: usize = 16;
+
+/// Images in flight between the parallel workers and the single writer.
+const CHANNEL_CAPACITY: usize = 64;
+
+/// The result of one input file.
+pub struct ImageRecord {
+    pub rel: String,
+    /// Original size and file facts, when the file could be decoded.
+    pub info: Option<ImageInfo>,
+    pub outcome: std::result::Result<ImageOutcome, ImageError>,
+    pub ms: f64,
+    /// Time per stage (stages not reached are 0).
+    pub stages: StageTimes,
+}
+
+/// What decoding learnt about a file.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub width: u32,
+    pub height: u32,
+    pub meta: ImageMeta,
+}
+
+/// What a successfully processed image produced.
+pub struct ImageOutcome {
+    pub prediction: Prediction,
+    /// max |mean(M_k) + b_k - logit_k| over the top-k classes (CAM heads only).
+    pub logit_check: Option<f32>,
+    pub geometry: Geometry,
+    /// Boxes of each localised class (empty when the head has no maps).
+    pub boxes: Vec<BoxSet>,
+    /// Masks, overlays and maps written for this image, not yet synced to disk.
+    pub files: Vec<PathBuf>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct RunSummary {
+    /// Rows in `images.csv` at the end, including those of earlier runs resumed.
+    pub counts: Counts,
+    /// Stopped by a signal before every image was done.
+    pub interrupted: bool,
+}
+
+/// Options that do not change results.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub quiet: bool,
+    /// Set from outside (SIGINT, SIGTERM) to stop taking new images.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Start over in a folder that holds another run.
+    pub force: bool,
+    /// On resume, process again the images recorded as `error`.
+    pub retry_errors: bool,
+}
+
+pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
+    let out = &plan.out_dir;
+    std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
+    let previous = resume::prepare(out, &plan.fingerprint, opts.force, opts.retry_errors)?;
+    let resumed = previous.is_some();
+    let previous = previous.unwrap_or_default();
+    let mut manifest = start_manifest(plan, &previous);
+    if !plan.method.class_specific() {
+        eprintln!("cambox: note: {}", method_note(plan.method));
+    }
+    if plan.config.decode.jpeg_scaling != plan.decoder.jpeg_scaling {
+        eprintln!("cambox: note: [decode] jpeg_scaling = \"dct\" is not applied: overlays are drawn on full-resolution images");
+    }
+    manifest.write(out)?;
+    let tables = Tables::open(out, resumed)?;
+    let cancelled = || opts.cancel.as_ref().map(|c| c.load(Ordering::Relaxed)).unwrap_or(false);
+    // The walk, restricted to this shard and to what is not done yet; lazy, so nothing
+    // proportional to the dataset is held beyond the set of finished paths.
+    let todo = || {
+        plan.discovery
+            .iter()
+            .filter(|d| plan.shard.map(|(i, n)| resume::shard_of(d.rel(), n) == i).unwrap_or(true))
+            .filter(|d| !previous.done.contains(d.rel()))
+    };
+    let total = todo().count() as u64;
+    if resumed && !opts.quiet {
+        eprintln!("cambox: resuming: {} images already done, {total} to go", previous.done.len());
+    }
+    let progress = Progress::new(total, opts.quiet);
+    let done = process_all(plan, todo(), &cancelled, tables, progress, manifest.counts)?;
+
+    let interrupted = cancelled() && done.result.is_ok();
+    manifest.time = Some(done.time);
+    manifest.counts = done.counts;
+    manifest.finished = Some(now());
+    manifest.interrupted = interrupted;
+    manifest.state = match (&done.result, interrupted) {
+        (Err(_), _) => RunState::Failed,
+        (Ok(_), true) => RunState::Interrupted,
+        (Ok(_), false) => RunState::Completed,
+    };
+    let manifest_result = manifest.write(out);
+    done.result?;
+    manifest_result?;
+    Ok(RunSummary { counts: done.counts, interrupted })
+}
+
+/// What [`process_all`] did.
+struct Processed {
+    /// `Err` when writing stopped the run (the rows of the images in flight are lost, and
+    /// the folder stays resumable).
+    result: Result<()>,
+    counts: Counts,
+    time: TimeReport,
+}
+
+/// Processes `todo` on the plan's worker threads, the calling thread writing each
+/// image's rows as its record arrives, until the walk ends, `cancelled` turns true, or a
+/// write fails. `counts` are those of earlier runs in the folder.
+fn process_all(
+    plan: &RunPlan,
+    todo: impl Iterator<Item = Discovered> + Send,
+    cancelled: &(dyn Fn() -> bool + Sync),
+    mut tables: Tables,
+    mut progress: Progress,
+    mut counts: Counts,
+) -> Result<Processed> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(plan.threads)
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {} worker threads: {e}", plan.threads)))?;
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = crossbeam_channel::bounded::<ImageRecord>(CHANNEL_CAPACITY);
+    let mut time = TimeReport { threads: plan.threads, ..TimeReport::default() };
+    let started = Instant::now();
+    let result = std::thread::scope(|s| {
+        s.spawn(|| {
+            pool.install(|| {
+                todo.take_while(|_| !stop.load(Ordering::Relaxed) && !cancelled()).par_bridge().for_each_with(
+                    tx,
+                    |tx, item| {
+                        if !stop.load(Ordering::Relaxed) {
+                            let _ = tx.send(process(plan, item));
+                        }
+                    },
+                )
+            })
+        });
+        let result = rx.iter().try_for_each(|rec| {
+            let failed = tables.record(plan, &rec)?;
+            if failed {
+                counts.error += 1;
+            } else {
+                counts.ok += 1;
+            }
+            progress.inc(failed);
+            time.images += 1;
+            time.stage_seconds.add(&rec.stages);
+            Ok(())
+        });
+        if result.is_err() {
+            // Stop the workers and let those in flight finish.
+            stop.store(true, Ordering::Relaxed);
+            for _ in rx.iter() {}
+        }
+        result.and_then(|_| tables.flush())
+    });
+    progress.finish();
+    time.wall_seconds = started.elapsed().as_secs_f64();
+    Ok(Processed { result, counts, time })
+}
+
+/// `run.json` as the run starts.
+fn start_manifest(plan: &RunPlan, previous: &Previous) -> RunManifest {
+    RunManifest {
+        cambox_version: env!("CARGO_PKG_VERSION").to_string(),
+        started: now(),
+        finished: None,
+        state: RunState::Running,
+        interrupted: false,
+        fingerprint: plan.fingerprint.clone(),
+        shard: plan.shard.map(|(index, count)| Shard { index, count }),
+        resumed_rows: previous.ok + previous.error,
+        config: plan.config.clone(),
+        model: plan.model_report(),
+        method: method_note(plan.method),
+        localise: plan.localiser.recipe.clone(),
+        counts: Counts { ok: previous.ok, error: previous.error },
+        time: None,
+        merged_from: None,
+    }
+}
+
+/// The method, with what a reader must know about it.
+fn method_note(method: MapMethod) -> String {
+    match method {
+        MapMethod::EigenCam => "eigencam: the maps are class-agnostic (first principal component of the feature map); every class gets the same map".to_string(),
+        m => m.name().to_string(),
+    }
+}
+
+/// The two tables, written by the one writer thread.
+struct Tables {
+    images: TableWriter<ImageRow>,
+    boxes: TableWriter<BoxRow>,
+    since_flush: usize,
+}
+
+impl Tables {
+    fn open(out: &Path, resumed: bool) -> Result<Tables> {
+        let (images, boxes) = (out.join("images.csv"), out.join("boxes.csv"));
+        let (images, boxes) = if resumed {
+            (TableWriter::append(&images)?, TableWriter::append(&boxes)?)
+        } else {
+            (TableWriter::create(&images)?, TableWriter::create(&boxes)?)
+        };
+        Ok(Tables { images, boxes, since_flush: 0 })
+    }
+
+    /// Writes the rows of one image; returns whether it is an error row. An `Err` stops
+    /// the run: an output file that cannot be written (disk full, permissions) would fail
+    /// the same way for every later image. The image then gets no row, so a resumed run
+    /// does it again.
+    fn record(&mut self, plan: &RunPlan, rec: &ImageRecord) -> Result<bool> {
+        if let Err(ImageError::Write(msg)) = &rec.outcome {
+            return Err(Error::output(&plan.out_dir, msg.clone()));
+        }
+        // The row promises its files: they reach the disk before the row is written
+        // (the workers wrote them without waiting; see output::atomic_write_unsynced).
+        if let Ok(o) = &rec.outcome {
+            if let Some((f, e)) = o.files.iter().find_map(|f| sync_file(f).err().map(|e| (f, e))) {
+                return Err(Error::io(f, e));
+            }
+        }
+        let (image, boxes) = rows(plan, rec);
+        for b in &boxes {
+            self.boxes.write(b)?;
+        }
+        self.images.write(&image)?;
+        // Boxes before images: a row in images.csv promises its boxes are on disk, so a
+        // kill between the two flushes costs a redo, never a lost box.
+        self.since_flush += 1;
+        if self.since_flush >= FLUSH_EVERY_ROWS {
+            self.flush()?;
+        }
+        Ok(image.status == Status::Error)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.since_flush = 0;
+        self.boxes.flush().and_then(|_| self.images.flush())
+    }
+}
+
+/// The `images.csv` row and the `boxes.csv` rows of one record.
+fn rows(plan: &RunPlan, r: &ImageRecord) -> (ImageRow, Vec<BoxRow>) {
+    let meta = r.info.as_ref().map(|i| i.meta.clone()).unwrap_or_default();
+    let mut image = ImageRow {
+        path: r.rel.clone(),
+        status: Status::Ok,
+        error: String::new(),
+        width: r.info.as_ref().map(|i| i.width),
+        height: r.info.as_ref().map(|i| i.height),
+        class_index: None,
+        class_name: String::new(),
+        score: None,
+        top_k: ClassProbs::default(),
+        logit_check: None,
+        ms: Fixed(r.ms),
+        frames: meta.frames,
+        pixel_spacing: meta.pixel_spacing.map(|(r, c)| Spacing(r, c)),
+        patient_id: meta.patient_id.unwrap_or_default(),
+        study_uid: meta.study_uid.unwrap_or_default(),
+        sop_instance_uid: meta.sop_instance_uid.unwrap_or_default(),
+    };
+    let o = match &r.outcome {
+        Ok(o) => o,
+        Err(e) => {
+            image.status = Status::Error;
+            image.error = e.one_line();
+            return (image, Vec::new());
+        }
+    };
+    let p = &o.prediction;
+    let k = p.top1();
+    image.class_index = Some(k);
+    image.class_name = plan.labels.name(k).to_string();
+    image.score = Some(Fixed(p.probs[k] as f64));
+    image.top_k = ClassProbs(p.top.iter().map(|&i| (i, p.probs[i] as f64)).collect());
+    image.logit_check = o.logit_check.map(|v| Sci3(v as f64));
+    let preset = plan.localiser.recipe.preset;
+    let boxes = o
+        .boxes
+        .iter()
+        .flat_map(|set| set.boxes.iter().map(move |b| (set.class, b)))
+        .map(|(class, b)| BoxRow {
+            path: r.rel.clone(),
+            class_index: class,
+            class_name: plan.labels.name(class).to_string(),
+            score: Fixed(p.probs[class] as f64),
+            box_score: Fixed(b.box_score as f64),
+            x1: b.x1,
+            y1: b.y1,
+            x2: b.x2,
+            y2: b.y2,
+            component_area: b.area,
+            threshold: Shortest(b.threshold_value),
+            threshold_rule: b.threshold,
+            preset,
+            method: plan.method,
+        })
+        .collect();
+    (image, boxes)
+}
+
+/// Names an image (by a substring of its relative path) whose processing panics, so that
+/// the tests can prove a panic costs one row, not the run. Read once.
+pub const INJECT_PANIC_ENV: &str = "CAMBOX_TEST_INJECT_PANIC";
+
+fn inject_panic(rel: &str) -> bool {
+    static WHICH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    WHICH
+        .get_or_init(|| std::env::var(INJECT_PANIC_ENV).ok().filter(|s| !s.is_empty()))
+        .as_deref()
+        .is_some_and(|w| rel.contains(w))
+}
+
+/// Processes one discovered item into its record; never panics.
+pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
+    let t0 = Instant::now();
+    let (rel, path) = match item {
+        Discovered::Image(f) => (f.rel, f.path),
+        Discovered::Unwalkable { rel, reason, .. } => {
+            let outcome = Err(ImageError::Read(reason));
+            return ImageRecord { rel, info: None, outcome, ms: 0.0, stages: StageTimes::default() };
+        }
+    };
+    let mut info = None;
+    let mut stages = StageTimes::default();
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if inject_panic(&rel) {
+            panic!("fault injected by {INJECT_PANIC_ENV}");
+        }
+        process_file(plan, &rel, &path, &mut info, &mut stages)
+    }))
+    .unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(ImageError::Panic(msg))
+    });
+    ImageRecord { rel, info, outcome, ms: t0.elapsed().as_secs_f64() * 1e3, stages }
+}
+
+fn process_file(
+    plan: &RunPlan,
+    rel: &str,
+    path: &Path,
+    info: &mut Option<ImageInfo>,
+    stages: &mut StageTimes,
+) -> std::result::Result<ImageOutcome, ImageError> {
+    let mut clock = Stopwatch::start();
+    // The decoder may reduce a large JPEG, keeping enough pixels for what the
+    // preprocessing resizes to; sizes reported are the original's either way.
+    let target = |w: u32, h: u32| plan.preprocessor.resize_target(w, h);
+    let img = plan.decoder.decode_file_for(path, Some(&target))?;
+    stages.decode = clock.lap();
+    let (width, height) = img.original;
+    *info = Some(ImageInfo { width, height, meta: img.meta.clone() });
+    let input = plan.preprocessor.run(&img)?;
+    // The decoded image is only kept when an overlay will be drawn on it.
+    let img = if plan.artefacts.overlays { Some(img) } else { None };
+    stages.preprocess = clock.lap();
+    let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
+    stages.network = clock.lap();
+    // The network's own logits: the per-image check below holds the maps against them.
+    let logits = inf.logits;
+    if logits.iter().any(|v| !v.is_finite()) {
+        return Err(ImageError::Inference("the network produced non-finite logits".into()));
+    }
+    let prediction = Prediction::from_logits(logits, plan.top_k);
+    let localised = plan.classes.select(&prediction);
+    // Maps only for the classes needed: the top-k (for the logit check) and the localised.
+    let mut needed = prediction.top.clone();
+    needed.extend(localised.iter().filter(|c| !prediction.top.contains(c)));
+    let (maps, logit_check) = class_maps(plan, &inf.features, &needed, &prediction)?;
+    stages.maps = clock.lap();
+    let mut boxes = Vec::new();
+    let mut files = Vec::new();
+    if let Some(maps) = &maps {
+        let at = |k: &usize| needed.iter().position(|n| n == k).expect("computed above");
+        let locs: Vec<_> =
+            localised.iter().map(|k| plan.localiser.localise(*k, maps.map(at(k)), &input.geometry)).collect();
+        stages.localise = clock.lap();
+        let kept = ClassMaps {
+            classes: localised.clone(),
+            maps: maps.maps.select(ndarray::Axis(0), &localised.iter().map(at).collect::<Vec<_>>()),
+            bias: Vec::new(),
+        };
+        files = plan.artefacts.write(rel, img.as_ref(), &locs, &kept, &input.geometry).map_err(ImageError::Write)?;
+        stages.write = clock.lap();
+        boxes = locs.into_iter().map(|l| BoxSet { class: l.class, boxes: l.boxes }).collect();
+    }
+    Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, boxes, files })
+}
+
+/// The maps of the `needed` classes by the plan's method, and for CAM the logit check
+/// against the network's own logits (an error above [`LOGIT_CHECK_MAX`]).
+fn class_maps(
+    plan: &RunPlan,
+    features: &crate::stage::model::FeatureMap,
+    needed: &[usize],
+    prediction: &Prediction,
+) -> std::result::Result<(Option<ClassMaps>, Option<f32>), ImageError> {
+    let (maps, logit_check) = match plan.method {
+        MapMethod::Cam => {
+            let m = ClassMaps::cam(&plan.model.cut.head, features, needed);
+            let check = m.as_ref().map(|m| m.logit_check(&prediction.logits));
+            (m, check)
+        }
+        method => {
+            let m = ClassMaps::by_method(method, plan.model.program.as_ref(), features, needed)
+                .map_err(ImageError::Maps)?;
+            (Some(m), None)
+        }
+    };
+    if let Some(c) = logit_check {
+        if c.is_nan() || c > LOGIT_CHECK_MAX {
+            return Err(ImageError::Maps(format!(
+                "logit check failed: mean(map) + bias differs from the logit by {c:.3e} (> {LOGIT_CHECK_MAX:.0e})"
+            )));
+        }
+    }
+    Ok((maps, logit_check))
+}

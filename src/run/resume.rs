@@ -1,0 +1,170 @@
+//! Resuming a run: an output folder that already holds a run of the same configuration
+//! is continued, not redone.
+//!
+//! The configuration is identified by its fingerprint ([`crate::plan::fingerprint`]). On
+//! resume, `images.csv` and `boxes.csv` are repaired and rewritten atomically: a torn last
+//! line (a run killed mid-write) is dropped, rows are kept once per image, `error` rows are
+//! dropped with `--retry-errors`, and boxes are kept only for images whose row survived,
+//! so the finished folder has exactly one row per image whatever happened before.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::output::boxes_csv::BoxRow;
+use crate::output::images_csv::{ImageRow, Status};
+use crate::output::manifest::{ManifestError, RunManifest};
+use crate::output::table::{self, Row};
+
+/// Files a run owns in its output folder (removed by `--force`).
+pub const RUN_FILES: &[&str] = &["images.csv", "boxes.csv", "run.json"];
+pub const RUN_DIRS: &[&str] = &["masks", "overlays", "maps"];
+
+/// What an earlier run left.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// Relative paths already recorded (and therefore skipped).
+    pub done: HashSet<String>,
+    pub ok: u64,
+    pub error: u64,
+}
+
+/// How to start in `out`.
+pub fn prepare(out: &Path, fingerprint: &str, force: bool, retry_errors: bool) -> Result<Option<Previous>> {
+    let manifest = out.join("run.json");
+    let images = out.join("images.csv");
+    if force {
+        for f in RUN_FILES {
+            let p = out.join(f);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        for d in RUN_DIRS {
+            let p = out.join(d);
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        return Ok(None);
+    }
+    if !manifest.exists() {
+        if images.exists() {
+            return Err(Error::output(out, "holds an images.csv but no run.json: not a cambox run folder cambox can resume; use --force to start over"));
+        }
+        return Ok(None);
+    }
+    let old = RunManifest::read(out).map_err(|e| match e {
+        ManifestError::Missing(e) => Error::io(&manifest, e),
+        ManifestError::Unreadable(e) => Error::output(&manifest, format!("unreadable run.json: {e}")),
+    })?;
+    if old.fingerprint != fingerprint {
+        return Err(Error::output(
+            out,
+            format!(
+                "holds a run with a different configuration (fingerprint {} here, {} now: model, preprocessing, method or localisation differ); use --force to start over, or another --out",
+                short(&old.fingerprint),
+                short(fingerprint)
+            ),
+        ));
+    }
+    if !images.exists() {
+        return Ok(None);
+    }
+    let mut prev = Previous::default();
+    let mut ok_paths = HashSet::new();
+    let kept_images = repair::<ImageRow>(&images, |row| {
+        if prev.done.contains(&row.path) || (row.status == Status::Error && retry_errors) {
+            return false;
+        }
+        match row.status {
+            Status::Ok => {
+                prev.ok += 1;
+                ok_paths.insert(row.path.clone());
+            }
+            Status::Error => prev.error += 1,
+        }
+        prev.done.insert(row.path.clone());
+        true
+    })?;
+    debug_assert!(kept_images as u64 == prev.ok + prev.error);
+    let boxes = out.join("boxes.csv");
+    if boxes.exists() {
+        repair::<BoxRow>(&boxes, |row| ok_paths.contains(&row.path))?;
+    }
+    Ok(Some(prev))
+}
+
+fn short(fp: &str) -> &str {
+    &fp[..fp.len().min(12)]
+}
+
+/// Rewrites a table keeping its header and the complete rows `keep` accepts; a last line
+/// without its newline (torn by a kill) and rows that do not read as `R` (wrong width,
+/// bad values) are dropped. Returns the number of rows kept.
+fn repair<R: Row>(path: &Path, mut keep: impl FnMut(&R) -> bool) -> Result<usize> {
+    let mut bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(i) => bytes.truncate(i + 1),
+        None => bytes.clear(),
+    }
+    let read = table::read_bytes::<R>(&bytes).map_err(|e| Error::output(path, e))?;
+    if !read.header.is_empty() && read.header != R::HEADER {
+        return Err(Error::output(
+            path,
+            "was written by another cambox version (different columns); use --force to start over",
+        ));
+    }
+    let kept: Vec<R> = read.rows.into_iter().filter_map(|r| r.ok()).filter(|r| keep(r)).collect();
+    table::write_all(path, &kept)?;
+    Ok(kept.len())
+}
+
+/// Stable shard of a relative path: FNV-1a 64-bit over its UTF-8 bytes, modulo the
+/// shard count. Fixed by definition, so identical on every platform and version.
+pub fn shard_of(rel: &str, count: u32) -> u32 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in rel.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % count as u64) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_is_the_published_function() {
+        // FNV-1a 64 test vectors (Fowler, Noll, Vo): "" -> cbf29ce484222325,
+        // "a" -> af63dc4c8601ec8c, "foobar" -> 85944171f73967e8.
+        assert_eq!(shard_of("", u32::MAX), (0xcbf29ce484222325u64 % u32::MAX as u64) as u32);
+        assert_eq!(shard_of("a", u32::MAX), (0xaf63dc4c8601ec8cu64 % u32::MAX as u64) as u32);
+        assert_eq!(shard_of("foobar", 7), (0x85944171f73967e8u64 % 7) as u32);
+    }
+
+    /// A two-column row type for the repair test.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Pair {
+        a: u32,
+        b: String,
+    }
+
+    impl Row for Pair {
+        const HEADER: &'static [&'static str] = &["a", "b"];
+    }
+
+    #[test]
+    fn repair_drops_torn_lines_duplicates_and_wrong_widths() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "a,b\n1,x\n2,y\n1,z\n3\n4,w\nq,v\n5,tor").unwrap();
+        let mut seen = HashSet::new();
+        let n = repair::<Pair>(&p, |r| seen.insert(r.a)).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,x\n2,y\n4,w\n");
+        std::fs::write(&p, "a,c\n1,x\n").unwrap();
+        assert!(repair::<Pair>(&p, |_| true).unwrap_err().to_string().contains("another cambox version"));
+    }
+}

@@ -1,0 +1,398 @@
+//! Stage "infer": the classifier, cut at its feature map, ready to run on many threads.
+//!
+//! [`ModelPlan::load`] reads the ONNX file, finds the cut ([`surgery`]), fixes the input
+//! shape, builds one optimised tract plan that outputs the feature map F and the network's
+//! own logits, and proves the cut right on a probe input before any image is touched. The
+//! plan is immutable and shared by every worker. Which map methods a head allows is not
+//! decided here but by the map stage ([`crate::stage::maps::MapMethod::applies`]).
+
+mod features;
+pub mod graph;
+pub mod head;
+pub mod surgery;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tract_onnx::prelude::*;
+
+use crate::error::{Error, Result};
+pub use crate::stage::input_spec::{InputSpec, Layout};
+use crate::stage::preprocess::Normaliser;
+pub use features::FeatureMap;
+use graph::OnnxGraph;
+pub use head::{HeadProgram, LinearHead};
+pub use surgery::{FeatureCut, Head};
+
+/// Relative tolerance of the start-up proof that the cut is right: the logits recomputed
+/// from the feature map must equal the full model's logits within this fraction of the
+/// largest logit magnitude (floored at 1, so near-zero logits are compared absolutely).
+pub const CUT_CHECK_REL_TOL: f32 = 1e-4;
+
+/// `[model] layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LayoutChoice {
+    #[default]
+    Auto,
+    Nchw,
+    Nhwc,
+}
+
+/// `[model]`: the classifier and how to read it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelOptions {
+    /// The ONNX classifier.
+    pub path: PathBuf,
+    /// Class names, one per line (line n = class n - 1). Optional.
+    pub labels: Option<PathBuf>,
+    /// Input layout; `auto` reads it from the input shape (channels of 1 or 3).
+    pub layout: LayoutChoice,
+    /// Network input size `[width, height]` when the model leaves it symbolic.
+    pub input_size: Option<[usize; 2]>,
+    /// Name of the feature tensor to cut at, overriding the automatic choice
+    /// (the input of the last global pooling).
+    pub feature: Option<String>,
+}
+
+/// What `run.json` and `inspect` report about the cut.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutReport {
+    pub feature_tensor: String,
+    pub feature_shape: Vec<usize>,
+    pub feature_layout: Layout,
+    pub pooling_node: String,
+    pub pooling_op: String,
+    pub head: String,
+    pub head_ops: Vec<String>,
+    pub logits_tensor: String,
+    pub output_is_softmax: bool,
+    pub num_classes: usize,
+    /// Largest |logit(cut) - logit(full)| on the start-up probe, relative.
+    pub probe_rel_diff: f32,
+}
+
+/// The loaded, cut, verified model.
+pub struct ModelPlan {
+    pub input: InputSpec,
+    pub cut: FeatureCut,
+    pub report: CutReport,
+    /// Outputs the feature map F and the network's own logits.
+    plan: Arc<TypedRunnableModel>,
+    /// The head as cambox runs and differentiates it, when it can.
+    pub program: Option<HeadProgram>,
+}
+
+/// Output of one forward pass.
+pub struct Inference {
+    pub features: FeatureMap,
+    /// The network's own logits (its head run by tract on the same F).
+    pub logits: Vec<f32>,
+}
+
+impl ModelPlan {
+    /// Loads a model file with every `[model]` option at its default, probing it with a
+    /// plain [0, 1] image (no mean or std).
+    pub fn open(path: &Path) -> Result<ModelPlan> {
+        ModelPlan::load(&ModelOptions { path: path.to_path_buf(), ..ModelOptions::default() }, &Normaliser::identity())
+    }
+
+    /// Loads the model of `[model]`, analyses, builds and verifies it; the probe input is
+    /// normalised by `probe` as a real image would be.
+    pub fn load(o: &ModelOptions, probe: &Normaliser) -> Result<ModelPlan> {
+        let path = o.path.as_path();
+        let g = OnnxGraph::load(path)?;
+        let input = input_spec(&g, o.layout, o.input_size)?;
+        let cut = surgery::analyse(&g, o.feature.as_deref())?;
+        let plan = build_plan(&g, &input, &cut)?;
+        let program = cut.head.program();
+        let probed = prove_cut(path, &plan, &input, &cut, program.as_ref().ok(), probe)?;
+        let report = CutReport {
+            feature_tensor: cut.feature.clone(),
+            feature_shape: probed.feature_shape,
+            feature_layout: cut.pooling.layout,
+            pooling_node: if cut.pooling.node_name.is_empty() {
+                g.describe(cut.pooling.node)
+            } else {
+                cut.pooling.node_name.clone()
+            },
+            pooling_op: cut.pooling.op.clone(),
+            head: cut.head.kind().to_string(),
+            head_ops: cut.head_ops.clone(),
+            logits_tensor: cut.logits.clone(),
+            output_is_softmax: cut.output_is_softmax,
+            num_classes: probed.num_classes,
+            probe_rel_diff: probed.rel_diff,
+        };
+        Ok(ModelPlan { input, cut, report, plan, program: program.ok() })
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.report.num_classes
+    }
+
+    /// Runs the cut network on one preprocessed input tensor.
+    pub fn infer(&self, input: ndarray::Array4<f32>) -> std::result::Result<Inference, String> {
+        let mut out = self.plan.run(tvec!(input.into_tensor().into())).map_err(|e| format!("{e:#}"))?;
+        let features = FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
+        let logits = run_vec_from(&mut out, 0)?;
+        Ok(Inference { features, logits })
+    }
+}
+
+/// One optimised tract plan with two outputs: F for the maps, and the logits the untouched
+/// graph computes from F.
+///
+/// Why both: the network's logits are the reference every map is checked against (the
+/// start-up proof, and the per-image logit check), and the head costs a fraction of a
+/// percent of the network. One plan, not a cut plan plus a full one: tract's optimised
+/// plans hold packed copies of the weights, and building a second one cost start-up time
+/// and peak memory for nothing.
+fn build_plan(g: &OnnxGraph, input: &InputSpec, cut: &FeatureCut) -> Result<Arc<TypedRunnableModel>> {
+    let merr = |what: &str, e: TractError| Error::model(&g.path, format!("{what}: {e:#}"));
+    let base =
+        tract_onnx::onnx().model_for_proto_model(&g.proto).map_err(|e| merr("tract cannot load the graph", e))?;
+    let base = base
+        .with_input_fact(0, f32::fact(input_shape(input)).into())
+        .map_err(|e| merr("cannot fix the input shape", e))?;
+    base.with_outputs_by_name([cut.feature.as_str(), cut.logits.as_str()])
+        .map_err(|e| merr("cannot select outputs", e))?
+        .into_optimized()
+        .map_err(|e| merr("tract cannot optimise the graph", e))?
+        .into_runnable()
+        .map_err(|e| merr("tract cannot plan the graph", e))
+}
+
+/// The input tensor's shape: batch 1 in the network's layout.
+fn input_shape(input: &InputSpec) -> Vec<usize> {
+    match input.layout {
+        Layout::Nchw => vec![1, input.channels, input.height, input.width],
+        Layout::Nhwc => vec![1, input.height, input.width, input.channels],
+    }
+}
+
+/// What the start-up probe found.
+struct Probed {
+    feature_shape: Vec<usize>,
+    num_classes: usize,
+    rel_diff: f32,
+}
+
+/// Runs the plan on a probe image and proves the cut: the logits cambox computes from F
+/// (through the linear head, the identity, or its own head program) must equal the
+/// network's own within [`CUT_CHECK_REL_TOL`].
+fn prove_cut(
+    path: &Path,
+    plan: &Arc<TypedRunnableModel>,
+    input: &InputSpec,
+    cut: &FeatureCut,
+    program: Option<&HeadProgram>,
+    probe: &Normaliser,
+) -> Result<Probed> {
+    // Probe: a smooth pattern in [0, 1], normalised like a real image.
+    let probe = probe_tensor(input, probe);
+    let mut out =
+        plan.run(tvec!(probe.into())).map_err(|e| Error::model(path, format!("running the model failed: {e:#}")))?;
+    let full_logits = run_vec_from(&mut out, 1).map_err(|e| Error::model(path, e))?;
+    let feat_tensor = out.remove(0).into_tensor();
+    let feature_shape = feat_tensor.shape().to_vec();
+    let features = FeatureMap::from_tensor(feat_tensor, cut.pooling.layout)
+        .map_err(|e| Error::model(path, format!("feature tensor '{}': {e}", cut.feature)))?;
+
+    if let Some(k) = cut.pooling.kernel {
+        if k != [features.height, features.width] {
+            return Err(Error::model(
+                path,
+                format!(
+                    "AveragePool '{}' has kernel {:?} but the feature map is {}x{}: not a global pooling",
+                    cut.pooling.node_name, k, features.height, features.width
+                ),
+            ));
+        }
+    }
+    let num_classes = full_logits.len();
+    let cut_logits = match &cut.head {
+        Head::Linear(h) => {
+            if h.weight.ncols() != features.channels {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "dense layer expects {} features but the feature map has {} channels",
+                        h.weight.ncols(),
+                        features.channels
+                    ),
+                ));
+            }
+            linear_logits(h, &features)
+        }
+        Head::Identity => {
+            if features.channels != num_classes {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "head has no dense layer, yet the feature map has {} channels for {} classes",
+                        features.channels, num_classes
+                    ),
+                ));
+            }
+            features.pooled().to_vec()
+        }
+        // A head cambox cannot evaluate itself has nothing to check here: its maps
+        // (EigenCAM) do not depend on it.
+        Head::Other { .. } => match program {
+            Some(p) => p.forward(&features.pooled()).to_vec(),
+            None => full_logits.clone(),
+        },
+    };
+    let rel = rel_diff(&cut_logits, &full_logits);
+    if cut_logits.len() != num_classes || rel.is_nan() || rel > CUT_CHECK_REL_TOL {
+        return Err(Error::model(path, format!(
+            "the cut at '{}' does not reproduce the model's logits: relative difference {rel:.3e} > {CUT_CHECK_REL_TOL:.0e}; refusing to produce maps that would be wrong",
+            cut.feature
+        )));
+    }
+    Ok(Probed { feature_shape, num_classes, rel_diff: rel })
+}
+
+/// `W g + b` with g the pooled features.
+pub fn linear_logits(h: &LinearHead, f: &FeatureMap) -> Vec<f32> {
+    (h.weight.dot(&f.pooled()) + &h.bias).to_vec()
+}
+
+fn run_vec_from(out: &mut TVec<TValue>, i: usize) -> std::result::Result<Vec<f32>, String> {
+    tensor_to_vec(out.remove(i).into_tensor()).map_err(|e| format!("{e:#}"))
+}
+
+fn tensor_to_vec(t: Tensor) -> TractResult<Vec<f32>> {
+    Ok(t.cast_to::<f32>()?.into_owned().into_plain_array::<f32>()?.iter().copied().collect())
+}
+
+/// max |a - b| / max(1, max |b|).
+pub fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
+    let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() { f32::NAN } else { m.max(d) }) / scale
+}
+
+fn probe_tensor(input: &InputSpec, normaliser: &Normaliser) -> Tensor {
+    let (w, h, c) = (input.width, input.height, input.channels);
+    let value = |ch: usize, y: usize, x: usize| {
+        let u = x as f32 / w.max(1) as f32;
+        let v = y as f32 / h.max(1) as f32;
+        let raw = 0.5 + 0.25 * (6.0 * u + 2.0 * ch as f32).sin() * (4.0 * v).cos() + 0.2 * (u - v);
+        normaliser.value(ch, raw.clamp(0.0, 1.0))
+    };
+    let arr = match input.layout {
+        Layout::Nchw => ndarray::Array4::from_shape_fn((1, c, h, w), |(_, ch, y, x)| value(ch, y, x)),
+        Layout::Nhwc => ndarray::Array4::from_shape_fn((1, h, w, c), |(_, y, x, ch)| value(ch, y, x)),
+    };
+    arr.into_tensor()
+}
+
+/// Reads the input's name, layout, channels and size, or says why the model is not an
+/// image classifier.
+fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> Result<InputSpec> {
+    let inputs = g.real_inputs();
+    let inp = match inputs.as_slice() {
+        [one] => *one,
+        [] => return Err(Error::model(&g.path, "the model has no input")),
+        many => {
+            let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
+            return Err(Error::model(
+                &g.path,
+                format!("the model has {} inputs ({}); an image classifier has one", many.len(), names.join(", ")),
+            ));
+        }
+    };
+    let elem = match inp.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => t.elem_type,
+        _ => 0,
+    };
+    if elem != 1 && elem != 0 {
+        return Err(Error::model(
+            &g.path,
+            format!("input '{}' is not float32 (ONNX type {elem}); cambox feeds normalised float images", inp.name),
+        ));
+    }
+    let dims = OnnxGraph::declared_shape(inp).unwrap_or_default();
+    if dims.len() != 4 {
+        return Err(Error::model(
+            &g.path,
+            format!(
+                "input '{}' has rank {}, expected an image batch N x C x H x W or N x H x W x C",
+                inp.name,
+                dims.len()
+            ),
+        ));
+    }
+    let is_ch = |d: Option<i64>| matches!(d, Some(1) | Some(3));
+    let layout = match layout {
+        LayoutChoice::Nchw => Layout::Nchw,
+        LayoutChoice::Nhwc => Layout::Nhwc,
+        LayoutChoice::Auto => match (is_ch(dims[1]), is_ch(dims[3])) {
+            (true, false) => Layout::Nchw,
+            (false, true) => Layout::Nhwc,
+            _ => {
+                return Err(Error::model(
+                    &g.path,
+                    format!(
+                        "cannot tell the layout of input '{}' with shape {}; set [model] layout = \"nchw\" or \"nhwc\"",
+                        inp.name,
+                        fmt_dims(&dims)
+                    ),
+                ))
+            }
+        },
+    };
+    let (c, h, w) = match layout {
+        Layout::Nchw => (dims[1], dims[2], dims[3]),
+        Layout::Nhwc => (dims[3], dims[1], dims[2]),
+    };
+    let channels = match c {
+        Some(c @ (1 | 3)) => c as usize,
+        _ => {
+            return Err(Error::model(
+                &g.path,
+                format!(
+                    "input '{}' with shape {} does not have 1 or 3 channels: not an image input",
+                    inp.name,
+                    fmt_dims(&dims)
+                ),
+            ))
+        }
+    };
+    let (width, height) = match (w, h, size) {
+        (_, _, Some([sw, sh])) => {
+            if let (Some(w), Some(h)) = (w, h) {
+                if (w as usize, h as usize) != (sw, sh) {
+                    return Err(Error::model(
+                        &g.path,
+                        format!("config input_size {sw}x{sh} differs from the model's fixed {w}x{h}"),
+                    ));
+                }
+            }
+            (sw, sh)
+        }
+        (Some(w), Some(h), None) => (w as usize, h as usize),
+        _ => {
+            return Err(Error::model(
+                &g.path,
+                format!(
+                    "input '{}' has a symbolic size ({}); set [model] input_size = [width, height]",
+                    inp.name,
+                    fmt_dims(&dims)
+                ),
+            ))
+        }
+    };
+    Ok(InputSpec { name: inp.name.clone(), layout, channels, width, height })
+}
+
+fn fmt_dims(d: &[Option<i64>]) -> String {
+    d.iter().map(|x| x.map(|v| v.to_string()).unwrap_or_else(|| "?".into())).collect::<Vec<_>>().join("x")
+}
