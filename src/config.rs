@@ -10,6 +10,7 @@
 //! working directory; paths given on the command line are relative to the working
 //! directory, as usual.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ use crate::stage::localise::{Keep, Normalise, Preset, Recipe, Threshold};
 use crate::stage::maps::MapMethod;
 use crate::stage::model::ModelOptions;
 use crate::stage::preprocess::{PreprocessOptions, Resampling};
+use crate::truth::annotations::Format;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +37,26 @@ pub struct Config {
     pub cam: CamConfig,
     pub run: RunConfig,
     pub decode: DecodeOptions,
+    /// Annotations whose classes every image also gets boxes for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth: Option<TruthConfig>,
+}
+
+/// `[truth]`: ground truth for the run. Every image the annotations name also gets boxes
+/// (and maps) for the model classes its truth labels mean, whatever the prediction: what
+/// GT-known evaluation and the threshold sweep need, for every class of a study at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TruthConfig {
+    /// The annotations (RSNA or NIH CSV, generic CSV, VOC folder or .xml, COCO .json).
+    pub annotations: PathBuf,
+    /// `rsna`, `nih`, `generic`, `voc` or `coco`; told from the file when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    /// `truth_label,model_class` CSV ([`crate::truth::class_map`]); without it a label
+    /// means the model class of the same name (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_map: Option<PathBuf>,
 }
 
 /// `[cam]`: how class maps are computed.
@@ -79,6 +101,10 @@ pub struct LocaliseConfig {
     pub thresholds: Option<Vec<Threshold>>,
     pub components: Option<Keep>,
     pub min_area: Option<f32>,
+    /// wsol's tau per model class (by name or index), as `cambox eval --calibrate` writes
+    /// them; classes not listed use `tau`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taus: Option<BTreeMap<String, f32>>,
 }
 
 impl Default for LocaliseConfig {
@@ -94,6 +120,7 @@ impl Default for LocaliseConfig {
             thresholds: None,
             components: None,
             min_area: None,
+            taus: None,
         }
     }
 }
@@ -122,6 +149,12 @@ impl LocaliseConfig {
         }
         if c.tau.is_some() && c.preset != Preset::Wsol {
             return Err("[localise] tau applies to preset = \"wsol\" only".into());
+        }
+        if c.taus.is_some() && c.preset != Preset::Wsol {
+            return Err("[localise] taus applies to preset = \"wsol\" only".into());
+        }
+        if let Some((k, t)) = c.taus.iter().flatten().find(|(_, t)| !(0.0..1.0).contains(*t)) {
+            return Err(format!("[localise] taus: {k} = {t} must be in [0, 1)"));
         }
         let r = match c.preset {
             Preset::CamPaper => Recipe::cam_paper(),
@@ -201,6 +234,12 @@ impl Config {
         }
         if let Some(d) = cfg.output.dir.as_mut() {
             rebase(d);
+        }
+        if let Some(t) = cfg.truth.as_mut() {
+            rebase(&mut t.annotations);
+            if let Some(m) = t.class_map.as_mut() {
+                rebase(m);
+            }
         }
         Ok(cfg)
     }

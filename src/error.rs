@@ -22,6 +22,10 @@ pub enum Error {
     },
     #[error("output {path}: {message}")]
     Output { path: PathBuf, message: String },
+    #[error("annotations {path}: {message}")]
+    Truth { path: PathBuf, message: String },
+    #[error("class map {path}: {message}")]
+    ClassMap { path: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
 }

@@ -19,7 +19,8 @@
 //!   and the per-image artefacts.
 //! - [`run`] drives a plan: the parallel [`run::pipeline`], [`run::resume`],
 //!   [`run::merge`] of shards, progress and per-stage timing.
-//! - [`eval`] scores a finished run against annotations.
+//! - [`truth`] reads annotations and maps their labels to model classes, for `run --truth`
+//!   and for [`eval`], which scores a finished run against them.
 //!
 //! No module imports one that imports it back (`tests/module_graph.rs` keeps it so).
 
@@ -31,6 +32,7 @@ pub mod plan;
 pub mod stage;
 pub mod output;
 pub mod run;
+pub mod truth;
 pub mod eval;
 
 pub use error::{Error, ImageError, Result};

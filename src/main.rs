@@ -14,14 +14,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use cambox::config::Config;
-use cambox::eval::annotations::Format;
 use cambox::eval::metrics::Convention;
 use cambox::eval::{run_eval, Baseline, EvalError, EvalOptions};
 use cambox::plan::{Overrides, RunPlan};
 use cambox::run::pipeline::{self, RunOptions};
 use cambox::stage::maps::MapMethod;
-use cambox::stage::model::{Head, LayoutChoice, ModelOptions, ModelPlan};
+use cambox::stage::model::{ActivationChoice, FinalOp, Head, LayoutChoice, ModelOptions, ModelPlan};
 use cambox::stage::preprocess::Normaliser;
+use cambox::truth::annotations::Format;
 
 /// Refuses to go on, with a message, on a CPU without the instructions this binary was
 /// compiled for (`.cargo/config.toml` builds for x86-64-v3), rather than die later of an
@@ -104,6 +104,15 @@ enum Command {
         /// On resume, process again the images recorded as errors.
         #[arg(long)]
         retry_errors: bool,
+        /// Annotations: every image they name also gets boxes for its true classes (replaces [truth] annotations).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Format of --truth (default: told from the file).
+        #[arg(long, value_enum)]
+        truth_format: Option<FormatArg>,
+        /// CSV `truth_label,model_class` tying truth labels to model classes (default: same names).
+        #[arg(long)]
+        class_map: Option<PathBuf>,
         /// Input folders or files (replace [input] paths).
         inputs: Vec<PathBuf>,
     },
@@ -136,6 +145,9 @@ enum Command {
         truth: PathBuf,
         #[arg(long, value_enum, default_value = "auto")]
         format: FormatArg,
+        /// CSV `truth_label,model_class` tying truth labels to model classes (default: same names).
+        #[arg(long)]
+        class_map: Option<PathBuf>,
         /// Output folder (default RUN/eval, or RUN/eval-BASELINE).
         #[arg(long, short)]
         out: Option<PathBuf>,
@@ -198,6 +210,17 @@ enum LayoutArg {
     Nhwc,
 }
 
+fn format_of(f: FormatArg) -> Option<Format> {
+    match f {
+        FormatArg::Auto => None,
+        FormatArg::Rsna => Some(Format::Rsna),
+        FormatArg::Nih => Some(Format::Nih),
+        FormatArg::Generic => Some(Format::Generic),
+        FormatArg::Voc => Some(Format::Voc),
+        FormatArg::Coco => Some(Format::Coco),
+    }
+}
+
 fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
     let (i, n): (u32, u32) = (i.parse().map_err(|_| "bad shard index")?, n.parse().map_err(|_| "bad shard count")?);
@@ -237,7 +260,20 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run { config, out, threads, quiet, method, shard, force, retry_errors, inputs } => {
+        Command::Run {
+            config,
+            out,
+            threads,
+            quiet,
+            method,
+            shard,
+            force,
+            retry_errors,
+            truth,
+            truth_format,
+            class_map,
+            inputs,
+        } => {
             // The method is parsed here rather than by clap so that a wrong one is a
             // configuration error (exit 1) like the same mistake in `[cam] method`.
             let method = method
@@ -245,7 +281,9 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .transpose()
                 .map_err(|e| cambox::Error::config(&config, format!("--method: {e}")))?;
             let cfg = Config::load(&config)?;
-            let plan = RunPlan::build(cfg, &config, Overrides { out, inputs, threads, method, shard })?;
+            let truth_format = truth_format.and_then(format_of);
+            let overrides = Overrides { out, inputs, threads, method, shard, truth, truth_format, class_map };
+            let plan = RunPlan::build(cfg, &config, overrides)?;
             limit_malloc_arenas(plan.threads);
             // SIGINT / SIGTERM: stop taking images, finish those in flight, write run.json.
             let cancel = Arc::new(AtomicBool::new(false));
@@ -290,6 +328,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             run,
             truth,
             format,
+            class_map,
             out,
             class,
             truth_label,
@@ -302,14 +341,8 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             gallery,
         } => {
             let mut o = EvalOptions::new(run, truth);
-            o.format = match format {
-                FormatArg::Auto => None,
-                FormatArg::Rsna => Some(Format::Rsna),
-                FormatArg::Nih => Some(Format::Nih),
-                FormatArg::Generic => Some(Format::Generic),
-                FormatArg::Voc => Some(Format::Voc),
-                FormatArg::Coco => Some(Format::Coco),
-            };
+            o.format = format_of(format);
+            o.class_map = class_map;
             o.baseline = baseline.map(|b| match b {
                 BaselineArg::Centre => Baseline::Centre,
                 BaselineArg::Whole => Baseline::Whole,
@@ -355,8 +388,20 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     println!(
         "logits:         '{}'{}",
         r.logits_tensor,
-        if r.output_is_softmax { " (the output is its softmax)" } else { "" }
+        match r.output_activation {
+            FinalOp::Softmax => " (the output is its softmax)",
+            FinalOp::Sigmoid => " (the output is its per-class sigmoid)",
+            FinalOp::None => "",
+        }
     );
+    let activation =
+        cambox::plan::activation(ActivationChoice::Auto, r.output_activation).expect("auto follows the graph");
+    let how = match r.output_activation {
+        FinalOp::Sigmoid => "per-class sigmoid of the logits: multi-label",
+        FinalOp::Softmax => "softmax over the classes",
+        FinalOp::None => "the model outputs raw logits; set [model] activation = \"sigmoid\" if it is multi-label",
+    };
+    println!("activation:     {} ({how})", activation.name());
     println!("classes:        {}", r.num_classes);
     println!("cut check:      logits from the cut equal the full model's within {:.1e} (relative)", r.probe_rel_diff);
     let methods: Vec<&str> = MapMethod::applicable(&m.cut.head).iter().map(|m| m.name()).collect();

@@ -105,7 +105,7 @@ fn softmax_output_uses_the_logits_before_it() {
     check_cam_fixture("gap_gemm_softmax");
     let (path, _) = fixture("gap_gemm_softmax");
     let plan = load(&path).unwrap();
-    assert!(plan.cut.output_is_softmax);
+    assert_eq!(plan.cut.final_op, cambox::stage::model::FinalOp::Softmax);
     assert_eq!(plan.cut.logits, "scores_pre");
 }
 

@@ -1,7 +1,7 @@
 //! Why `cambox eval` could not produce a report.
 //!
 //! Problems with single annotation rows are not errors: they are counted in
-//! [`super::annotations::Issues`] and reported. An [`EvalError`] is what stops the
+//! [`crate::truth::annotations::Issues`] and reported. An [`EvalError`] is what stops the
 //! evaluation: a file that cannot be read at all, an annotation file of no known format,
 //! a run folder without `boxes.csv`, a bad option.
 
@@ -17,6 +17,8 @@ pub enum EvalError {
     },
     #[error("annotations {path}: {message}")]
     Annotations { path: PathBuf, message: String },
+    #[error("class map {path}: {message}")]
+    ClassMap { path: PathBuf, message: String },
     #[error("run folder {path}: {message}")]
     Run { path: PathBuf, message: String },
     #[error("output {path}: {message}")]
@@ -24,6 +26,17 @@ pub enum EvalError {
     /// A bad option or combination of options (exit status 2).
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<crate::truth::TruthError> for EvalError {
+    fn from(e: crate::truth::TruthError) -> Self {
+        use crate::truth::TruthError as T;
+        match e {
+            T::Io { path, source } => EvalError::Io { path, source },
+            T::Annotations { path, message } => EvalError::Annotations { path, message },
+            T::ClassMap { path, message } => EvalError::ClassMap { path, message },
+        }
+    }
 }
 
 impl EvalError {

@@ -14,7 +14,7 @@ use image::{Rgb, RgbImage};
 
 use super::metrics::Rect;
 use super::run_files::RunFiles;
-use super::summary::metric_rows;
+use super::summary::{class_table, metric_rows};
 use super::{Evaluation, ImageResult};
 use crate::output::artefacts::Artefacts;
 use crate::output::draw::outline;
@@ -232,20 +232,54 @@ fn thumbnail(run: &RunFiles, im: &ImageResult, class: usize, overlay: bool) -> O
 /// The gallery's images: with truth, worst best-IoU first (no box first), then by path.
 pub fn gallery_order(images: &[ImageResult], cap: usize) -> Vec<&ImageResult> {
     let mut v: Vec<&ImageResult> = images.iter().filter(|i| !i.truth.is_empty()).collect();
+    v.sort_by(|a, b| {
+        a.best_iou
+            .unwrap_or(-1.0)
+            .total_cmp(&b.best_iou.unwrap_or(-1.0))
+            .then(a.rel.cmp(&b.rel))
+            .then(a.label.cmp(&b.label))
+    });
+    v.truncate(cap);
+    v
+}
+
+/// The gallery of an evaluation of several classes: each class's worst pairs (its share
+/// of the cap, at least 6), so that filtering by class shows that class's failures.
+pub fn gallery_by_class(images: &[ImageResult], classes: usize, cap: usize) -> Vec<&ImageResult> {
+    let share = cap.div_ceil(classes.max(1)).max(6);
+    let mut v: Vec<&ImageResult> = (0..classes).flat_map(|c| gallery_order_of(images, c, share)).collect();
+    v.sort_by(|a, b| a.best_iou.unwrap_or(-1.0).total_cmp(&b.best_iou.unwrap_or(-1.0)).then(a.rel.cmp(&b.rel)));
+    v
+}
+
+fn gallery_order_of(images: &[ImageResult], class: usize, cap: usize) -> Vec<&ImageResult> {
+    let mut v: Vec<&ImageResult> = images.iter().filter(|i| i.class_index == class && !i.truth.is_empty()).collect();
     v.sort_by(|a, b| a.best_iou.unwrap_or(-1.0).total_cmp(&b.best_iou.unwrap_or(-1.0)).then(a.rel.cmp(&b.rel)));
     v.truncate(cap);
     v
 }
+
+/// Shows only the gallery cards of the class chosen in the filter, or of the class named
+/// in the page's fragment (`report.html#class=Nodule`), so a link can open the page
+/// filtered. Inline, as everything in the page.
+const FILTER_JS: &str = "function camboxFilter(c){var n=0;document.querySelectorAll('.card').forEach(function(e){\
+var on=(c==='*'||e.getAttribute('data-class')===c);e.style.display=on?'':'none';if(on)n++;});\
+var s=document.getElementById('class-filter');if(s&&s.value!==c)s.value=c;\
+var k=document.getElementById('shown');if(k)k.textContent=n;}\
+function camboxFromHash(){var m=/class=([^&]*)/.exec(location.hash);camboxFilter(m?decodeURIComponent(m[1]):'*');}\
+window.addEventListener('hashchange',camboxFromHash);document.addEventListener('DOMContentLoaded',camboxFromHash);";
 
 /// The whole page.
 pub fn render(ev: &Evaluation, run: &RunFiles, gallery_cap: usize) -> String {
     let s = &ev.summary;
     let p = &s.protocol;
     let mut h = String::new();
+    let title = p.class_name.clone().unwrap_or_else(|| format!("{} classes", s.per_class.len()));
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>cambox eval: {}</title><style>{CSS}</style></head><body>",
-        esc(&p.class_name)
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>cambox eval: {}</title><style>{CSS}</style>\
+         <script>{FILTER_JS}</script></head><body>",
+        esc(&title)
     );
     let _ = write!(
         h,
@@ -255,11 +289,25 @@ pub fn render(ev: &Evaluation, run: &RunFiles, gallery_cap: usize) -> String {
     let meta = [
         format!("run: {}", s.run.display()),
         format!("truth: {} ({})", s.truth.display(), s.format.name()),
-        format!("class {} '{}'; box convention: {}; {}", p.class_index, p.class_name, p.convention, p.detection),
+        match (p.class_index, &p.class_name) {
+            (Some(k), Some(n)) => format!("class {k} '{n}'; box convention: {}; {}", p.convention, p.detection),
+            _ => format!(
+                "{} classes, per truth label ({} model); box convention: {}; {}",
+                s.per_class.len(),
+                p.activation,
+                p.convention,
+                p.detection
+            ),
+        },
         format!("localisation: {}; RSNA confidence: {}", p.localisation, p.rsna_confidence),
         format!(
-            "{} images evaluated: {} with truth, {} negatives; {} truth boxes, {} predicted boxes",
-            s.counts.evaluated, s.counts.with_truth, s.counts.negatives, s.counts.truth_boxes, s.counts.predicted_boxes
+            "{} images evaluated ({} pairs): {} with truth, {} negatives; {} truth boxes, {} predicted boxes",
+            s.counts.evaluated_images,
+            s.counts.pairs.evaluated,
+            s.counts.pairs.with_truth,
+            s.counts.pairs.negatives,
+            s.counts.pairs.truth_boxes,
+            s.counts.pairs.predicted_boxes
         ),
     ];
     for m in meta {
@@ -268,8 +316,33 @@ pub fn render(ev: &Evaluation, run: &RunFiles, gallery_cap: usize) -> String {
     for n in &s.notes {
         let _ = write!(h, "<p class='note'>note: {}</p>", esc(n));
     }
-    h.push_str("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th><th>detail</th></tr>");
-    for (m, v, d) in metric_rows(s) {
+    if ev.per_label {
+        let (head, rows) = class_table(s);
+        h.push_str("<h2>Per class</h2><table id='per-class'><tr>");
+        for c in &head {
+            let _ = write!(h, "<th>{}</th>", esc(c));
+        }
+        h.push_str("</tr>");
+        for r in rows {
+            let _ = write!(h, "<tr data-class='{}'>", esc(&r[0]));
+            for (i, c) in r.iter().enumerate() {
+                let _ = write!(h, "<td{}>{}</td>", if i >= 3 { " class='v'" } else { "" }, esc(c));
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+        if !s.unmapped_labels.is_empty() {
+            let l: Vec<String> = s.unmapped_labels.iter().map(|(l, n)| format!("'{l}' ({n} boxes)")).collect();
+            let _ = write!(
+                h,
+                "<p class='note'>truth labels that mean no model class, not evaluated: {}</p>",
+                esc(&l.join(", "))
+            );
+        }
+    }
+    let over = if ev.per_label { "Metrics over all pairs" } else { "Metrics" };
+    let _ = write!(h, "<h2>{over}</h2><table><tr><th>metric</th><th>value</th><th>detail</th></tr>");
+    for (m, v, d) in metric_rows(&s.metrics, &s.counts.pairs, p.sweep_step) {
         let _ = write!(h, "<tr><td>{}</td><td class='v'>{}</td><td>{}</td></tr>", esc(&m), esc(&v), esc(&d));
     }
     h.push_str("</table>");
@@ -303,34 +376,50 @@ pub fn render(ev: &Evaluation, run: &RunFiles, gallery_cap: usize) -> String {
     }
     h.push_str("</table>");
 
-    let shown = gallery_order(&ev.images, gallery_cap);
+    let shown = if ev.per_label {
+        gallery_by_class(&ev.images, ev.classes.len(), gallery_cap)
+    } else {
+        gallery_order(&ev.images, gallery_cap)
+    };
     let _ = write!(
         h,
-        "<h2>Gallery: {} of {} images with truth, worst IoU first</h2><p class='meta'>\
-         <span class='key' style='background:rgb(0,230,0)'></span>truth<span class='key' style='background:rgb(255,30,30)'></span>predicted</p><div class='gallery'>",
+        "<h2>Gallery: <span id='shown'>{}</span> of {} {} with truth, worst IoU first</h2><p class='meta'>\
+         <span class='key' style='background:rgb(0,230,0)'></span>truth<span class='key' style='background:rgb(255,30,30)'></span>predicted</p>",
         shown.len(),
-        s.counts.with_truth
+        s.counts.pairs.with_truth,
+        if ev.per_label { "pairs" } else { "images" }
     );
+    if ev.per_label {
+        h.push_str("<p class='meta'><label for='class-filter'>class </label><select id='class-filter' onchange='camboxFilter(this.value)'><option value='*'>all classes</option>");
+        for c in &ev.classes {
+            let _ = write!(h, "<option value='{0}'>{0}</option>", esc(&c.name));
+        }
+        h.push_str("</select></p>");
+    }
+    h.push_str("<div class='gallery'>");
     for im in shown {
         let cap = format!(
-            "{} — IoU {} · p {} · truth {} · boxes {}",
+            "{}{} — IoU {} · p {} · truth {} · boxes {}",
             im.rel,
+            if ev.per_label { format!(" · {}", im.label) } else { String::new() },
             im.best_iou.map(|v| format!("{v:.3}")).unwrap_or_else(|| "none".into()),
             im.probability.map(|v| format!("{v:.3}")).unwrap_or_else(|| "?".into()),
             im.truth.len(),
             im.preds.len()
         );
-        match thumbnail(run, im, p.class_index, p.baseline.is_none()) {
+        let class = im.class.unwrap_or(ev.classes[im.class_index].classes[0]);
+        let card = format!("<div class='card' data-class='{}'>", esc(&im.label));
+        match thumbnail(run, im, class, p.baseline.is_none()) {
             Some((b64, what)) => {
                 let _ = write!(
                     h,
-                    "<div class='card'><img alt='{}' src='data:image/jpeg;base64,{b64}'><div class='cap'>{} ({what})</div></div>",
+                    "{card}<img alt='{}' src='data:image/jpeg;base64,{b64}'><div class='cap'>{} ({what})</div></div>",
                     esc(&im.rel),
                     esc(&cap)
                 );
             }
             None => {
-                let _ = write!(h, "<div class='card'><div class='cap'>{} (image not found)</div></div>", esc(&cap));
+                let _ = write!(h, "{card}<div class='cap'>{} (image not found)</div></div>", esc(&cap));
             }
         }
     }
@@ -359,6 +448,12 @@ mod tests {
     fn im(rel: &str, iou: Option<f64>, truth: bool) -> ImageResult {
         ImageResult {
             rel: rel.into(),
+            label: "c".into(),
+            class_index: 0,
+            class: None,
+            detected: false,
+            top1_loc: None,
+            top5_loc: None,
             width: 10,
             height: 10,
             truth: if truth { vec![Rect::new(0.0, 0.0, 5.0, 5.0)] } else { vec![] },

@@ -33,20 +33,7 @@ pub const CXR8_IOU_THRESHOLD: f64 = 0.5;
 /// doubles nearest these decimals, as `np.round(np.arange(0.4, 0.76, 0.05), 2)` gives).
 pub const RSNA_IOU_THRESHOLDS: [f64; 8] = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75];
 
-/// A box `[x1, x2) x [y1, y2)` (or inclusive, depending on the [`Convention`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Rect {
-    pub x1: f64,
-    pub y1: f64,
-    pub x2: f64,
-    pub y2: f64,
-}
-
-impl Rect {
-    pub fn new(x1: f64, y1: f64, x2: f64, y2: f64) -> Rect {
-        Rect { x1, y1, x2, y2 }
-    }
-}
+pub use crate::truth::Rect;
 
 /// A predicted box with the confidence that orders it (RSNA matching).
 #[derive(Debug, Clone, Copy, PartialEq)]

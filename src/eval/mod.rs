@@ -1,17 +1,31 @@
 //! `cambox eval`: scores a run's boxes against ground-truth annotations.
 //!
 //! It reads what `cambox run` wrote (`images.csv`, `boxes.csv`, `run.json`, and `maps/`
-//! when saved), the annotations ([`annotations`]: RSNA, NIH, generic CSV, VOC, COCO),
-//! pairs the two ([`matching`]), computes the published metrics ([`metrics`], pure
-//! functions checked against an independent numpy reference), sweeps the CAM threshold
-//! over the saved maps ([`sweep`]), and writes `per_image.csv`, `summary.json`,
-//! `unmatched.csv`, `report.html` and, with `--calibrate`, `calibrated.toml` ([`report`],
-//! [`html`]).
+//! when saved), the annotations ([`crate::truth::annotations`]: RSNA, NIH, generic CSV,
+//! VOC, COCO), pairs the two ([`crate::truth::matching`]), computes the published metrics
+//! ([`metrics`], pure functions checked against an independent numpy reference), sweeps
+//! the CAM threshold over the saved maps ([`sweep`]), and writes `per_image.csv`,
+//! `summary.json`, `unmatched.csv`, `report.html` and, with `--calibrate`,
+//! `calibrated.toml` ([`report`], [`html`]).
 //!
 //! Which boxes count, and why:
-//! - **Evaluated class.** `--class NAME|INDEX`; by default the one class present in
-//!   `boxes.csv` (an error when there are several). Truth boxes are all boxes of the
-//!   annotations, or those with `--truth-label`.
+//! - **Evaluated classes.** When the truth labels its boxes (NIH findings, VOC and COCO
+//!   names, a generic `label` column) and the labels mean model classes (by the class
+//!   map, `--class-map`, or by name), every such label is evaluated: each (image, label)
+//!   pair is scored against the boxes of the label's model class, and the metrics are
+//!   given per label, as their mean over labels (macro), and over all pairs (the top
+//!   level of `summary.json`, micro). A label that means several model classes (VOC's
+//!   "cat": ImageNet 281-285) is scored with the boxes of the one most probable on the
+//!   image among those the run localised. Labels that mean no class are reported, not
+//!   dropped silently. Otherwise (unlabelled truth such as RSNA's, or `--class
+//!   NAME|INDEX`) one class is evaluated against every truth box (or those with
+//!   `--truth-label`), by default the one class present in `boxes.csv`.
+//! - **GT-known, Top-1 and Top-5 localisation** (ILSVRC, wsolevaluation): GT-known Loc is
+//!   BoxAcc at 0.5 of each pair's own class; Top-1 Loc also needs the classifier right:
+//!   the top-1 class is one of the label's classes and its box reaches IoU 0.5 (for a
+//!   multi-label model, whose classes are decided one by one, the label's class has
+//!   probability >= `--min-score` and its box reaches 0.5); Top-5 Loc (softmax models)
+//!   takes any of the five most probable classes that is one of the label's.
 //! - **Localisation (BoxAcc, CorLoc, MaxBoxAcc): GT-known protocol** (wsolevaluation). Every
 //!   box of the evaluated class counts whatever the class probability; images without
 //!   truth take no part. The run must have localised that class on every image
@@ -35,28 +49,33 @@
 //!   reproduces wsolevaluation's arithmetic (+1 in areas, its clipping of predicted boxes
 //!   to `width - 1`); every output says which was used.
 
-pub mod annotations;
 pub mod baseline;
 pub mod error;
 pub mod html;
-pub mod matching;
 pub mod metrics;
 pub mod report;
 pub mod run_files;
 pub mod summary;
 pub mod sweep;
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use crate::defaults;
+use crate::labels::Labels;
 use crate::output::artefacts::Artefacts;
-use annotations::Format;
+use crate::stage::maps::Activation;
+use crate::truth::annotations::{self, Format, TruthBox};
+use crate::truth::class_map::ClassMap;
+use crate::truth::matching::{Pairing, Processed};
 pub use baseline::Baseline;
 pub use error::EvalError;
 use metrics::{as_predicted, Case, Convention, Rect, Scored, BOX_ACC_DELTAS};
-use run_files::{RunFiles, RunImage};
-pub use summary::{Classification, Counts, Cxr8Row, Listed, MaxBoxAcc, Protocol, Summary, Unmatched};
+use run_files::{RunBox, RunFiles, RunImage};
+pub use summary::{
+    ClassSummary, Classification, Counts, Cxr8Row, Listed, MaxBoxAcc, MeanMetrics, Metrics, PairCounts, Protocol,
+    Summary, Unmatched,
+};
 use sweep::{SweepInput, SweepResult};
 
 /// Everything `cambox eval` is asked to do.
@@ -67,9 +86,11 @@ pub struct EvalOptions {
     pub truth: PathBuf,
     /// `None`: detect from the header or extension.
     pub format: Option<Format>,
+    /// `truth_label,model_class` CSV; without it labels mean the classes of the same name.
+    pub class_map: Option<PathBuf>,
     /// Where to write; default `<run>/eval` (or `<run>/eval-<baseline>`).
     pub out: Option<PathBuf>,
-    /// Class name or index whose boxes are evaluated.
+    /// Class name or index whose boxes are evaluated (one class only).
     pub class: Option<String>,
     /// Only truth boxes with this label.
     pub truth_label: Option<String>,
@@ -89,6 +110,7 @@ impl EvalOptions {
             run,
             truth,
             format: None,
+            class_map: None,
             out: None,
             class: None,
             truth_label: None,
@@ -103,61 +125,77 @@ impl EvalOptions {
     }
 }
 
-/// One evaluated image.
+/// One class of an evaluation: a truth label and the model classes it means, or one
+/// model class scored against every truth box (`truth_label` then filters, if given).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalClass {
+    /// The label, or the model class's name: the key of `per_class`.
+    pub name: String,
+    /// The truth boxes of this class are those with this label; `None`: every box.
+    pub truth_label: Option<String>,
+    /// The model classes it means (at least one).
+    pub classes: Vec<usize>,
+}
+
+/// One evaluated (image, class) pair.
 #[derive(Debug, Clone)]
 pub struct ImageResult {
     pub rel: String,
+    /// The [`EvalClass`] name.
+    pub label: String,
+    /// Index of the evaluation class (in `Evaluation::classes`).
+    pub class_index: usize,
     pub width: u32,
     pub height: u32,
     pub truth: Vec<Rect>,
+    /// The model class whose boxes are scored: the most probable of the class's that the
+    /// run localised on this image.
+    pub class: Option<usize>,
     /// Boxes of the evaluated class (GT-known), as compared (convention applied).
     pub preds: Vec<Scored>,
     /// Probability of the evaluated class, when the run recorded it.
     pub probability: Option<f64>,
-    /// The evaluated class is the image's top-1 class.
+    /// The classifier says yes: the top-1 class is one of the class's (softmax), or its
+    /// probability is at least `--min-score` (sigmoid).
     pub predicted_positive: bool,
+    /// The boxes count as detections (probability >= min score).
+    pub detected: bool,
     pub best_iou: Option<f64>,
     pub best_iobb: Option<f64>,
     /// At delta 0.3, 0.5, 0.7; `None` without truth.
     pub hits: Option<[bool; 3]>,
+    /// Top-1 / Top-5 localisation of the pair; `None` without truth (Top-5: or for a
+    /// sigmoid model).
+    pub top1_loc: Option<bool>,
+    pub top5_loc: Option<bool>,
     /// RSNA image score of the detections; `None` when left out.
     pub rsna: Option<f64>,
     /// Boxes that count as detections (probability >= min score).
     pub detections: usize,
 }
 
+impl ImageResult {
+    /// The pair as the GT-known metrics see it (every box).
+    pub fn known_case(&self) -> Case {
+        Case { truth: self.truth.clone(), preds: self.preds.clone() }
+    }
+
+    /// The pair as the detection metrics see it (boxes only when the classifier says yes).
+    pub fn detect_case(&self) -> Case {
+        Case { truth: self.truth.clone(), preds: if self.detected { self.preds.clone() } else { Vec::new() } }
+    }
+}
+
 /// What `run_eval` produced.
 pub struct Evaluation {
     pub out_dir: PathBuf,
     pub summary: Summary,
+    pub classes: Vec<EvalClass>,
+    /// Evaluated per truth label (else one class against every truth box).
+    pub per_label: bool,
+    /// Pairs, image by image (in `images.csv` order), each image's classes in class order.
     pub images: Vec<ImageResult>,
-    pub unmatched: matching::Pairing,
-}
-
-/// The class to evaluate: `--class`, else the one class in `boxes.csv`.
-fn resolve_class(run: &RunFiles, given: Option<&str>) -> Result<(usize, String), EvalError> {
-    let name_of = |k: usize| run.class_names.get(&k).cloned().unwrap_or_else(|| format!("class_{k}"));
-    if let Some(g) = given {
-        if let Ok(k) = g.parse::<usize>() {
-            return Ok((k, name_of(k)));
-        }
-        return run.class_names.iter().find(|(_, n)| n.as_str() == g).map(|(k, n)| (*k, n.clone())).ok_or_else(|| {
-            EvalError::Usage(format!("--class '{g}': no class of that name in boxes.csv or the labels"))
-        });
-    }
-    let present: BTreeSet<usize> = run.boxes.values().flatten().map(|b| b.class).collect();
-    match present.len() {
-        1 => {
-            let k = *present.iter().next().expect("one");
-            Ok((k, name_of(k)))
-        }
-        0 => Err(EvalError::Usage("boxes.csv has no boxes: give the evaluated class with --class NAME|INDEX".into())),
-        _ => Err(EvalError::Usage(format!(
-            "boxes.csv holds boxes of {} classes ({}): choose one with --class NAME|INDEX",
-            present.len(),
-            present.iter().map(|&k| format!("{k} '{}'", name_of(k))).collect::<Vec<_>>().join(", ")
-        ))),
-    }
+    pub unmatched: Pairing,
 }
 
 fn check_options(o: &EvalOptions) -> Result<(), EvalError> {
@@ -177,6 +215,97 @@ fn check_options(o: &EvalOptions) -> Result<(), EvalError> {
     Ok(())
 }
 
+/// The model's class names as the run knew them (its labels file, else the names in
+/// `boxes.csv`; unknown names are empty and mean nothing).
+fn run_labels(run: &RunFiles) -> Labels {
+    let n = run
+        .manifest
+        .as_ref()
+        .map(|m| m.model.cut.report.num_classes)
+        .unwrap_or(0)
+        .max(run.class_names.keys().next_back().map_or(0, |k| k + 1));
+    Labels::from_names((0..n).map(|k| run.class_names.get(&k).cloned().unwrap_or_default()).collect())
+}
+
+/// The one model class of a single-class evaluation: `--class`, else the one class in
+/// `boxes.csv`.
+fn single_class(run: &RunFiles, given: Option<&str>) -> Result<(usize, String), EvalError> {
+    let name_of = |k: usize| run.class_names.get(&k).cloned().unwrap_or_else(|| format!("class_{k}"));
+    if let Some(g) = given {
+        if let Ok(k) = g.parse::<usize>() {
+            return Ok((k, name_of(k)));
+        }
+        return run.class_names.iter().find(|(_, n)| n.as_str() == g).map(|(k, n)| (*k, n.clone())).ok_or_else(|| {
+            EvalError::Usage(format!("--class '{g}': no class of that name in boxes.csv or the labels"))
+        });
+    }
+    let present: BTreeSet<usize> = run.boxes.values().flatten().map(|b| b.class).collect();
+    match present.len() {
+        1 => {
+            let k = *present.iter().next().expect("one");
+            Ok((k, name_of(k)))
+        }
+        0 => Err(EvalError::Usage("boxes.csv has no boxes: give the evaluated class with --class NAME|INDEX".into())),
+        _ => Err(EvalError::Usage(format!(
+            "boxes.csv holds boxes of {} classes ({}) and the truth names none of them: choose one with --class \
+             NAME|INDEX, or tie the truth labels to classes with --class-map",
+            present.len(),
+            present.iter().map(|&k| format!("{k} '{}'", name_of(k))).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// What an evaluation scores.
+struct Classes {
+    classes: Vec<EvalClass>,
+    /// Truth labels that mean no model class, with their box counts.
+    unmapped: BTreeMap<String, usize>,
+    /// Per truth label (else one class against every truth box).
+    per_label: bool,
+}
+
+/// The classes to evaluate: per label when the truth's labels mean model classes (or a
+/// class map is given) and `--class` is not; otherwise one class.
+fn eval_classes(
+    run: &RunFiles,
+    ann: &annotations::Annotations,
+    o: &EvalOptions,
+    notes: &mut Vec<String>,
+) -> Result<Classes, EvalError> {
+    let labels: Vec<&str> = ann.images.iter().flat_map(|i| &i.boxes).filter_map(|b| b.label.as_deref()).collect();
+    if o.class.is_none() && !labels.is_empty() {
+        let map = ClassMap::load(o.class_map.as_deref(), &run_labels(run))?;
+        let r = map.resolve(labels.iter().copied());
+        if !r.mapped.is_empty() || o.class_map.is_some() {
+            let classes: Vec<EvalClass> = r
+                .mapped
+                .into_iter()
+                .filter(|(l, _)| o.truth_label.as_ref().is_none_or(|t| t == l))
+                .map(|(l, classes)| EvalClass { name: l.clone(), truth_label: Some(l), classes })
+                .collect();
+            if classes.is_empty() {
+                return Err(EvalError::Usage(match &o.truth_label {
+                    Some(t) => format!("--truth-label '{t}' is not a truth label that means a model class"),
+                    None => "no truth label means a model class: check the class map".into(),
+                }));
+            }
+            let unlabelled = ann.images.iter().flat_map(|i| &i.boxes).filter(|b| b.label.is_none()).count();
+            if unlabelled > 0 {
+                notes.push(format!("truth boxes without a label, not evaluated per label: {unlabelled}"));
+            }
+            return Ok(Classes { classes, unmapped: r.unmapped, per_label: true });
+        }
+        notes.push(format!(
+            "the truth labels ({}) name no model class: every truth box is scored against one class; give \
+             --class-map to evaluate per label",
+            r.unmapped.keys().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let (k, name) = single_class(run, o.class.as_deref())?;
+    let classes = vec![EvalClass { name, truth_label: o.truth_label.clone(), classes: vec![k] }];
+    Ok(Classes { classes, unmapped: BTreeMap::new(), per_label: false })
+}
+
 /// Runs the evaluation and writes its files.
 pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
     check_options(o)?;
@@ -192,36 +321,36 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
         None => annotations::detect(&o.truth)?,
     };
     let ann = annotations::load(&o.truth, format)?;
-    let (class, class_name) = resolve_class(&run, o.class.as_deref())?;
+    let mut notes = Vec::new();
+    let Classes { classes, unmapped, per_label } = eval_classes(&run, &ann, o, &mut notes)?;
     let out_dir = o.out.clone().unwrap_or_else(|| match o.baseline {
         Some(b) => o.run.join(format!("eval-{}", b.name())),
         None => o.run.join("eval"),
     });
     let mut issues = ann.issues.clone();
-    let pairing = matching::pair(&ann, &run.images, &mut issues);
-    let mut notes = Vec::new();
-    let items = evaluated_items(&run, &pairing, o, &mut notes);
-    let centre = match o.baseline {
-        Some(Baseline::Centre) => Some(
-            baseline::mean_relative_size(items.iter().flat_map(|i| i.truth.iter().map(|r| (*r, i.w, i.h))))
-                .ok_or_else(|| {
-                    EvalError::Usage("--baseline centre needs truth boxes to take their average size".into())
-                })?,
-        ),
-        _ => None,
+    let processed: Vec<Processed> =
+        run.images.iter().map(|i| Processed { rel: &i.rel, ok: i.ok, width: i.width, height: i.height }).collect();
+    let pairing = crate::truth::matching::pair(&ann, &processed, &mut issues);
+    let mut items = evaluated_items(&run, &pairing, o, &mut notes);
+    let wanted: BTreeSet<usize> = classes.iter().flat_map(|c| c.classes.iter().copied()).collect();
+    let mut probabilities = run.probabilities(&wanted)?;
+    for it in &mut items {
+        it.probs = probabilities.remove(&it.img.rel).unwrap_or_default();
+    }
+    let params = ScoreParams {
+        min_score: o.min_score,
+        convention: o.convention,
+        activation: run.manifest.as_ref().and_then(|m| m.model.activation).unwrap_or_default(),
+        baseline: o.baseline,
     };
-    let scored = score_images(&run, &items, class, centre, o);
-    let images = scored.images;
-    notes.extend(image_notes(&run, &images, class, &class_name, o));
+    let centres = centre_sizes(&items, &classes, o.baseline)?;
+    let images = score(&items, &run.boxes, &classes, &centres, &params);
+    notes.extend(image_notes(&run, &images, &classes, per_label, &params, o));
 
-    let c = o.convention;
-    let box_acc = BOX_ACC_DELTAS.map(|d| metrics::box_acc(&scored.known, d, c));
-    let box_acc_mean = metrics::box_acc_mean(&scored.known, c);
-    let (rsna_score, scored_rsna) = metrics::rsna_score(&scored.detect, c);
     let sweep = if o.baseline.is_none() && maps_dir.is_dir() {
-        let s = threshold_sweep(&o.run, &images, class, o);
-        if s.without_map > 0 {
-            notes.push(format!("images with truth but no usable map (misses in the sweep): {}", s.without_map));
+        let s = threshold_sweep(&o.run, &images, &classes, o);
+        if s.0.without_map > 0 {
+            notes.push(format!("pairs with truth but no usable map (misses in the sweep): {}", s.0.without_map));
         }
         Some(s)
     } else {
@@ -231,34 +360,49 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
         }
         None
     };
-    let max_box_acc = max_box_acc(sweep.as_ref(), o.baseline, box_acc, box_acc_mean);
+    let all: Vec<&ImageResult> = images.iter().collect();
+    let mut metrics = metrics_of(&all, &params);
+    metrics.max_box_acc = max_box_acc(sweep.as_ref().map(|s| &s.0), o.baseline, &metrics);
+    let per_class: BTreeMap<String, ClassSummary> = classes
+        .iter()
+        .enumerate()
+        .map(|(c, class)| {
+            let pairs: Vec<&ImageResult> = images.iter().filter(|i| i.class_index == c).collect();
+            let mut m = metrics_of(&pairs, &params);
+            m.max_box_acc = max_box_acc(sweep.as_ref().map(|s| &s.1[c]), o.baseline, &m);
+            let summary = ClassSummary {
+                model_classes: class.classes.clone(),
+                model_class_names: class
+                    .classes
+                    .iter()
+                    .map(|k| run.class_names.get(k).cloned().unwrap_or_default())
+                    .collect(),
+                centre_baseline_size: centres[c].map(|(w, h)| [w, h]),
+                counts: pair_counts(&pairs),
+                metrics: m,
+            };
+            (class.name.clone(), summary)
+        })
+        .collect();
+    let mean_over_classes = MeanMetrics::of(per_class.values().map(|c| &c.metrics));
     let counts = Counts {
         processed: run.images.len(),
         processed_ok: run.images.iter().filter(|i| i.ok).count(),
         annotated_images: ann.images.len(),
-        evaluated: images.len(),
-        with_truth: images.iter().filter(|i| !i.truth.is_empty()).count(),
-        negatives: images.iter().filter(|i| i.truth.is_empty()).count(),
-        truth_boxes: images.iter().map(|i| i.truth.len()).sum(),
-        predicted_boxes: images.iter().map(|i| i.preds.len()).sum(),
-        detections: images.iter().map(|i| i.detections).sum(),
-        scored_rsna,
+        evaluated_images: items.len(),
+        pairs: pair_counts(&all),
     };
     let summary = Summary {
         cambox_version: env!("CARGO_PKG_VERSION"),
         run: o.run.clone(),
         truth: o.truth.clone(),
         format,
-        protocol: protocol(class, class_name, o, centre),
+        protocol: protocol(&classes, per_label, o, &centres, params.activation),
         counts,
-        classification: classification(&images),
-        mean_best_iou: metrics::mean(images.iter().filter(|i| !i.truth.is_empty()).map(|i| i.best_iou.unwrap_or(0.0))),
-        corloc: box_acc[1],
-        box_acc,
-        box_acc_mean,
-        max_box_acc,
-        chestxray8: chestxray8_rows(&scored.detect, c),
-        rsna_score,
+        metrics,
+        per_class,
+        mean_over_classes,
+        unmapped_labels: unmapped,
         annotation_issues: issues,
         unmatched: Unmatched {
             annotated_not_processed: Listed::of(&pairing.not_processed),
@@ -266,44 +410,36 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
             processed_not_annotated: Listed::of(&pairing.not_annotated),
         },
         notes,
-        sweep,
+        sweep: sweep.map(|s| s.0),
     };
-    let ev = Evaluation { out_dir, summary, images, unmatched: pairing };
+    let ev = Evaluation { out_dir, summary, classes, per_label, images, unmatched: pairing };
     report::write_all(&ev, &run, o)?;
     Ok(ev)
 }
 
-/// An image taking part: its row of the run, its truth (label-filtered) and size.
-struct Item<'a> {
-    img: &'a RunImage,
-    truth: Vec<Rect>,
-    w: u32,
-    h: u32,
+/// An image taking part: its row of the run, its truth boxes and size.
+pub struct Item<'a> {
+    pub img: &'a RunImage,
+    pub truth: Vec<TruthBox>,
+    pub w: u32,
+    pub h: u32,
+    /// Probabilities of the evaluated classes from `probabilities.csv`, when written.
+    pub probs: HashMap<usize, f64>,
 }
 
 /// The images evaluated: annotated (or, with `--unannotated-negative`, any processed) and
 /// with a size; what is left out is said in `notes`.
 fn evaluated_items<'a>(
     run: &'a RunFiles,
-    pairing: &matching::Pairing,
+    pairing: &Pairing,
     o: &EvalOptions,
     notes: &mut Vec<String>,
 ) -> Vec<Item<'a>> {
     let mut items = Vec::new();
-    let mut label_dropped = 0usize;
     let mut no_size = Vec::new();
     for (img, t) in run.images.iter().zip(&pairing.truth) {
         let truth = match t {
-            Some(t) => t
-                .boxes
-                .iter()
-                .filter(|b| {
-                    let keep = o.truth_label.as_ref().is_none_or(|l| b.label.as_deref() == Some(l.as_str()));
-                    label_dropped += !keep as usize;
-                    keep
-                })
-                .map(|b| b.rect)
-                .collect(),
+            Some(t) => t.boxes.clone(),
             None if o.unannotated_negative && img.ok => Vec::new(),
             None => continue,
         };
@@ -311,111 +447,274 @@ fn evaluated_items<'a>(
             no_size.push(img.rel.clone());
             continue;
         };
-        items.push(Item { img, truth, w, h });
-    }
-    if label_dropped > 0 {
-        notes.push(format!(
-            "truth boxes with another label than '{}', not used: {label_dropped}",
-            o.truth_label.as_deref().unwrap_or("")
-        ));
+        items.push(Item { img, truth, w, h, probs: HashMap::new() });
     }
     if !no_size.is_empty() {
         notes.push(format!("images without a size in images.csv, left out: {}", no_size.len()));
     }
     if let Some(l) = &o.truth_label {
-        if items.iter().all(|i| i.truth.is_empty()) {
+        let dropped = items.iter().flat_map(|i| &i.truth).filter(|b| b.label.as_deref() != Some(l.as_str())).count();
+        if dropped > 0 {
+            notes.push(format!("truth boxes with another label than '{l}', not used: {dropped}"));
+        }
+        if items.iter().all(|i| i.truth.iter().all(|b| b.label.as_deref() != Some(l.as_str()))) {
             notes.push(format!("no truth box has the label '{l}'"));
         }
     }
     items
 }
 
-/// Every evaluated image scored, with its cases for the GT-known metrics (every box) and
-/// for the detection metrics (boxes the classifier would draw).
-struct ScoredImages {
-    images: Vec<ImageResult>,
-    known: Vec<Case>,
-    detect: Vec<Case>,
+/// The centre baseline's box size per class: the mean relative size of that class's
+/// truth boxes.
+fn centre_sizes(
+    items: &[Item],
+    classes: &[EvalClass],
+    baseline: Option<Baseline>,
+) -> Result<Vec<Option<(f64, f64)>>, EvalError> {
+    if baseline != Some(Baseline::Centre) {
+        return Ok(vec![None; classes.len()]);
+    }
+    classes
+        .iter()
+        .map(|c| {
+            baseline::mean_relative_size(
+                items.iter().flat_map(|i| truth_of(&i.truth, c).into_iter().map(|r| (r, i.w, i.h))),
+            )
+            .map(Some)
+            .ok_or_else(|| EvalError::Usage("--baseline centre needs truth boxes to take their average size".into()))
+        })
+        .collect()
 }
 
-fn score_images(
-    run: &RunFiles,
+/// The truth boxes of class `c` among an image's boxes.
+fn truth_of(boxes: &[TruthBox], c: &EvalClass) -> Vec<Rect> {
+    boxes
+        .iter()
+        .filter(|b| c.truth_label.as_ref().is_none_or(|l| b.label.as_deref() == Some(l)))
+        .map(|b| b.rect)
+        .collect()
+}
+
+/// How pairs are scored.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoreParams {
+    pub min_score: f64,
+    pub convention: Convention,
+    pub activation: Activation,
+    pub baseline: Option<Baseline>,
+}
+
+/// The probability of model class `k` on an image: from its boxes, else
+/// `probabilities.csv`, else its `top_k` entry.
+fn probability_of(it: &Item, boxes: &[&RunBox], k: usize) -> Option<f64> {
+    boxes
+        .iter()
+        .find(|b| b.class == k)
+        .map(|b| b.score)
+        .or_else(|| it.probs.get(&k).copied())
+        .or_else(|| it.img.top_k.iter().find(|(c, _)| *c == k).map(|(_, p)| *p))
+}
+
+/// Best IoU of model class `k`'s boxes (or the baseline's) with `truth`.
+fn best_iou_of(
+    boxes: &[&RunBox],
+    k: usize,
+    baseline: &[Scored],
+    truth: &[Rect],
+    p: &ScoreParams,
+    w: u32,
+    h: u32,
+) -> Option<f64> {
+    let rects: Vec<Rect> = match p.baseline {
+        Some(_) => baseline.iter().map(|s| s.rect).collect(),
+        None => boxes.iter().filter(|b| b.class == k).map(|b| as_predicted(b.rect, w, h, p.convention)).collect(),
+    };
+    if rects.is_empty() {
+        return None;
+    }
+    metrics::best_iou(&rects, truth, p.convention)
+}
+
+/// Scores every (image, class) pair: images in order, each image's classes in order.
+pub fn score(
     items: &[Item],
-    class: usize,
-    centre: Option<(f64, f64)>,
-    o: &EvalOptions,
-) -> ScoredImages {
-    let mut out = ScoredImages { images: Vec::new(), known: Vec::new(), detect: Vec::new() };
+    boxes: &HashMap<String, Vec<RunBox>>,
+    classes: &[EvalClass],
+    centres: &[Option<(f64, f64)>],
+    p: &ScoreParams,
+) -> Vec<ImageResult> {
+    let mut out = Vec::with_capacity(items.len() * classes.len());
     for it in items {
         let rel = &it.img.rel;
-        let run_boxes: Vec<&run_files::RunBox> =
-            run.boxes.get(rel).map(|v| v.iter().filter(|b| b.class == class).collect()).unwrap_or_default();
-        let probability = run_boxes
-            .first()
-            .map(|b| b.score)
-            .or_else(|| it.img.top_k.iter().find(|(k, _)| *k == class).map(|(_, p)| *p));
-        let raw: Vec<(Rect, f64)> = match (o.baseline, centre) {
-            (Some(Baseline::Whole), _) => vec![(baseline::whole_box(it.w, it.h), 1.0)],
-            (Some(Baseline::Centre), Some((rw, rh))) => vec![(baseline::centre_box(rw, rh, it.w, it.h), 1.0)],
-            _ => run_boxes.iter().map(|b| (b.rect, b.box_score)).collect(),
-        };
-        let preds: Vec<Scored> = raw
-            .iter()
-            .map(|(r, bs)| Scored {
-                rect: as_predicted(*r, it.w, it.h, o.convention),
-                score: probability.unwrap_or(0.0) * bs,
-            })
-            .collect();
-        let detected = probability.is_some_and(|p| p >= o.min_score);
-        let known = Case { truth: it.truth.clone(), preds: preds.clone() };
-        let detect = Case { truth: it.truth.clone(), preds: if detected { preds.clone() } else { Vec::new() } };
-        let rects = known.pred_rects();
-        let best_iou = metrics::best_iou(&rects, &it.truth, o.convention);
-        out.images.push(ImageResult {
-            rel: rel.clone(),
-            width: it.w,
-            height: it.h,
-            truth: it.truth.clone(),
-            best_iobb: metrics::best_iobb(&rects, &it.truth, o.convention),
-            hits: (!it.truth.is_empty()).then(|| BOX_ACC_DELTAS.map(|d| metrics::hit(best_iou, d))),
-            best_iou,
-            rsna: metrics::rsna_image(&detect.truth, &detect.preds, o.convention),
-            detections: detect.preds.len(),
-            preds,
-            probability,
-            predicted_positive: it.img.top1 == Some(class),
-        });
-        out.known.push(known);
-        out.detect.push(detect);
+        let run_boxes: Vec<&RunBox> = boxes.get(rel).map(|v| v.iter().collect()).unwrap_or_default();
+        let has_boxes = |k: usize| run_boxes.iter().any(|b| b.class == k);
+        for (ci, c) in classes.iter().enumerate() {
+            let truth = truth_of(&it.truth, c);
+            // The class's model class on this image: the most probable one with boxes.
+            let chosen = c
+                .classes
+                .iter()
+                .copied()
+                .filter(|&k| has_boxes(k))
+                .map(|k| (k, probability_of(it, &run_boxes, k).unwrap_or(0.0)))
+                .fold(None, |best: Option<(usize, f64)>, (k, pk)| match best {
+                    Some((_, pb)) if pb >= pk => best,
+                    _ => Some((k, pk)),
+                })
+                .map(|(k, _)| k);
+            let probability = match chosen {
+                Some(k) => probability_of(it, &run_boxes, k),
+                None => c
+                    .classes
+                    .iter()
+                    .filter_map(|&k| probability_of(it, &run_boxes, k))
+                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))),
+            };
+            let raw: Vec<(Rect, f64)> = match (p.baseline, centres[ci]) {
+                (Some(Baseline::Whole), _) => vec![(baseline::whole_box(it.w, it.h), 1.0)],
+                (Some(Baseline::Centre), Some((rw, rh))) => vec![(baseline::centre_box(rw, rh, it.w, it.h), 1.0)],
+                _ => match chosen {
+                    Some(k) => run_boxes.iter().filter(|b| b.class == k).map(|b| (b.rect, b.box_score)).collect(),
+                    None => Vec::new(),
+                },
+            };
+            let preds: Vec<Scored> = raw
+                .iter()
+                .map(|(r, bs)| Scored {
+                    rect: as_predicted(*r, it.w, it.h, p.convention),
+                    score: probability.unwrap_or(0.0) * bs,
+                })
+                .collect();
+            let detected = probability.is_some_and(|v| v >= p.min_score);
+            let rects: Vec<Rect> = preds.iter().map(|s| s.rect).collect();
+            let best_iou = metrics::best_iou(&rects, &truth, p.convention);
+            let has_truth = !truth.is_empty();
+            let top1 = it.img.top1;
+            let (top1_loc, top5_loc) = match p.activation {
+                Activation::Softmax => {
+                    let loc = |k: usize| {
+                        c.classes.contains(&k)
+                            && (p.baseline.is_some() || has_boxes(k))
+                            && best_iou_of(&run_boxes, k, &preds, &truth, p, it.w, it.h).is_some_and(|v| v >= 0.5)
+                    };
+                    let top5 = it.img.top_k.iter().take(5).any(|&(k, _)| loc(k));
+                    (top1.is_some_and(loc), Some(top5))
+                }
+                Activation::Sigmoid => (detected && best_iou.is_some_and(|v| v >= 0.5), None),
+            };
+            let detect_preds: &[Scored] = if detected { &preds } else { &[] };
+            out.push(ImageResult {
+                rel: rel.clone(),
+                label: c.name.clone(),
+                class_index: ci,
+                width: it.w,
+                height: it.h,
+                best_iobb: metrics::best_iobb(&rects, &truth, p.convention),
+                hits: has_truth.then(|| BOX_ACC_DELTAS.map(|d| metrics::hit(best_iou, d))),
+                top1_loc: has_truth.then_some(top1_loc),
+                top5_loc: if has_truth { top5_loc } else { None },
+                best_iou,
+                rsna: metrics::rsna_image(&truth, detect_preds, p.convention),
+                detections: detect_preds.len(),
+                truth,
+                class: chosen,
+                preds,
+                probability,
+                predicted_positive: match p.activation {
+                    Activation::Softmax => top1.is_some_and(|t| c.classes.contains(&t)),
+                    Activation::Sigmoid => detected,
+                },
+                detected,
+            });
+        }
     }
     out
 }
 
-/// What a reader of the numbers must know about the images scored.
-fn image_notes(run: &RunFiles, images: &[ImageResult], class: usize, class_name: &str, o: &EvalOptions) -> Vec<String> {
+/// What a reader of the numbers must know about the pairs scored.
+fn image_notes(
+    run: &RunFiles,
+    images: &[ImageResult],
+    classes: &[EvalClass],
+    per_label: bool,
+    p: &ScoreParams,
+    o: &EvalOptions,
+) -> Vec<String> {
     let mut notes = Vec::new();
     let without_probability = images.iter().filter(|i| i.probability.is_none()).count();
     if without_probability > 0 {
+        let what = match classes {
+            [c] => format!("class {}", c.classes[0]),
+            _ => "their class".to_string(),
+        };
         notes.push(format!(
-            "images without a recorded probability of class {class} (not in top_k), taken as 0 for --min-score: {without_probability}"
+            "images without a recorded probability of {what} (not in top_k), taken as 0 for --min-score: {without_probability}"
         ));
     }
-    if o.baseline.is_none() && run.always_localises(class) != Some(true) {
-        notes.push(format!(
-            "the run did not localise class '{class_name}' on every image ([localise] classes is not a list holding it): \
-             GT-known metrics count images without its boxes as misses; set [localise] classes = [\"{class_name}\"]"
-        ));
+    match (o.baseline, per_label, classes) {
+        (Some(_), _, _) => {}
+        (None, true, _) if !run.localises_truth() => notes.push(
+            "the run was not given the truth (run --truth): pairs whose class the run did not localise are misses"
+                .into(),
+        ),
+        (None, false, [c]) if run.always_localises(c.classes[0]) != Some(true) => notes.push(format!(
+            "the run did not localise class '{}' on every image ([localise] classes is not a list holding it): \
+             GT-known metrics count images without its boxes as misses; set [localise] classes = [\"{}\"]",
+            c.name, c.name
+        )),
+        _ => {}
     }
     if images.iter().all(|i| !i.truth.is_empty()) {
         notes.push("the truth lists no negative images: classification accuracy is the sensitivity".into());
     }
+    if p.activation == Activation::Softmax && images.iter().any(|i| i.top5_loc.is_some()) {
+        let k = run.images.iter().map(|i| i.top_k.len()).max().unwrap_or(0);
+        if k < 5 {
+            notes.push(format!("images.csv lists {k} classes per image (top_k): Top-5 Loc uses those"));
+        }
+    }
     notes
 }
 
-/// Top-1 classification against the truth: positive when the image has truth boxes.
-fn classification(images: &[ImageResult]) -> Classification {
+/// Pair counts of a set of pairs.
+fn pair_counts(pairs: &[&ImageResult]) -> PairCounts {
+    PairCounts {
+        evaluated: pairs.len(),
+        with_truth: pairs.iter().filter(|i| !i.truth.is_empty()).count(),
+        negatives: pairs.iter().filter(|i| i.truth.is_empty()).count(),
+        truth_boxes: pairs.iter().map(|i| i.truth.len()).sum(),
+        predicted_boxes: pairs.iter().map(|i| i.preds.len()).sum(),
+        detections: pairs.iter().map(|i| i.detections).sum(),
+        scored_rsna: pairs.iter().filter(|i| i.rsna.is_some()).count(),
+    }
+}
+
+/// The metrics of a set of pairs (all, or one class's); MaxBoxAcc is added by the caller.
+pub fn metrics_of(pairs: &[&ImageResult], p: &ScoreParams) -> Metrics {
+    let c = p.convention;
+    let known: Vec<Case> = pairs.iter().map(|i| i.known_case()).collect();
+    let detect: Vec<Case> = pairs.iter().map(|i| i.detect_case()).collect();
+    let box_acc = BOX_ACC_DELTAS.map(|d| metrics::box_acc(&known, d, c));
+    let rate = |v: Vec<bool>| (!v.is_empty()).then(|| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64);
+    Metrics {
+        classification: classification(pairs),
+        mean_best_iou: metrics::mean(pairs.iter().filter(|i| !i.truth.is_empty()).map(|i| i.best_iou.unwrap_or(0.0))),
+        corloc: box_acc[1],
+        box_acc,
+        box_acc_mean: metrics::box_acc_mean(&known, c),
+        max_box_acc: None,
+        chestxray8: chestxray8_rows(&detect, c),
+        rsna_score: metrics::rsna_score(&detect, c).0,
+        gt_known_loc: box_acc[1],
+        top1_loc: rate(pairs.iter().filter_map(|i| i.top1_loc).collect()),
+        top5_loc: rate(pairs.iter().filter_map(|i| i.top5_loc).collect()),
+    }
+}
+
+/// Classification against the truth: positive when the pair has truth boxes.
+fn classification(pairs: &[&ImageResult]) -> Classification {
     let count = |truth: bool, pred: bool| {
-        images.iter().filter(|i| i.truth.is_empty() != truth && i.predicted_positive == pred).count()
+        pairs.iter().filter(|i| i.truth.is_empty() != truth && i.predicted_positive == pred).count()
     };
     let (tp, fp, tn, fn_) = (count(true, true), count(false, true), count(false, false), count(true, false));
     Classification {
@@ -423,7 +722,7 @@ fn classification(images: &[ImageResult]) -> Classification {
         false_positive: fp,
         true_negative: tn,
         false_negative: fn_,
-        accuracy: (!images.is_empty()).then(|| (tp + tn) as f64 / images.len() as f64),
+        accuracy: (!pairs.is_empty()).then(|| (tp + tn) as f64 / pairs.len() as f64),
     }
 }
 
@@ -444,25 +743,34 @@ fn chestxray8_rows(detect: &[Case], c: Convention) -> Vec<Cxr8Row> {
         .collect()
 }
 
-/// The threshold sweep over the maps the run saved, for the images with truth.
-fn threshold_sweep(run_dir: &std::path::Path, images: &[ImageResult], class: usize, o: &EvalOptions) -> SweepResult {
+/// The threshold sweep over the maps the run saved, for the pairs with truth: over all
+/// of them, and per class.
+fn threshold_sweep(
+    run_dir: &Path,
+    images: &[ImageResult],
+    classes: &[EvalClass],
+    o: &EvalOptions,
+) -> (SweepResult, Vec<SweepResult>) {
     // The same file names as `run` writes.
     let artefacts = Artefacts::new(run_dir, &Default::default());
-    let inputs: Vec<SweepInput> = images
+    let pairs: Vec<&ImageResult> = images.iter().filter(|i| !i.truth.is_empty()).collect();
+    let inputs: Vec<SweepInput> = pairs
         .iter()
-        .filter(|i| !i.truth.is_empty())
-        .map(|i| SweepInput { rel: i.rel.clone(), truth: i.truth.clone(), map: artefacts.map_path(&i.rel) })
+        .map(|i| SweepInput {
+            rel: i.rel.clone(),
+            truth: i.truth.clone(),
+            map: artefacts.map_path(&i.rel),
+            class: i.class.or_else(|| classes[i.class_index].classes.first().copied()),
+        })
         .collect();
-    sweep::sweep(&inputs, class, o.sweep_step, o.convention)
+    let curves = sweep::curves(&inputs, o.sweep_step, o.convention);
+    let all = curves.summarise(|_| true);
+    let per_class = (0..classes.len()).map(|c| curves.summarise(|i| pairs[i].class_index == c)).collect();
+    (all, per_class)
 }
 
 /// MaxBoxAcc from the sweep or, for a baseline, from its fixed boxes.
-fn max_box_acc(
-    sweep: Option<&SweepResult>,
-    baseline: Option<Baseline>,
-    box_acc: [Option<f64>; 3],
-    box_acc_mean: Option<f64>,
-) -> Option<MaxBoxAcc> {
+fn max_box_acc(sweep: Option<&SweepResult>, baseline: Option<Baseline>, m: &Metrics) -> Option<MaxBoxAcc> {
     match (sweep, baseline) {
         (Some(s), _) => Some(MaxBoxAcc {
             source: "threshold sweep over the saved maps (wsol recipe)",
@@ -473,12 +781,12 @@ fn max_box_acc(
             v2_tau_per_delta: Some(s.max_box_acc_v2_tau_per_delta),
             calibrated_tau: Some(s.calibrated_tau),
         }),
-        (None, Some(_)) => box_acc_mean.map(|m| MaxBoxAcc {
+        (None, Some(_)) => m.box_acc_mean.map(|mean| MaxBoxAcc {
             source: "baseline boxes do not depend on tau: MaxBoxAcc is their BoxAcc",
-            v1: box_acc[1].unwrap_or(0.0),
+            v1: m.box_acc[1].unwrap_or(0.0),
             v1_tau: None,
-            v2: m,
-            v2_per_delta: box_acc.map(|a| a.unwrap_or(0.0)),
+            v2: mean,
+            v2_per_delta: m.box_acc.map(|a| a.unwrap_or(0.0)),
             v2_tau_per_delta: None,
             calibrated_tau: None,
         }),
@@ -486,23 +794,40 @@ fn max_box_acc(
     }
 }
 
-fn protocol(class: usize, class_name: String, o: &EvalOptions, centre: Option<(f64, f64)>) -> Protocol {
+fn protocol(
+    classes: &[EvalClass],
+    per_label: bool,
+    o: &EvalOptions,
+    centres: &[Option<(f64, f64)>],
+    activation: Activation,
+) -> Protocol {
+    let single = if per_label { None } else { classes.first() };
     Protocol {
-        class_index: class,
-        class_name,
+        mode: if per_label { "per-label" } else { "single-class" },
+        class_index: single.map(|c| c.classes[0]),
+        class_name: single.map(|c| c.name.clone()),
+        classes: classes.iter().map(|c| (c.name.clone(), c.classes.clone())).collect(),
+        class_map: o.class_map.clone(),
+        activation: activation.name(),
         truth_label: o.truth_label.clone(),
         convention: o.convention.name(),
-        localisation: "GT-known: every box of the evaluated class, whatever its probability",
+        localisation: "GT-known: every box of the pair's class, whatever its probability",
         detection: format!("boxes count when the class probability is >= {}", o.min_score),
         rsna_confidence: "class probability x box_score",
-        classification: "predicted positive when the evaluated class is the top-1 class",
+        classification: match activation {
+            Activation::Softmax => "predicted positive when the top-1 class is one of the pair's classes",
+            Activation::Sigmoid => "predicted positive when the class probability is >= --min-score",
+        },
         box_acc_deltas: BOX_ACC_DELTAS,
         chestxray8_iobb_thresholds: metrics::CXR8_IOBB_THRESHOLDS,
         chestxray8_iou_threshold: metrics::CXR8_IOU_THRESHOLD,
         rsna_iou_thresholds: metrics::RSNA_IOU_THRESHOLDS,
         sweep_step: o.sweep_step,
         baseline: o.baseline,
-        baseline_relative_size: centre.map(|(w, h)| [w, h]),
+        baseline_relative_size: match (per_label, centres) {
+            (false, [Some((w, h))]) => Some([*w, *h]),
+            _ => None,
+        },
         unannotated: if o.unannotated_negative { "negative" } else { "skipped" },
     }
 }

@@ -7,12 +7,13 @@ use std::path::Path;
 
 use super::error::EvalError;
 use super::run_files::RunFiles;
-use super::summary::metric_rows;
+use super::summary::{class_table, metric_rows};
 use super::{EvalOptions, Evaluation, Summary};
 use crate::output::atomic_write;
 
 pub const PER_IMAGE_HEADER: &[&str] = &[
     "path",
+    "label",
     "class",
     "truth",
     "truth_count",
@@ -26,6 +27,9 @@ pub const PER_IMAGE_HEADER: &[&str] = &[
     "hit_0.7",
     "detections",
     "rsna",
+    "model_class",
+    "top1_loc",
+    "top5_loc",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -59,16 +63,31 @@ fn csv_text(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> 
     Ok(String::from_utf8(bytes).expect("utf-8 fields"))
 }
 
-/// One row per evaluated image, in `images.csv` order.
+/// One row per evaluated (image, class) pair, in `images.csv` order. `label` is the
+/// evaluated class (truth label, or the one class's name), `class` the name of the model
+/// class whose boxes were scored (`model_class` its index).
 pub fn per_image_csv(ev: &Evaluation) -> Result<String, EvalError> {
-    let class = &ev.summary.protocol.class_name;
+    let s = &ev.summary;
+    let name_of = |i: &super::ImageResult| -> String {
+        match (i.class, s.per_class.get(&i.label)) {
+            (Some(k), Some(c)) => c
+                .model_classes
+                .iter()
+                .position(|&m| m == k)
+                .map(|j| c.model_class_names[j].clone())
+                .unwrap_or_else(|| k.to_string()),
+            _ => String::new(),
+        }
+    };
     csv_text(|w| {
         w.write_record(PER_IMAGE_HEADER)?;
         for i in &ev.images {
             let hit = |k: usize| opt(i.hits.map(|h| h[k]));
+            let class = if ev.per_label { name_of(i) } else { i.label.clone() };
             w.write_record([
                 i.rel.clone(),
-                class.clone(),
+                i.label.clone(),
+                class,
                 if i.truth.is_empty() { "negative" } else { "positive" }.to_string(),
                 i.truth.len().to_string(),
                 i.preds.len().to_string(),
@@ -81,6 +100,9 @@ pub fn per_image_csv(ev: &Evaluation) -> Result<String, EvalError> {
                 hit(2),
                 i.detections.to_string(),
                 opt(i.rsna),
+                opt(i.class),
+                opt(i.top1_loc),
+                opt(i.top5_loc),
             ])?;
         }
         Ok(())
@@ -105,13 +127,19 @@ pub fn unmatched_csv(ev: &Evaluation) -> Result<String, EvalError> {
     })
 }
 
-/// The `[localise]` snippet that reuses the calibrated threshold.
+/// The `[localise]` snippet that reuses the calibrated threshold: the best single tau
+/// over all pairs and, evaluated per label, each class's own (`taus`, keyed by model
+/// class name, or index where the name is unknown).
 pub fn calibrated_toml(s: &Summary, o: &EvalOptions) -> String {
     let sw = s.sweep.as_ref().expect("calibrate needs the sweep (checked)");
     let digits = (-sw.step.log10()).ceil().max(0.0) as usize;
-    format!(
+    let what = match &s.protocol.class_name {
+        Some(c) => format!("class '{c}'"),
+        None => format!("{} classes", s.per_class.len()),
+    };
+    let mut t = format!(
         "# Written by `cambox eval --calibrate` (cambox {}).\n\
-         # Run: {}; truth: {} ({} images with truth, class '{}', boxes {}).\n\
+         # Run: {}; truth: {} ({} pairs with truth, {what}, boxes {}).\n\
          # Criterion: the tau maximising the mean over delta in {{0.3, 0.5, 0.7}} of BoxAcc(tau, delta) with all\n\
          # components (the MaxBoxAccV2 curve; ties go to the smallest tau), sweep step {}.\n\
          # Mean BoxAcc at this tau: {:.4}; MaxBoxAccV2 (each delta at its own best tau): {:.4}.\n\
@@ -122,13 +150,40 @@ pub fn calibrated_toml(s: &Summary, o: &EvalOptions) -> String {
         o.run.display(),
         o.truth.display(),
         sw.images,
-        s.protocol.class_name,
         s.protocol.convention,
         sw.step,
         sw.calibrated_box_acc_mean,
         sw.max_box_acc_v2,
         sw.calibrated_tau,
-    )
+    );
+    if s.protocol.mode == "per-label" {
+        let mut taus: std::collections::BTreeMap<String, (f64, &str)> = std::collections::BTreeMap::new();
+        let mut clashes = Vec::new();
+        for (label, c) in &s.per_class {
+            let Some(tau) = c.metrics.max_box_acc.as_ref().and_then(|m| m.calibrated_tau) else { continue };
+            for (k, name) in c.model_classes.iter().zip(&c.model_class_names) {
+                let key = if name.is_empty() { k.to_string() } else { name.clone() };
+                match taus.get(&key) {
+                    Some((t, other)) if *t != tau => clashes.push(format!("{key} ('{other}' and '{label}')")),
+                    Some(_) => {}
+                    None => {
+                        taus.insert(key, (tau, label));
+                    }
+                }
+            }
+        }
+        let _ = writeln!(t, "# Each class's own best tau, by the same criterion over that class's pairs.");
+        if !clashes.is_empty() {
+            let _ = writeln!(
+                t,
+                "# Classes of two labels with different taus (the first label's is kept): {}",
+                clashes.join(", ")
+            );
+        }
+        let entries: Vec<String> = taus.iter().map(|(k, (v, _))| format!("{:?} = {v:.digits$}", k)).collect();
+        let _ = writeln!(t, "taus = {{ {} }}", entries.join(", "));
+    }
+    t
 }
 
 /// The readable table for stdout.
@@ -139,11 +194,13 @@ pub fn table(ev: &Evaluation) -> String {
     let u = &s.unmatched;
     let mut out = String::new();
     let _ = writeln!(out, "cambox eval: run {}, truth {} ({})", s.run.display(), s.truth.display(), s.format.name());
+    let what = match (p.class_index, &p.class_name) {
+        (Some(k), Some(n)) => format!("class {k} '{n}'"),
+        _ => format!("{} classes, per truth label ({})", s.per_class.len(), p.activation),
+    };
     let _ = writeln!(
         out,
-        "class {} '{}'; boxes {}; {}{}",
-        p.class_index,
-        p.class_name,
+        "{what}; boxes {}; {}{}",
         p.convention,
         p.detection,
         p.baseline
@@ -156,20 +213,49 @@ pub fn table(ev: &Evaluation) -> String {
     );
     let _ = writeln!(
         out,
-        "images: {} evaluated ({} with truth, {} negatives; {} truth boxes, {} predicted, {} detections); \
+        "images: {} evaluated ({} pairs: {} with truth, {} negatives; {} truth boxes, {} predicted, {} detections); \
          unmatched: {} annotated not processed, {} failed in run, {} processed not annotated; {} annotation issues",
-        n.evaluated,
-        n.with_truth,
-        n.negatives,
-        n.truth_boxes,
-        n.predicted_boxes,
-        n.detections,
+        n.evaluated_images,
+        n.pairs.evaluated,
+        n.pairs.with_truth,
+        n.pairs.negatives,
+        n.pairs.truth_boxes,
+        n.pairs.predicted_boxes,
+        n.pairs.detections,
         u.annotated_not_processed.count,
         u.annotated_failed_in_run.count,
         u.processed_not_annotated.count,
         s.annotation_issues.total()
     );
-    let rows = metric_rows(s);
+    if ev.per_label {
+        let (head, rows) = class_table(s);
+        let widths: Vec<usize> = (0..head.len())
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([head[c].len()]).max().unwrap_or(0))
+            .collect();
+        let line = |cells: Vec<String>| {
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", line(head.iter().map(|h| h.to_string()).collect()));
+        let _ = writeln!(out, "{}", line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+        for r in rows {
+            let _ = writeln!(out, "{}", line(r));
+        }
+        if !s.unmapped_labels.is_empty() {
+            let l: Vec<String> = s.unmapped_labels.iter().map(|(l, n)| format!("'{l}' ({n} boxes)")).collect();
+            let _ = writeln!(out, "truth labels that mean no model class, not evaluated: {}", l.join(", "));
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "over all pairs:");
+    }
+    let rows = metric_rows(&s.metrics, &s.counts.pairs, p.sweep_step);
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
     let _ = writeln!(out);

@@ -3,7 +3,7 @@
 //! boxes) and `run.json` (inputs, model labels, recipe). Columns are found by name, so
 //! a later column added to either table does not break `eval`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::error::EvalError;
@@ -133,6 +133,34 @@ impl RunFiles {
             let p = rel.split('/').fold(root, |p, part| p.join(part));
             p.is_file().then_some(p)
         })
+    }
+
+    /// The probabilities of `classes` for every image, from `probabilities.csv` when the
+    /// run wrote one (`[output] probabilities = true`); empty otherwise.
+    pub fn probabilities(&self, classes: &BTreeSet<usize>) -> Result<HashMap<String, HashMap<usize, f64>>, EvalError> {
+        let path = self.dir.join(crate::output::probabilities_csv::FILE);
+        if !path.is_file() {
+            return Ok(HashMap::new());
+        }
+        let mut rd = csv::Reader::from_path(&path).map_err(|e| EvalError::run(&path, e.to_string()))?;
+        let width = rd.headers().map_err(|e| EvalError::run(&path, e.to_string()))?.len();
+        let mut out = HashMap::new();
+        for (i, rec) in rd.records().enumerate() {
+            let rec = rec.map_err(|e| EvalError::run(&path, format!("row {}: {e}", i + 2)))?;
+            if rec.len() != width {
+                return Err(EvalError::run(&path, format!("row {}: {} fields for {width} columns", i + 2, rec.len())));
+            }
+            let probs: HashMap<usize, f64> =
+                classes.iter().filter_map(|&k| rec.get(k + 1).and_then(|v| v.parse().ok()).map(|v| (k, v))).collect();
+            out.insert(rec.get(0).unwrap_or("").to_string(), probs);
+        }
+        Ok(out)
+    }
+
+    /// Whether the run was given the truth (`run --truth`), so that every annotated
+    /// image has boxes of the classes its labels mean.
+    pub fn localises_truth(&self) -> bool {
+        self.manifest.as_ref().is_some_and(|m| m.truth.is_some())
     }
 
     /// Whether the run localised `class` on every image (a fixed class list that holds

@@ -1,18 +1,27 @@
 //! `summary.json`: what an evaluation found, and the rows of metrics the stdout table and
 //! `report.html` both show.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::annotations::{Format, Issues};
 use super::baseline::Baseline;
 use super::sweep::SweepResult;
+use crate::truth::annotations::{Format, Issues};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Protocol {
-    pub class_index: usize,
-    pub class_name: String,
+    /// `per-label` (each truth label against its model classes) or `single-class`.
+    pub mode: &'static str,
+    /// The evaluated class of a single-class evaluation.
+    pub class_index: Option<usize>,
+    pub class_name: Option<String>,
+    /// Every evaluated class and the model classes it means.
+    pub classes: BTreeMap<String, Vec<usize>>,
+    pub class_map: Option<PathBuf>,
+    /// `softmax` or `sigmoid` (multi-label): how the run's probabilities were made.
+    pub activation: &'static str,
     pub truth_label: Option<String>,
     pub convention: &'static str,
     pub localisation: &'static str,
@@ -36,13 +45,107 @@ pub struct Counts {
     pub processed: usize,
     pub processed_ok: usize,
     pub annotated_images: usize,
+    /// Images taking part (each in one pair per evaluated class).
+    pub evaluated_images: usize,
+    #[serde(flatten)]
+    pub pairs: PairCounts,
+}
+
+/// Counts of (image, class) pairs.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PairCounts {
+    /// Pairs evaluated (rows of per_image.csv).
     pub evaluated: usize,
+    /// Pairs whose image has truth boxes of the class, and pairs without.
     pub with_truth: usize,
     pub negatives: usize,
     pub truth_boxes: usize,
     pub predicted_boxes: usize,
     pub detections: usize,
     pub scored_rsna: usize,
+}
+
+/// The metrics of a set of pairs: all of them (the top level of `summary.json`), or one
+/// class's (`per_class`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    pub classification: Classification,
+    /// Mean over pairs with truth of the best IoU (0 without prediction).
+    pub mean_best_iou: Option<f64>,
+    pub box_acc: [Option<f64>; 3],
+    pub corloc: Option<f64>,
+    pub box_acc_mean: Option<f64>,
+    pub max_box_acc: Option<MaxBoxAcc>,
+    pub chestxray8: Vec<Cxr8Row>,
+    pub rsna_score: Option<f64>,
+    /// BoxAcc at 0.5 of each pair's own class (= CorLoc).
+    pub gt_known_loc: Option<f64>,
+    /// The classifier right and the box at IoU >= 0.5 (see the module docs).
+    pub top1_loc: Option<f64>,
+    /// Softmax models: one of the five most probable classes right, with its box.
+    pub top5_loc: Option<f64>,
+}
+
+/// One evaluated class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassSummary {
+    pub model_classes: Vec<usize>,
+    pub model_class_names: Vec<String>,
+    /// The centre baseline's box for this class (fractions of the image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub centre_baseline_size: Option<[f64; 2]>,
+    pub counts: PairCounts,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+/// The mean over classes (macro) of each class's metric, over the classes where it is
+/// defined.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MeanMetrics {
+    pub classes: usize,
+    pub classification_accuracy: Option<f64>,
+    pub mean_best_iou: Option<f64>,
+    pub box_acc: [Option<f64>; 3],
+    pub corloc: Option<f64>,
+    pub box_acc_mean: Option<f64>,
+    pub max_box_acc_v1: Option<f64>,
+    pub max_box_acc_v2: Option<f64>,
+    pub chestxray8: Vec<Cxr8Row>,
+    pub rsna_score: Option<f64>,
+    pub gt_known_loc: Option<f64>,
+    pub top1_loc: Option<f64>,
+    pub top5_loc: Option<f64>,
+}
+
+impl MeanMetrics {
+    pub fn of<'a>(per_class: impl Iterator<Item = &'a Metrics> + Clone) -> MeanMetrics {
+        let mean = |f: &dyn Fn(&Metrics) -> Option<f64>| super::metrics::mean(per_class.clone().filter_map(f));
+        let rows = per_class.clone().next().map(|m| m.chestxray8.len()).unwrap_or(0);
+        MeanMetrics {
+            classes: per_class.clone().count(),
+            classification_accuracy: mean(&|m| m.classification.accuracy),
+            mean_best_iou: mean(&|m| m.mean_best_iou),
+            box_acc: [0, 1, 2].map(|d| mean(&|m| m.box_acc[d])),
+            corloc: mean(&|m| m.corloc),
+            box_acc_mean: mean(&|m| m.box_acc_mean),
+            max_box_acc_v1: mean(&|m| m.max_box_acc.as_ref().map(|x| x.v1)),
+            max_box_acc_v2: mean(&|m| m.max_box_acc.as_ref().map(|x| x.v2)),
+            chestxray8: (0..rows)
+                .map(|r| Cxr8Row {
+                    t_iobb: per_class.clone().next().map(|m| m.chestxray8[r].t_iobb).unwrap_or(0.0),
+                    accuracy_iobb: mean(&|m| m.chestxray8[r].accuracy_iobb),
+                    accuracy_or_iou: mean(&|m| m.chestxray8[r].accuracy_or_iou),
+                    avg_fp: mean(&|m| m.chestxray8[r].avg_fp),
+                    avg_fp_or_iou: mean(&|m| m.chestxray8[r].avg_fp_or_iou),
+                })
+                .collect(),
+            rsna_score: mean(&|m| m.rsna_score),
+            gt_known_loc: mean(&|m| m.gt_known_loc),
+            top1_loc: mean(&|m| m.top1_loc),
+            top5_loc: mean(&|m| m.top5_loc),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,7 +188,7 @@ pub struct Listed {
 
 impl Listed {
     pub(super) fn of(v: &[String]) -> Listed {
-        Listed { count: v.len(), examples: v.iter().take(super::annotations::ISSUE_EXAMPLES).cloned().collect() }
+        Listed { count: v.len(), examples: v.iter().take(crate::truth::annotations::ISSUE_EXAMPLES).cloned().collect() }
     }
 }
 
@@ -105,15 +208,14 @@ pub struct Summary {
     pub format: Format,
     pub protocol: Protocol,
     pub counts: Counts,
-    pub classification: Classification,
-    /// Mean over images with truth of the best IoU (0 without prediction).
-    pub mean_best_iou: Option<f64>,
-    pub box_acc: [Option<f64>; 3],
-    pub corloc: Option<f64>,
-    pub box_acc_mean: Option<f64>,
-    pub max_box_acc: Option<MaxBoxAcc>,
-    pub chestxray8: Vec<Cxr8Row>,
-    pub rsna_score: Option<f64>,
+    /// Over all (image, class) pairs.
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    /// Each evaluated class's metrics, under the same keys, by class name (truth label).
+    pub per_class: BTreeMap<String, ClassSummary>,
+    pub mean_over_classes: MeanMetrics,
+    /// Truth labels that mean no model class, with their box counts (not evaluated).
+    pub unmapped_labels: BTreeMap<String, usize>,
     pub annotation_issues: Issues,
     pub unmatched: Unmatched,
     pub notes: Vec<String>,
@@ -126,41 +228,43 @@ pub fn f4(v: Option<f64>) -> String {
 }
 
 /// The metric rows shared by the stdout table and report.html: (metric, value, detail).
-pub fn metric_rows(s: &Summary) -> Vec<(String, String, String)> {
+/// The metric rows shared by the stdout table and report.html: (metric, value, detail),
+/// for the metrics of a set of pairs.
+pub fn metric_rows(m: &Metrics, counts: &PairCounts, sweep_step: f64) -> Vec<(String, String, String)> {
     let mut rows = Vec::new();
-    let c = &s.classification;
+    let c = &m.classification;
     rows.push((
         "classification accuracy (top-1)".into(),
         f4(c.accuracy),
         format!("TP {} FP {} TN {} FN {}", c.true_positive, c.false_positive, c.true_negative, c.false_negative),
     ));
-    rows.push(("mean best IoU (GT-known)".into(), f4(s.mean_best_iou), String::new()));
+    rows.push(("mean best IoU (GT-known)".into(), f4(m.mean_best_iou), String::new()));
     rows.push((
         "BoxAcc @0.3 / @0.5 / @0.7 (GT-known)".into(),
-        s.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
-        format!("mean {}", f4(s.box_acc_mean)),
+        m.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
+        format!("mean {}", f4(m.box_acc_mean)),
     ));
-    rows.push(("CorLoc (BoxAcc @0.5)".into(), f4(s.corloc), String::new()));
-    match &s.max_box_acc {
-        Some(m) => {
-            let digits = (-s.protocol.sweep_step.log10()).ceil().max(0.0) as usize;
+    rows.push(("CorLoc (BoxAcc @0.5)".into(), f4(m.corloc), String::new()));
+    match &m.max_box_acc {
+        Some(x) => {
+            let digits = (-sweep_step.log10()).ceil().max(0.0) as usize;
             let t = |t: f64| format!("{t:.digits$}");
             let tau = |v: Option<f64>| v.map(|v| format!("tau {}", t(v))).unwrap_or_else(|| "no tau".into());
-            rows.push(("MaxBoxAcc (V1: delta 0.5, largest component)".into(), f4(Some(m.v1)), tau(m.v1_tau)));
-            let detail = match (m.v2_tau_per_delta, m.calibrated_tau) {
+            rows.push(("MaxBoxAcc (V1: delta 0.5, largest component)".into(), f4(Some(x.v1)), tau(x.v1_tau)));
+            let detail = match (x.v2_tau_per_delta, x.calibrated_tau) {
                 (Some(ts), Some(c)) => format!(
                     "per delta {} / {} / {} at tau {} / {} / {}; best single tau {}",
-                    f4(Some(m.v2_per_delta[0])),
-                    f4(Some(m.v2_per_delta[1])),
-                    f4(Some(m.v2_per_delta[2])),
+                    f4(Some(x.v2_per_delta[0])),
+                    f4(Some(x.v2_per_delta[1])),
+                    f4(Some(x.v2_per_delta[2])),
                     t(ts[0]),
                     t(ts[1]),
                     t(ts[2]),
                     t(c)
                 ),
-                _ => m.source.to_string(),
+                _ => x.source.to_string(),
             };
-            rows.push(("MaxBoxAccV2 (all components)".into(), f4(Some(m.v2)), detail));
+            rows.push(("MaxBoxAccV2 (all components)".into(), f4(Some(x.v2)), detail));
         }
         None => rows.push((
             "MaxBoxAcc / MaxBoxAccV2".into(),
@@ -170,15 +274,90 @@ pub fn metric_rows(s: &Summary) -> Vec<(String, String, String)> {
     }
     rows.push((
         "RSNA score".into(),
-        f4(s.rsna_score),
-        format!("mean over {} images; IoU 0.40..0.75", s.counts.scored_rsna),
+        f4(m.rsna_score),
+        format!("mean over {} images; IoU 0.40..0.75", counts.scored_rsna),
     ));
-    for r in &s.chestxray8 {
+    for r in &m.chestxray8 {
         rows.push((
             format!("ChestX-ray8 @T(IoBB) {}: accuracy / avg FP", r.t_iobb),
             format!("{} / {}", f4(r.accuracy_iobb), f4(r.avg_fp)),
             format!("with IoU > 0.5: {} / {}", f4(r.accuracy_or_iou), f4(r.avg_fp_or_iou)),
         ));
     }
+    rows.push((
+        "GT-known Loc / Top-1 Loc / Top-5 Loc".into(),
+        format!("{} / {} / {}", f4(m.gt_known_loc), f4(m.top1_loc), f4(m.top5_loc)),
+        String::new(),
+    ));
     rows
+}
+
+/// The per-class table (stdout and report.html): a header and one row per class, then the
+/// mean over classes and the value over all pairs.
+pub fn class_table(s: &Summary) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let head = vec![
+        "class",
+        "model classes",
+        "pairs +/-",
+        "CorLoc",
+        "BoxAcc .3/.5/.7",
+        "MaxBoxAccV2",
+        "RSNA",
+        "CXR8 acc@0.5",
+        "CXR8 FP@0.5",
+        "Top-1 Loc",
+        "Top-5 Loc",
+    ];
+    let cxr =
+        |rows: &[Cxr8Row], f: &dyn Fn(&Cxr8Row) -> Option<f64>| f4(rows.iter().find(|r| r.t_iobb == 0.5).and_then(f));
+    let row = |name: String, classes: String, counts: String, m: &Metrics| {
+        vec![
+            name,
+            classes,
+            counts,
+            f4(m.corloc),
+            m.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
+            f4(m.max_box_acc.as_ref().map(|x| x.v2)),
+            f4(m.rsna_score),
+            cxr(&m.chestxray8, &|r| r.accuracy_iobb),
+            cxr(&m.chestxray8, &|r| r.avg_fp),
+            f4(m.top1_loc),
+            f4(m.top5_loc),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = s
+        .per_class
+        .iter()
+        .map(|(name, c)| {
+            let classes = c
+                .model_classes
+                .iter()
+                .zip(&c.model_class_names)
+                .map(|(k, n)| if n.is_empty() { k.to_string() } else { format!("{k} {n}") })
+                .collect::<Vec<_>>()
+                .join(", ");
+            row(name.clone(), classes, format!("{} / {}", c.counts.with_truth, c.counts.negatives), &c.metrics)
+        })
+        .collect();
+    let m = &s.mean_over_classes;
+    rows.push(vec![
+        format!("mean of {} classes", m.classes),
+        String::new(),
+        String::new(),
+        f4(m.corloc),
+        m.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
+        f4(m.max_box_acc_v2),
+        f4(m.rsna_score),
+        cxr(&m.chestxray8, &|r| r.accuracy_iobb),
+        cxr(&m.chestxray8, &|r| r.avg_fp),
+        f4(m.top1_loc),
+        f4(m.top5_loc),
+    ]);
+    rows.push(row(
+        "all pairs".into(),
+        String::new(),
+        format!("{} / {}", s.counts.pairs.with_truth, s.counts.pairs.negatives),
+        &s.metrics,
+    ));
+    (head, rows)
 }

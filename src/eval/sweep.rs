@@ -31,13 +31,15 @@ use super::metrics::{as_predicted, best_iou, box_acc_of, Convention, Rect};
 use crate::stage::localise::{kept_components, Keep, Localiser, Recipe, Threshold};
 use crate::stage::preprocess::Geometry;
 
-/// One image to sweep.
+/// One (image, class) pair to sweep.
 #[derive(Debug, Clone)]
 pub struct SweepInput {
     pub rel: String,
     pub truth: Vec<Rect>,
     /// `maps/<rel>.npy`.
     pub map: PathBuf,
+    /// The model class whose map is swept; `None`: a miss at every tau.
+    pub class: Option<usize>,
 }
 
 /// The `.json` beside each saved map.
@@ -92,52 +94,87 @@ fn argmax(v: impl IntoIterator<Item = f64>) -> (usize, f64) {
     v.into_iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (i, x)| if x > b.1 { (i, x) } else { b })
 }
 
-/// Runs the sweep over `inputs`; `conv` decides how boxes are compared (and, for the
-/// inclusive convention, clips predicted boxes as wsolevaluation does).
-pub fn sweep(inputs: &[SweepInput], class: usize, step: f64, conv: Convention) -> SweepResult {
+/// The BoxAcc curves of every pair, before they are summarised over a set of pairs.
+pub struct Curves {
+    step: f64,
+    taus: Vec<f64>,
+    per: Vec<ImageSweep>,
+    /// Why a pair has no curve (a miss at every tau), by pair.
+    errors: Vec<Option<String>>,
+}
+
+/// Cuts every pair's map at every tau; `conv` decides how boxes are compared (and, for
+/// the inclusive convention, clips predicted boxes as wsolevaluation does).
+pub fn curves(inputs: &[SweepInput], step: f64, conv: Convention) -> Curves {
     let taus = taus(step);
-    let per: Vec<Result<ImageSweep, String>> =
-        inputs.par_iter().map(|im| sweep_image(im, class, &taus, conv)).collect();
-    let mut without = Vec::new();
     let miss = ImageSweep { v1: vec![None; taus.len()], v2: vec![None; taus.len()] };
-    let per: Vec<ImageSweep> = per
-        .into_iter()
-        .zip(inputs)
-        .map(|(r, im)| {
-            r.unwrap_or_else(|e| {
-                without.push(format!("{}: {e}", im.rel));
-                miss.clone()
-            })
+    let per: Vec<Result<ImageSweep, String>> = inputs
+        .par_iter()
+        .map(|im| match im.class {
+            Some(class) => sweep_image(im, class, &taus, conv),
+            None => Err("the run localised none of its classes on this image".into()),
         })
         .collect();
-    let acc = |pick: &dyn Fn(&ImageSweep) -> &Vec<Option<f64>>| -> Vec<[f64; 3]> {
-        (0..taus.len())
-            .map(|i| BOX_ACC_DELTAS.map(|d| box_acc_of(per.iter().map(|p| pick(p)[i]), d).unwrap_or(0.0)))
-            .collect()
-    };
-    let v1 = acc(&|p| &p.v1);
-    let v2 = acc(&|p| &p.v2);
-    let (i1, max1) = argmax(v1.iter().map(|a| a[1]));
-    let best: [(usize, f64); 3] = [0, 1, 2].map(|d| argmax(v2.iter().map(|a| a[d])));
-    let (ic, cal) = argmax(v2.iter().map(|a| (a[0] + a[1] + a[2]) / 3.0));
-    let without_map = without.len();
-    without.truncate(super::annotations::ISSUE_EXAMPLES);
-    SweepResult {
-        step,
-        images: inputs.len(),
-        without_map,
-        without_map_examples: without,
-        max_box_acc: max1.max(0.0),
-        max_box_acc_tau: taus[i1],
-        max_box_acc_v2_per_delta: best.map(|b| b.1.max(0.0)),
-        max_box_acc_v2_tau_per_delta: best.map(|b| taus[b.0]),
-        max_box_acc_v2: (best[0].1 + best[1].1 + best[2].1).max(0.0) / 3.0,
-        calibrated_tau: taus[ic],
-        calibrated_box_acc_mean: cal.max(0.0),
-        box_acc_v1: v1,
-        box_acc_v2: v2,
-        taus,
+    let mut errors = Vec::with_capacity(per.len());
+    let per = per
+        .into_iter()
+        .zip(inputs)
+        .map(|(r, im)| match r {
+            Ok(s) => {
+                errors.push(None);
+                s
+            }
+            Err(e) => {
+                errors.push(Some(format!("{}: {e}", im.rel)));
+                miss.clone()
+            }
+        })
+        .collect();
+    Curves { step, taus, per, errors }
+}
+
+impl Curves {
+    /// The sweep's figures over the pairs `which` selects (by index in the inputs).
+    pub fn summarise(&self, which: impl Fn(usize) -> bool) -> SweepResult {
+        let chosen: Vec<usize> = (0..self.per.len()).filter(|&i| which(i)).collect();
+        let taus = &self.taus;
+        let acc = |pick: &dyn Fn(&ImageSweep) -> &Vec<Option<f64>>| -> Vec<[f64; 3]> {
+            (0..taus.len())
+                .map(|t| {
+                    BOX_ACC_DELTAS.map(|d| box_acc_of(chosen.iter().map(|&i| pick(&self.per[i])[t]), d).unwrap_or(0.0))
+                })
+                .collect()
+        };
+        let v1 = acc(&|p| &p.v1);
+        let v2 = acc(&|p| &p.v2);
+        let (i1, max1) = argmax(v1.iter().map(|a| a[1]));
+        let best: [(usize, f64); 3] = [0, 1, 2].map(|d| argmax(v2.iter().map(|a| a[d])));
+        let (ic, cal) = argmax(v2.iter().map(|a| (a[0] + a[1] + a[2]) / 3.0));
+        let mut without: Vec<String> = chosen.iter().filter_map(|&i| self.errors[i].clone()).collect();
+        let without_map = without.len();
+        without.truncate(crate::truth::annotations::ISSUE_EXAMPLES);
+        SweepResult {
+            step: self.step,
+            images: chosen.len(),
+            without_map,
+            without_map_examples: without,
+            max_box_acc: max1.max(0.0),
+            max_box_acc_tau: taus[i1],
+            max_box_acc_v2_per_delta: best.map(|b| b.1.max(0.0)),
+            max_box_acc_v2_tau_per_delta: best.map(|b| taus[b.0]),
+            max_box_acc_v2: (best[0].1 + best[1].1 + best[2].1).max(0.0) / 3.0,
+            calibrated_tau: taus[ic],
+            calibrated_box_acc_mean: cal.max(0.0),
+            box_acc_v1: v1,
+            box_acc_v2: v2,
+            taus: taus.clone(),
+        }
     }
+}
+
+/// Runs the sweep over every pair of `inputs`.
+pub fn sweep(inputs: &[SweepInput], step: f64, conv: Convention) -> SweepResult {
+    curves(inputs, step, conv).summarise(|_| true)
 }
 
 /// Reads the raw map of `class` and the image geometry saved by `run`.
@@ -242,16 +279,17 @@ mod tests {
         let l = Localiser::new(Recipe::wsol(0.5)).localise(4, raw.view(), &g);
         assert!(!l.boxes.is_empty());
         let truth = l.boxes.iter().map(|b| Rect::new(b.x1 as f64, b.y1 as f64, b.x2 as f64, b.y2 as f64)).collect();
-        let input = SweepInput { rel: "a.png".into(), truth, map: npy.clone() };
-        let missing = SweepInput { rel: "b.png".into(), truth: vec![], map: dir.path().join("b.png.npy") };
-        let r = sweep(&[input.clone(), missing], 4, 0.01, Convention::HalfOpen);
+        let input = SweepInput { rel: "a.png".into(), truth, map: npy.clone(), class: Some(4) };
+        let missing =
+            SweepInput { rel: "b.png".into(), truth: vec![], map: dir.path().join("b.png.npy"), class: Some(4) };
+        let r = sweep(&[input.clone(), missing], 0.01, Convention::HalfOpen);
         let i = r.taus.iter().position(|&t| t == 0.5).unwrap();
         assert_eq!(r.box_acc_v2[i], [0.5, 0.5, 0.5], "one hit out of two images");
         assert_eq!(r.max_box_acc_v2, 0.5);
         assert_eq!((r.without_map, r.images), (1, 2));
         assert!(r.without_map_examples[0].starts_with("b.png: no saved map"));
         // The wrong class is a miss with a reason.
-        let r = sweep(&[input], 3, 0.01, Convention::HalfOpen);
+        let r = sweep(&[SweepInput { class: Some(3), ..input }], 0.01, Convention::HalfOpen);
         assert_eq!((r.without_map, r.max_box_acc_v2), (1, 0.0));
         assert!(r.without_map_examples[0].contains("not 3"), "{:?}", r.without_map_examples);
     }

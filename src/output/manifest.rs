@@ -3,6 +3,7 @@
 //! Written by the pipeline when a run starts and when it ends, read back by `resume` (the
 //! fingerprint), `merge` (the shard and its state) and `eval` (inputs, labels, decoding).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::run::timing::TimeReport;
 use crate::stage::input_spec::InputSpec;
 use crate::stage::localise::Recipe;
+use crate::stage::maps::Activation;
 use crate::stage::model::CutReport;
+use crate::truth::annotations::Format;
 
 /// How a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +50,9 @@ pub struct RunManifest {
     pub counts: Counts,
     /// Where this invocation's time went, stage by stage (written when it ends).
     pub time: Option<TimeReport>,
+    /// The ground truth the run localised (`[truth]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth: Option<TruthReport>,
     /// The shard folders a merged run was joined from (`cambox merge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_from: Option<Vec<String>>,
@@ -58,6 +64,10 @@ pub struct ModelReport {
     pub path: PathBuf,
     pub sha256: String,
     pub input: InputSpec,
+    /// How the logits became probabilities (absent in runs of cambox before it had a
+    /// choice: those were softmax).
+    #[serde(default)]
+    pub activation: Option<Activation>,
     pub cut: CutSection,
 }
 
@@ -67,6 +77,22 @@ pub struct CutSection {
     #[serde(flatten)]
     pub report: CutReport,
     pub map_methods: Vec<String>,
+}
+
+/// The `truth` section of `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthReport {
+    pub annotations: PathBuf,
+    pub format: Format,
+    pub class_map: Option<PathBuf>,
+    /// Truth labels and the model classes they mean.
+    pub mapped: BTreeMap<String, Vec<usize>>,
+    /// Truth labels that mean no model class, with how many boxes carry them.
+    pub unmapped: BTreeMap<String, usize>,
+    /// Boxes without a label (RSNA rows, generic rows without one): they name no class.
+    pub unlabelled_boxes: usize,
+    /// Rows that could not be used, by kind (see `cambox eval` for the examples).
+    pub issues: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ pub mod draw;
 pub mod fields;
 pub mod images_csv;
 pub mod manifest;
+pub mod probabilities_csv;
 mod options;
 pub mod table;
 

@@ -18,10 +18,25 @@ pub struct OutputOptions {
     /// Write `maps/<path>.npy` (raw float32 maps at feature resolution) and a `.json`
     /// sidecar (classes, geometry) for threshold sweeps.
     pub maps: bool,
+    /// Write `probabilities.csv`: `path` and every class's probability (softmax, or the
+    /// per-class sigmoid of multi-label models), for AUROC and the like.
+    #[serde(skip_serializing_if = "is_false")]
+    pub probabilities: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for OutputOptions {
     fn default() -> Self {
-        OutputOptions { dir: None, top_k: crate::defaults::TOP_K, masks: false, overlays: false, maps: false }
+        OutputOptions {
+            dir: None,
+            top_k: crate::defaults::TOP_K,
+            masks: false,
+            overlays: false,
+            maps: false,
+            probabilities: false,
+        }
     }
 }

@@ -42,9 +42,34 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
-/// The fingerprint of the result-affecting configuration.
-pub fn fingerprint(config: &Config, model_sha256: &str) -> String {
-    hex(&Sha256::digest(fingerprint_text(config, model_sha256).as_bytes()))
+/// Hex SHA-256 of a file, or of a folder's files (each file's path relative to the folder
+/// and its hash, sorted by path): an annotation source may be either.
+pub fn sha256_path(path: &Path) -> Result<String> {
+    if !path.is_dir() {
+        return sha256_file(path);
+    }
+    let mut entries = Vec::new();
+    for e in walkdir::WalkDir::new(path).sort_by_file_name() {
+        let e = e.map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
+        if e.file_type().is_file() {
+            let rel = e.path().strip_prefix(path).unwrap_or(e.path()).to_string_lossy().into_owned();
+            entries.push(format!("{rel}\0{}\n", sha256_file(e.path())?));
+        }
+    }
+    Ok(hex(&Sha256::digest(entries.concat().as_bytes())))
+}
+
+/// The content of the ground truth a run localises (`[truth]`), by hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TruthDigest {
+    pub annotations_sha256: String,
+    pub class_map_sha256: Option<String>,
+}
+
+/// The fingerprint of the result-affecting configuration; `truth` is the digest of the
+/// `[truth]` files, when there are any.
+pub fn fingerprint(config: &Config, model_sha256: &str, truth: Option<&TruthDigest>) -> String {
+    hex(&Sha256::digest(fingerprint_text(config, model_sha256, truth).as_bytes()))
 }
 
 /// What [`fingerprint`] hashes: `{"model_sha256": ..., "config": Hashed}`.
@@ -70,6 +95,16 @@ struct Hashed<'a> {
     /// `threads` set to 0.
     run: RunConfig,
     decode: HashedDecode,
+    /// Only with `[truth]`: the files' content and format, not where they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truth: Option<HashedTruth<'a>>,
+}
+
+#[derive(Serialize)]
+struct HashedTruth<'a> {
+    #[serde(flatten)]
+    digest: &'a TruthDigest,
+    format: Option<crate::truth::annotations::Format>,
 }
 
 /// `[decode]` as hashed: `jpeg_scaling` only when it is not `exact`.
@@ -85,9 +120,9 @@ fn is_exact(j: &JpegScaling) -> bool {
     *j == JpegScaling::Exact
 }
 
-fn fingerprint_text(config: &Config, model_sha256: &str) -> String {
+fn fingerprint_text(config: &Config, model_sha256: &str, truth_digest: Option<&TruthDigest>) -> String {
     // Destructured so that a new section cannot be forgotten here.
-    let Config { input, model, preprocess, output, localise, cam, run, decode } = config;
+    let Config { input, model, preprocess, output, localise, cam, run, decode, truth } = config;
     let DecodeOptions { window, high_bit_depth, jpeg_scaling } = decode.clone();
     let hashed = Hashed {
         input: InputOptions { paths: Vec::new(), ..input.clone() },
@@ -98,6 +133,7 @@ fn fingerprint_text(config: &Config, model_sha256: &str) -> String {
         cam,
         run: RunConfig { threads: 0, ..run.clone() },
         decode: HashedDecode { window, high_bit_depth, jpeg_scaling },
+        truth: truth_digest.map(|digest| HashedTruth { digest, format: truth.as_ref().and_then(|t| t.format) }),
     };
     serde_json::to_string(&Parts { model_sha256, config: hashed }).expect("config serialises")
 }
@@ -114,25 +150,42 @@ mod tests {
         b.input.paths = vec!["y".into()];
         b.run.threads = 7;
         b.output.dir = Some("elsewhere".into());
-        assert_eq!(fingerprint(&a, "m"), fingerprint(&b, "m"));
+        assert_eq!(fingerprint(&a, "m", None), fingerprint(&b, "m", None));
         b.preprocess.resize_to = Some(300);
-        assert_ne!(fingerprint(&a, "m"), fingerprint(&b, "m"));
-        assert_ne!(fingerprint(&a, "m"), fingerprint(&a, "other model"));
+        assert_ne!(fingerprint(&a, "m", None), fingerprint(&b, "m", None));
+        assert_ne!(fingerprint(&a, "m", None), fingerprint(&a, "other model", None));
         let mut d = a.clone();
         d.decode.jpeg_scaling = JpegScaling::Dct;
-        assert_ne!(fingerprint(&a, "m"), fingerprint(&d, "m"));
+        assert_ne!(fingerprint(&a, "m", None), fingerprint(&d, "m", None));
+        // The truth enters by content: moved files resume, edited ones do not.
+        let t = TruthDigest { annotations_sha256: "t".into(), class_map_sha256: None };
+        let t2 = TruthDigest { annotations_sha256: "t2".into(), class_map_sha256: None };
+        let mut e = a.clone();
+        e.truth = Some(crate::config::TruthConfig { annotations: "x.csv".into(), format: None, class_map: None });
+        let mut f = e.clone();
+        f.truth.as_mut().unwrap().annotations = "elsewhere/x.csv".into();
+        assert_eq!(fingerprint(&e, "m", Some(&t)), fingerprint(&f, "m", Some(&t)));
+        assert_ne!(fingerprint(&e, "m", Some(&t)), fingerprint(&e, "m", Some(&t2)));
+        assert_ne!(fingerprint(&e, "m", Some(&t)), fingerprint(&a, "m", None));
+    }
+
+    #[test]
+    fn new_settings_at_their_defaults_keep_earlier_fingerprints() {
+        // The text of the default configuration as cambox 0.1.0 of bd5fab8 hashed it.
+        let before = "{\"model_sha256\":\"m\",\"config\":{\"input\":{\"paths\":[],\"extensions\":[\"jpg\",\"jpeg\",\"png\",\"bmp\",\"tif\",\"tiff\",\"dcm\"],\"follow_symlinks\":false,\"include_hidden\":false,\"sniff_dicom\":false},\"model\":{\"path\":\"\",\"labels\":null,\"layout\":\"auto\",\"input_size\":null,\"feature\":null},\"preprocess\":{\"resize\":\"stretch\",\"resize_to\":null,\"resampling\":\"bilinear\",\"channels\":\"rgb\",\"scale\":\"unit\",\"mean\":[0.0],\"std\":[1.0],\"pad_value\":0.0},\"output\":{\"dir\":null,\"top_k\":5,\"masks\":false,\"overlays\":false,\"maps\":false},\"localise\":{\"classes\":\"top1\",\"preset\":\"cam-paper\",\"tau\":null,\"relu\":null,\"normalise\":null,\"upsample\":null,\"quantise\":null,\"thresholds\":null,\"components\":null,\"min_area\":null},\"cam\":{\"method\":\"cam\"},\"run\":{\"threads\":0,\"max_pixels\":100000000,\"max_file_bytes\":536870912},\"decode\":{\"window\":\"dicom\",\"high_bit_depth\":\"bit-depth\"}}}";
+        assert_eq!(fingerprint_text(&Config::default(), "m", None), before);
     }
 
     #[test]
     fn default_jpeg_scaling_keeps_earlier_fingerprints() {
         // Hashed as before `[decode] jpeg_scaling` existed: `decode` ends with the
         // setting before it.
-        let text = fingerprint_text(&Config::default(), "m");
+        let text = fingerprint_text(&Config::default(), "m", None);
         assert!(text.contains("\"high_bit_depth\":\"bit-depth\"}"), "{text}");
         assert!(!text.contains("jpeg_scaling"), "{text}");
         let mut c = Config::default();
         c.decode.jpeg_scaling = JpegScaling::Dct;
-        assert!(fingerprint_text(&c, "m").contains("\"jpeg_scaling\":\"dct\"}"));
+        assert!(fingerprint_text(&c, "m", None).contains("\"jpeg_scaling\":\"dct\"}"));
     }
 
     #[test]
@@ -144,7 +197,7 @@ mod tests {
              [run]\nthreads = 3\n[decode]\njpeg_scaling = \"dct\"",
         )
         .unwrap();
-        let text = fingerprint_text(&c, "h");
+        let text = fingerprint_text(&c, "h", None);
         c.input.paths.clear();
         c.output.dir = None;
         c.run.threads = 0;

@@ -5,20 +5,24 @@
 //! the first image, and reported as one [`Error`]. The pipeline only executes a plan.
 
 pub mod fingerprint;
+mod truth;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ClassRef, ClassesSpec, Config};
+use crate::config::{ClassRef, ClassesSpec, Config, TruthConfig};
 use crate::error::{Error, Result};
 use crate::labels::Labels;
 use crate::output::artefacts::Artefacts;
 use crate::output::manifest::{CutSection, ModelReport};
 use crate::stage::decode::Decoder;
 use crate::stage::discover::Discovery;
-use crate::stage::localise::{ClassSelection, Localiser};
-use crate::stage::maps::MapMethod;
-use crate::stage::model::ModelPlan;
+use crate::stage::localise::{ClassSelection, Localiser, Recipe};
+use crate::stage::maps::{Activation, MapMethod};
+use crate::stage::model::{ActivationChoice, FinalOp, ModelPlan};
 use crate::stage::preprocess::{Normaliser, Preprocessor};
+use crate::truth::annotations::Format;
+pub use truth::TruthPlan;
 
 /// Command-line values that override the configuration file.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +35,12 @@ pub struct Overrides {
     pub method: Option<MapMethod>,
     /// Process only shard `index` of `count` (`--shard I/N`).
     pub shard: Option<(u32, u32)>,
+    /// Replaces `[truth] annotations` (`--truth`).
+    pub truth: Option<PathBuf>,
+    /// Replaces `[truth] format` (`--truth-format`).
+    pub truth_format: Option<Format>,
+    /// Replaces `[truth] class_map` (`--class-map`).
+    pub class_map: Option<PathBuf>,
 }
 
 /// Everything a run needs, built and checked.
@@ -47,9 +57,16 @@ pub struct RunPlan {
     pub top_k: usize,
     pub threads: usize,
     pub classes: ClassSelection,
+    /// The recipe of every class without a tau of its own.
     pub localiser: Localiser,
+    /// Classes with their own tau (`[localise] taus`).
+    pub class_localisers: BTreeMap<usize, Localiser>,
     pub artefacts: Artefacts,
     pub method: MapMethod,
+    /// How the logits become probabilities.
+    pub activation: Activation,
+    /// The classes each annotated image's truth names (`[truth]`).
+    pub truth: Option<TruthPlan>,
     pub shard: Option<(u32, u32)>,
     /// Identifies the result-affecting configuration, for resume and merge.
     pub fingerprint: String,
@@ -69,11 +86,16 @@ impl RunPlan {
         let method = config.cam.method;
         method.applies(&model.cut.head).map_err(|e| Error::model(&config.model.path, e))?;
         let preprocessor = Preprocessor::new(&config.preprocess, &model.input).map_err(cfg_err)?;
+        let activation =
+            activation(config.model.activation, model.cut.final_op).map_err(|e| Error::model(&config.model.path, e))?;
         let labels = Labels::load(config.model.labels.as_deref(), model.num_classes())?;
         let classes = class_selection(&config.localise.classes, &labels, model.num_classes()).map_err(cfg_err)?;
-        let localiser = Localiser::new(config.localise.recipe().map_err(cfg_err)?);
+        let recipe = config.localise.recipe().map_err(cfg_err)?;
+        let class_localisers = class_taus(config.localise.taus.as_ref(), &labels, &recipe).map_err(cfg_err)?;
+        let truth = config.truth.as_ref().map(|t| TruthPlan::load(t, &labels)).transpose()?;
         let model_sha256 = fingerprint::sha256_file(&config.model.path)?;
-        let fingerprint = fingerprint::fingerprint(&config, &model_sha256);
+        let truth_digest = truth.as_ref().map(TruthPlan::digest).transpose()?;
+        let fingerprint = fingerprint::fingerprint(&config, &model_sha256, truth_digest.as_ref());
         let threads = match config.run.threads {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
@@ -91,11 +113,19 @@ impl RunPlan {
             out_dir,
             threads,
             classes,
-            localiser,
+            localiser: Localiser::new(recipe),
+            class_localisers,
             method,
+            activation,
+            truth,
             shard: ov.shard,
             fingerprint,
         })
+    }
+
+    /// The localiser of class `k`: its own tau's, or the run's.
+    pub fn localiser(&self, k: usize) -> &Localiser {
+        self.class_localisers.get(&k).unwrap_or(&self.localiser)
     }
 
     /// What `run.json` says about the model.
@@ -104,6 +134,7 @@ impl RunPlan {
             path: self.config.model.path.clone(),
             sha256: self.model_sha256.clone(),
             input: self.model.input.clone(),
+            activation: Some(self.activation),
             cut: CutSection {
                 report: self.model.report.clone(),
                 map_methods: MapMethod::applicable(&self.model.cut.head).iter().map(|m| m.name().into()).collect(),
@@ -126,7 +157,57 @@ fn apply_overrides(mut config: Config, ov: &Overrides) -> Config {
     if let Some(m) = ov.method {
         config.cam.method = m;
     }
+    if let Some(t) = &ov.truth {
+        let format = config.truth.as_ref().and_then(|c| c.format);
+        let class_map = config.truth.as_ref().and_then(|c| c.class_map.clone());
+        config.truth = Some(TruthConfig { annotations: t.clone(), format, class_map });
+    }
+    if let Some(truth) = config.truth.as_mut() {
+        if let Some(f) = ov.truth_format {
+            truth.format = Some(f);
+        }
+        if let Some(m) = &ov.class_map {
+            truth.class_map = Some(m.clone());
+        }
+    }
     config
+}
+
+/// The probabilities the run gives: what `[model] activation` says, or with `auto` what
+/// the graph ends in. A choice that contradicts the graph's final op is refused: it would
+/// not be the model's own probabilities.
+pub fn activation(choice: ActivationChoice, graph: FinalOp) -> std::result::Result<Activation, String> {
+    match (choice, graph) {
+        (ActivationChoice::Auto, FinalOp::Sigmoid) | (ActivationChoice::Sigmoid, FinalOp::None | FinalOp::Sigmoid) => {
+            Ok(Activation::Sigmoid)
+        }
+        (ActivationChoice::Auto, _) | (ActivationChoice::Softmax, FinalOp::None | FinalOp::Softmax) => {
+            Ok(Activation::Softmax)
+        }
+        (ActivationChoice::Softmax, FinalOp::Sigmoid) => {
+            Err("[model] activation = \"softmax\", but the model ends in a Sigmoid: it is multi-label; use \"sigmoid\" or \"auto\"".into())
+        }
+        (ActivationChoice::Sigmoid, FinalOp::Softmax) => {
+            Err("[model] activation = \"sigmoid\", but the model ends in a Softmax over its classes; use \"softmax\" or \"auto\"".into())
+        }
+    }
+}
+
+/// A localiser for every class `[localise] taus` names (by name or index).
+fn class_taus(
+    taus: Option<&BTreeMap<String, f32>>,
+    labels: &Labels,
+    base: &Recipe,
+) -> std::result::Result<BTreeMap<usize, Localiser>, String> {
+    let mut out = BTreeMap::new();
+    for (key, &tau) in taus.into_iter().flatten() {
+        let k = labels
+            .index_of(key)
+            .or_else(|| key.parse::<usize>().ok().filter(|&k| k < labels.len()))
+            .ok_or_else(|| format!("[localise] taus: no class named '{key}' (nor a class index)"))?;
+        out.insert(k, Localiser::new(Recipe { thresholds: Recipe::wsol(tau).thresholds, ..base.clone() }));
+    }
+    Ok(out)
 }
 
 /// What can be checked without the model; returns the output folder.
@@ -152,6 +233,9 @@ fn check_config(config: &Config, config_path: &Path, ov: &Overrides) -> Result<P
         .ok_or_else(|| Error::config(config_path, "no output folder: set [output] dir or pass --out"))?;
     if config.output.top_k == 0 {
         return Err(Error::config(config_path, "[output] top_k must be at least 1"));
+    }
+    if config.truth.is_none() && ov.class_map.is_some() {
+        return Err(Error::Usage("--class-map needs annotations: give --truth or a [truth] section".into()));
     }
     if let Some((i, n)) = ov.shard {
         if n == 0 || i >= n {

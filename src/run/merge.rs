@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::output::boxes_csv::BoxRow;
 use crate::output::images_csv::ImageRow;
 use crate::output::manifest::{now, Counts, ManifestError, RunManifest, RunState, Shard};
+use crate::output::probabilities_csv;
 use crate::output::table::{self, Row};
 use crate::run::resume::RUN_DIRS;
 
@@ -132,6 +133,35 @@ fn link_artefacts(shards: &[ShardRun], out: &Path) -> Result<usize> {
     Ok(files)
 }
 
+/// `probabilities.csv` of every shard, when they wrote one, joined and sorted by path.
+fn merge_probabilities(shards: &[ShardRun], out: &Path) -> Result<()> {
+    let files: Vec<PathBuf> = shards.iter().map(|s| s.dir.join(probabilities_csv::FILE)).collect();
+    if !files.iter().any(|f| f.exists()) {
+        return Ok(());
+    }
+    let mut header: Option<csv::StringRecord> = None;
+    let mut rows = Vec::new();
+    for f in &files {
+        let mut rd = csv::Reader::from_path(f).map_err(|e| Error::output(f, e.to_string()))?;
+        let h = rd.headers().map_err(|e| Error::output(f, e.to_string()))?.clone();
+        if header.as_ref().is_some_and(|first| *first != h) {
+            return Err(Error::output(f, "has other columns than the first shard's probabilities.csv"));
+        }
+        header = Some(h);
+        for r in rd.records() {
+            rows.push(r.map_err(|e| Error::output(f, e.to_string()))?);
+        }
+    }
+    rows.sort_by(|a, b| a.get(0).cmp(&b.get(0)));
+    let path = out.join(probabilities_csv::FILE);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in header.iter().chain(&rows) {
+        w.write_record(r).map_err(|e| Error::output(&path, e.to_string()))?;
+    }
+    let data = w.into_inner().map_err(|e| Error::output(&path, e.to_string()))?;
+    crate::output::atomic_write(&path, &data).map_err(|e| Error::io(&path, e))
+}
+
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     if dirs.is_empty() {
         return Err(Error::Usage("merge needs at least one shard folder".into()));
@@ -163,6 +193,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let files = link_artefacts(&shards, out)?;
     table::write_all(&out.join("boxes.csv"), &boxes)?;
+    merge_probabilities(&shards, out)?;
     table::write_all(&out.join("images.csv"), &images)?;
 
     let ok = images.iter().filter(|r| r.ok()).count() as u64;

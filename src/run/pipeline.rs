@@ -19,6 +19,7 @@ use crate::output::boxes_csv::BoxRow;
 use crate::output::fields::{ClassProbs, Fixed, Sci3, Shortest, Spacing};
 use crate::output::images_csv::{ImageRow, Status};
 use crate::output::manifest::{now, Counts, RunManifest, RunState, Shard};
+use crate::output::probabilities_csv::{self, ProbabilitiesCsv};
 use crate::output::sync_file;
 use crate::output::table::TableWriter;
 use crate::plan::RunPlan;
@@ -93,7 +94,8 @@ pub struct RunOptions {
 pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let out = &plan.out_dir;
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
-    let previous = resume::prepare(out, &plan.fingerprint, opts.force, opts.retry_errors)?;
+    let prob_header = plan.config.output.probabilities.then(|| probabilities_csv::header(&plan.labels));
+    let previous = resume::prepare(out, &plan.fingerprint, opts.force, opts.retry_errors, prob_header.as_deref())?;
     let resumed = previous.is_some();
     let previous = previous.unwrap_or_default();
     let mut manifest = start_manifest(plan, &previous);
@@ -103,8 +105,11 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     if plan.config.decode.jpeg_scaling != plan.decoder.jpeg_scaling {
         eprintln!("cambox: note: [decode] jpeg_scaling = \"dct\" is not applied: overlays are drawn on full-resolution images");
     }
+    if let Some(note) = plan.truth.as_ref().and_then(|t| t.unmapped_note()) {
+        eprintln!("cambox: note: {note}");
+    }
     manifest.write(out)?;
-    let tables = Tables::open(out, resumed)?;
+    let tables = Tables::open(out, resumed, prob_header.as_deref())?;
     let cancelled = || opts.cancel.as_ref().map(|c| c.load(Ordering::Relaxed)).unwrap_or(false);
     // The walk, restricted to this shard and to what is not done yet; lazy, so nothing
     // proportional to the dataset is held beyond the set of finished paths.
@@ -219,6 +224,7 @@ fn start_manifest(plan: &RunPlan, previous: &Previous) -> RunManifest {
         localise: plan.localiser.recipe.clone(),
         counts: Counts { ok: previous.ok, error: previous.error },
         time: None,
+        truth: plan.truth.as_ref().map(|t| t.report.clone()),
         merged_from: None,
     }
 }
@@ -231,22 +237,31 @@ fn method_note(method: MapMethod) -> String {
     }
 }
 
-/// The two tables, written by the one writer thread.
+/// The tables, written by the one writer thread.
 struct Tables {
     images: TableWriter<ImageRow>,
     boxes: TableWriter<BoxRow>,
+    probabilities: Option<ProbabilitiesCsv>,
     since_flush: usize,
 }
 
 impl Tables {
-    fn open(out: &Path, resumed: bool) -> Result<Tables> {
+    /// Opens the tables (`probabilities.csv` when `prob_header` is given).
+    fn open(out: &Path, resumed: bool, prob_header: Option<&[String]>) -> Result<Tables> {
         let (images, boxes) = (out.join("images.csv"), out.join("boxes.csv"));
-        let (images, boxes) = if resumed {
-            (TableWriter::append(&images)?, TableWriter::append(&boxes)?)
+        let probs = out.join(probabilities_csv::FILE);
+        let (images, boxes, probabilities) = if resumed {
+            let probabilities = match prob_header {
+                Some(_) if probs.exists() => Some(ProbabilitiesCsv::append(&probs)?),
+                Some(h) => Some(ProbabilitiesCsv::create(&probs, h)?),
+                None => None,
+            };
+            (TableWriter::append(&images)?, TableWriter::append(&boxes)?, probabilities)
         } else {
-            (TableWriter::create(&images)?, TableWriter::create(&boxes)?)
+            let probabilities = prob_header.map(|h| ProbabilitiesCsv::create(&probs, h)).transpose()?;
+            (TableWriter::create(&images)?, TableWriter::create(&boxes)?, probabilities)
         };
-        Ok(Tables { images, boxes, since_flush: 0 })
+        Ok(Tables { images, boxes, probabilities, since_flush: 0 })
     }
 
     /// Writes the rows of one image; returns whether it is an error row. An `Err` stops
@@ -268,6 +283,9 @@ impl Tables {
         for b in &boxes {
             self.boxes.write(b)?;
         }
+        if let (Some(t), Ok(o)) = (self.probabilities.as_mut(), &rec.outcome) {
+            t.write(&rec.rel, &o.prediction.probs)?;
+        }
         self.images.write(&image)?;
         // Boxes before images: a row in images.csv promises its boxes are on disk, so a
         // kill between the two flushes costs a redo, never a lost box.
@@ -280,7 +298,11 @@ impl Tables {
 
     fn flush(&mut self) -> Result<()> {
         self.since_flush = 0;
-        self.boxes.flush().and_then(|_| self.images.flush())
+        self.boxes.flush()?;
+        if let Some(t) = self.probabilities.as_mut() {
+            t.flush()?;
+        }
+        self.images.flush()
     }
 }
 
@@ -412,8 +434,16 @@ fn process_file(
     if logits.iter().any(|v| !v.is_finite()) {
         return Err(ImageError::Inference("the network produced non-finite logits".into()));
     }
-    let prediction = Prediction::from_logits(logits, plan.top_k);
-    let localised = plan.classes.select(&prediction);
+    let prediction = Prediction::new(logits, plan.top_k, plan.activation);
+    let mut localised = plan.classes.select(&prediction);
+    // The classes the image's truth names, whatever the prediction (`[truth]`).
+    if let Some(t) = &plan.truth {
+        for k in t.classes(rel, &prediction.probs) {
+            if !localised.contains(&k) {
+                localised.push(k);
+            }
+        }
+    }
     // Maps only for the classes needed: the top-k (for the logit check) and the localised.
     let mut needed = prediction.top.clone();
     needed.extend(localised.iter().filter(|c| !prediction.top.contains(c)));
@@ -424,7 +454,7 @@ fn process_file(
     if let Some(maps) = &maps {
         let at = |k: &usize| needed.iter().position(|n| n == k).expect("computed above");
         let locs: Vec<_> =
-            localised.iter().map(|k| plan.localiser.localise(*k, maps.map(at(k)), &input.geometry)).collect();
+            localised.iter().map(|k| plan.localiser(*k).localise(*k, maps.map(at(k)), &input.geometry)).collect();
         stages.localise = clock.lap();
         let kept = ClassMaps {
             classes: localised.clone(),

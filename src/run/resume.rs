@@ -14,10 +14,11 @@ use crate::error::{Error, Result};
 use crate::output::boxes_csv::BoxRow;
 use crate::output::images_csv::{ImageRow, Status};
 use crate::output::manifest::{ManifestError, RunManifest};
+use crate::output::probabilities_csv;
 use crate::output::table::{self, Row};
 
 /// Files a run owns in its output folder (removed by `--force`).
-pub const RUN_FILES: &[&str] = &["images.csv", "boxes.csv", "run.json"];
+pub const RUN_FILES: &[&str] = &["images.csv", "boxes.csv", "probabilities.csv", "run.json"];
 pub const RUN_DIRS: &[&str] = &["masks", "overlays", "maps"];
 
 /// What an earlier run left.
@@ -29,8 +30,15 @@ pub struct Previous {
     pub error: u64,
 }
 
-/// How to start in `out`.
-pub fn prepare(out: &Path, fingerprint: &str, force: bool, retry_errors: bool) -> Result<Option<Previous>> {
+/// How to start in `out`; `probabilities` is the header of `probabilities.csv` when the
+/// run writes one.
+pub fn prepare(
+    out: &Path,
+    fingerprint: &str,
+    force: bool,
+    retry_errors: bool,
+    probabilities: Option<&[String]>,
+) -> Result<Option<Previous>> {
     let manifest = out.join("run.json");
     let images = out.join("images.csv");
     if force {
@@ -91,6 +99,10 @@ pub fn prepare(out: &Path, fingerprint: &str, force: bool, retry_errors: bool) -
     let boxes = out.join("boxes.csv");
     if boxes.exists() {
         repair::<BoxRow>(&boxes, |row| ok_paths.contains(&row.path))?;
+    }
+    let probs = out.join(probabilities_csv::FILE);
+    if let (Some(header), true) = (probabilities, probs.exists()) {
+        probabilities_csv::repair(&probs, header, |p| ok_paths.contains(p))?;
     }
     Ok(Some(prev))
 }

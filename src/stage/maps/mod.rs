@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::stage::model::{FeatureMap, Head, HeadProgram};
 pub use eigen::eigen_projection;
-pub use prediction::{ranked, softmax, Prediction};
+pub use prediction::{ranked, sigmoid, softmax, Activation, Prediction};
 
 /// Per-image `logit_check` above this (absolute, in logit units) marks the row as an
 /// error: the identity mean(M_k) + b_k = logit_k only fails if the maps are corrupt.

@@ -1,5 +1,35 @@
 //! Scores of one image: the logits, their probabilities, and the classes ranked by them.
 
+use serde::{Deserialize, Serialize};
+
+/// How logits become probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// One class per image: a softmax over the classes.
+    #[default]
+    Softmax,
+    /// Multi-label: each class its own sigmoid, independent of the others.
+    Sigmoid,
+}
+
+impl Activation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Softmax => "softmax",
+            Activation::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// The probabilities of `logits`.
+    pub fn probabilities(self, logits: &[f32]) -> Vec<f32> {
+        match self {
+            Activation::Softmax => softmax(logits),
+            Activation::Sigmoid => logits.iter().map(|&l| sigmoid(l)).collect(),
+        }
+    }
+}
+
 /// Scores of one image.
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -10,8 +40,14 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// Softmax probabilities of `logits` and the `top_k` classes.
     pub fn from_logits(logits: Vec<f32>, top_k: usize) -> Prediction {
-        let probs = softmax(&logits);
+        Prediction::new(logits, top_k, Activation::Softmax)
+    }
+
+    /// Probabilities of `logits` by `activation`, and the `top_k` classes.
+    pub fn new(logits: Vec<f32>, top_k: usize, activation: Activation) -> Prediction {
+        let probs = activation.probabilities(&logits);
         let mut idx = ranked(&probs, 0..logits.len());
         idx.truncate(top_k.max(1).min(logits.len()));
         Prediction { logits, probs, top: idx }
@@ -30,10 +66,35 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     e.iter().map(|v| (v / s) as f32).collect()
 }
 
+/// The logistic function, computed in f64 without overflow for either sign.
+pub fn sigmoid(l: f32) -> f32 {
+    let l = l as f64;
+    let s = if l >= 0.0 { 1.0 / (1.0 + (-l).exp()) } else { l.exp() / (1.0 + l.exp()) };
+    s as f32
+}
+
 /// `classes` by descending probability, ties by lower index first: the one order in which
 /// cambox lists classes (`top_k`, `topk:K`, `above:P`).
 pub fn ranked(probs: &[f32], classes: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let mut idx: Vec<usize> = classes.into_iter().collect();
     idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoids_are_per_class_and_stable() {
+        // 14 outputs near 0.73 (logit 1): each is 0.731059, where a softmax over them
+        // would give every class 1/14 = 0.0714.
+        let p = Prediction::new(vec![1.0; 14], 3, Activation::Sigmoid);
+        assert!(p.probs.iter().all(|&v| (v - 0.731_058_6).abs() < 1e-6), "{:?}", p.probs);
+        assert_eq!(p.top, vec![0, 1, 2]);
+        assert!((Prediction::new(vec![1.0; 14], 1, Activation::Softmax).probs[0] - 1.0 / 14.0).abs() < 1e-6);
+        // Far tails: no NaN, no overflow.
+        assert_eq!((sigmoid(-200.0), sigmoid(200.0)), (0.0, 1.0));
+        assert!((sigmoid(-3.0) - 0.047_425_87).abs() < 1e-7);
+    }
 }

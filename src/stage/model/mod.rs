@@ -23,7 +23,11 @@ use crate::stage::preprocess::Normaliser;
 pub use features::FeatureMap;
 use graph::OnnxGraph;
 pub use head::{HeadProgram, LinearHead};
-pub use surgery::{FeatureCut, Head};
+pub use surgery::{FeatureCut, FinalOp, Head};
+
+fn no_final_op() -> FinalOp {
+    FinalOp::None
+}
 
 /// Relative tolerance of the start-up proof that the cut is right: the logits recomputed
 /// from the feature map must equal the full model's logits within this fraction of the
@@ -38,6 +42,26 @@ pub enum LayoutChoice {
     Auto,
     Nchw,
     Nhwc,
+}
+
+/// `[model] activation`: how the logits become probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationChoice {
+    /// As the graph says: a final Sigmoid means per-class sigmoids (multi-label), anything
+    /// else a softmax over the classes.
+    #[default]
+    Auto,
+    Softmax,
+    /// Per-class sigmoids: for multi-label models exported as raw logits (trained with
+    /// BCE-with-logits).
+    Sigmoid,
+}
+
+impl ActivationChoice {
+    fn is_auto(&self) -> bool {
+        *self == ActivationChoice::Auto
+    }
 }
 
 /// `[model]`: the classifier and how to read it.
@@ -55,6 +79,10 @@ pub struct ModelOptions {
     /// Name of the feature tensor to cut at, overriding the automatic choice
     /// (the input of the last global pooling).
     pub feature: Option<String>,
+    /// Softmax or per-class sigmoid probabilities; written only when not `auto`, so
+    /// configurations from before it existed keep their fingerprint.
+    #[serde(skip_serializing_if = "ActivationChoice::is_auto")]
+    pub activation: ActivationChoice,
 }
 
 /// What `run.json` and `inspect` report about the cut.
@@ -69,6 +97,9 @@ pub struct CutReport {
     pub head_ops: Vec<String>,
     pub logits_tensor: String,
     pub output_is_softmax: bool,
+    /// What the model applies to its logits (`none`, `softmax`, `sigmoid`).
+    #[serde(default = "no_final_op")]
+    pub output_activation: FinalOp,
     pub num_classes: usize,
     /// Largest |logit(cut) - logit(full)| on the start-up probe, relative.
     pub probe_rel_diff: f32,
@@ -122,7 +153,8 @@ impl ModelPlan {
             head: cut.head.kind().to_string(),
             head_ops: cut.head_ops.clone(),
             logits_tensor: cut.logits.clone(),
-            output_is_softmax: cut.output_is_softmax,
+            output_is_softmax: cut.final_op == FinalOp::Softmax,
+            output_activation: cut.final_op,
             num_classes: probed.num_classes,
             probe_rel_diff: probed.rel_diff,
         };

@@ -68,18 +68,32 @@ pub struct FeatureCut {
     pub head: Head,
     /// The ops of the head in order (for `inspect`).
     pub head_ops: Vec<String>,
-    /// The tensor holding the logits: the model output, or the input of a final Softmax.
+    /// The tensor holding the logits: the model output, or the input of a final Softmax
+    /// or Sigmoid.
     pub logits: String,
-    /// Whether the model's output is a Softmax over the logits.
-    pub output_is_softmax: bool,
+    /// What the model applies to the logits to give its output.
+    pub final_op: FinalOp,
+}
+
+/// The op that turns the logits into the model's output, when there is one. Either is
+/// applied after the logits, per class (Sigmoid) or over the classes (Softmax), so the
+/// head before it is judged on its own and CAM stays exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalOp {
+    /// The output is the logits.
+    None,
+    Softmax,
+    Sigmoid,
 }
 
 /// Finds the cut. `feature_override` names F explicitly (it must feed a global pooling).
 pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureCut> {
     let out = g.outputs().first().ok_or_else(|| Error::model(&g.path, "the graph has no output"))?;
-    let (logits, output_is_softmax) = match g.producer(&out.name).map(|i| g.node(i)) {
-        Some(n) if n.op_type == "Softmax" => (n.input[0].clone(), true),
-        _ => (out.name.clone(), false),
+    let (logits, final_op) = match g.producer(&out.name).map(|i| g.node(i)) {
+        Some(n) if n.op_type == "Softmax" => (n.input[0].clone(), FinalOp::Softmax),
+        Some(n) if n.op_type == "Sigmoid" => (n.input[0].clone(), FinalOp::Sigmoid),
+        _ => (out.name.clone(), FinalOp::None),
     };
     let ancestors = ancestors_of(g, &logits);
 
@@ -115,7 +129,7 @@ pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureC
     let feature = pool_node.input[0].clone();
     let pooled = pool_node.output[0].clone();
     let (head, head_ops) = walk_head(g, &pooled, &logits)?;
-    Ok(FeatureCut { feature, pooling, head, head_ops, logits, output_is_softmax })
+    Ok(FeatureCut { feature, pooling, head, head_ops, logits, final_op })
 }
 
 /// Marks every node the tensor depends on.

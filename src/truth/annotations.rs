@@ -29,14 +29,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::error::EvalError;
-use super::metrics::Rect;
+use super::{Rect, TruthError};
 
 /// Examples kept per kind of annotation problem (all of them are counted).
 pub const ISSUE_EXAMPLES: usize = 5;
 
 /// Annotation file formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Rsna,
@@ -165,7 +164,7 @@ pub fn fmt_rect(r: &Rect) -> String {
 
 /// The format of `path`: a folder or `.xml` is VOC, `.json` is COCO, a CSV is told by its
 /// header.
-pub fn detect(path: &Path) -> Result<Format, EvalError> {
+pub fn detect(path: &Path) -> Result<Format, TruthError> {
     if path.is_dir() {
         return Ok(Format::Voc);
     }
@@ -175,10 +174,10 @@ pub fn detect(path: &Path) -> Result<Format, EvalError> {
         "json" => return Ok(Format::Coco),
         _ => {}
     }
-    let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| TruthError::io(path, e))?;
     detect_csv(&text).ok_or_else(|| {
         let first = text.trim_start_matches('\u{feff}').lines().next().unwrap_or("").trim();
-        EvalError::annotations(
+        TruthError::annotations(
             path,
             format!(
                 "cannot tell the format from the header '{first}': expected RSNA (patientId,x,y,width,height,Target), \
@@ -205,9 +204,9 @@ pub fn detect_csv(text: &str) -> Option<Format> {
 }
 
 /// Reads annotations of `format` from `path`.
-pub fn load(path: &Path, format: Format) -> Result<Annotations, EvalError> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| EvalError::io(p, e));
-    let bad = |m: String| EvalError::annotations(path, m);
+pub fn load(path: &Path, format: Format) -> Result<Annotations, TruthError> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| TruthError::io(p, e));
+    let bad = |m: String| TruthError::annotations(path, m);
     match format {
         Format::Rsna => parse_rsna(&read(path)?).map_err(bad),
         Format::Nih => parse_nih(&read(path)?).map_err(bad),
