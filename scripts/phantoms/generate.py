@@ -22,7 +22,10 @@ m >= 0.1 * max(m).  Written RSNA style as x, y, width, height in pixels of the
 x .. x+width-1 and rows y .. y+height-1 (x2 = x + width, y2 = y + height).
 
 The same module is imported by train.py to make training/validation phantoms
-in memory (from the 6 training sources only).
+in memory (from the 6 training sources only), and by generate_multilabel.py, which
+reuses make_background, place_ellipse, _opacity_map, box_of and add_noise for its
+multi-finding phantoms (these functions draw the random numbers in the order the
+single-function version did, so this set is unchanged byte for byte).
 
 Usage (test set):
     python generate.py --out data/phantoms --count 120 --seed 1001 --split test
@@ -137,12 +140,15 @@ def _ellipse_bbox(g: dict):
     return (g["cx"] - hw, g["cy"] - hh, g["cx"] + hw, g["cy"] + hh)
 
 
-def _opacity_map(rng: np.random.Generator, g: dict):
-    """Return (m, params) with m a (256,256) float map, max(m) > 0, support = ellipse g."""
+def _opacity_map(rng: np.random.Generator, g: dict, edge_r0: tuple = EDGE_R0,
+                 texture_sigma: tuple = TEXTURE_SIGMA, texture_min: float = TEXTURE_MIN):
+    """Return (m, params) with m a (256,256) float map, max(m) > 0, support = ellipse g.
+    The keyword ranges default to the opacity model; generate_multilabel.py passes the
+    nodule model's (a sharper edge, a flatter texture)."""
     cx, cy = g["cx"], g["cy"]
     a, b, theta = g["major"] / 2, g["minor"] / 2, g["theta"]
-    r0 = rng.uniform(*EDGE_R0)
-    sigma = rng.uniform(*TEXTURE_SIGMA)
+    r0 = rng.uniform(*edge_r0)
+    sigma = rng.uniform(*texture_sigma)
     yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
     dx, dy = xx - cx, yy - cy
     c, s = math.cos(theta), math.sin(theta)
@@ -154,7 +160,7 @@ def _opacity_map(rng: np.random.Generator, g: dict):
     noise = gaussian_filter(rng.standard_normal((SIZE, SIZE)), sigma, mode="reflect")
     inside = r < 1
     lo, hi = noise[inside].min(), noise[inside].max()
-    tex = TEXTURE_MIN + (1 - TEXTURE_MIN) * (noise - lo) / max(hi - lo, 1e-12)
+    tex = texture_min + (1 - texture_min) * (noise - lo) / max(hi - lo, 1e-12)
     m = prof * tex
     return m, dict(g, r0=r0, sigma=sigma)
 
@@ -171,8 +177,10 @@ def _ellipse_inside(lung, scale, xs, ys):
     return ((xs - cx) / (ax * scale)) ** 2 + ((ys - cy) / (ay * scale)) ** 2 <= 1.0
 
 
-def make_phantom(rng: np.random.Generator, sources: list[Source], n_opacities: int | None = None,
-                 amplitude: tuple = AMPLITUDE) -> Phantom:
+def make_background(rng: np.random.Generator, sources: list[Source]):
+    """Crop, flip and intensity-augment a random source.  Returns (bg, lungs, meta):
+    bg the (256, 256) float background in grey levels 0..255, lungs the two lung
+    ellipses (cx, cy, ax, ay) in 256-pixel coordinates, meta the drawn parameters."""
     si = int(rng.integers(len(sources)))
     src = sources[si]
     W, H = src.image.size
@@ -203,6 +211,54 @@ def make_phantom(rng: np.random.Generator, sources: list[Source], n_opacities: i
     contrast = rng.uniform(*CONTRAST)
     bright = rng.uniform(*BRIGHTNESS)
     bg = np.clip((np.clip(bg, 0, 1) ** gamma - 0.5) * contrast + 0.5 + bright, 0, 1) * 255.0
+    meta = dict(source=src.name, crop=(x0, y0, side), flip=flip, gamma=gamma,
+                contrast=contrast, brightness=bright)
+    return bg, lungs, meta
+
+
+def place_ellipse(rng: np.random.Generator, lungs: list, lung: int, sample_shape, eboxes: list):
+    """Draw a shape with sample_shape(rng), then up to 30 centres for it (uniform inside
+    0.8 x the lung ellipse), a new shape every 30 tries, at most 600 tries (after 300 the
+    lung is drawn at random too).  A centre is kept when the whole ellipse lies inside the
+    lung ellipse scaled by LUNG_MARGIN, at least 1 px inside the image, and its bounding
+    box overlaps none of eboxes.  Returns (geo, lung index, ellipse bbox) or None."""
+    # draw a size/shape first, then up to 30 centres for it, so that large
+    # opacities are not rejected much more often than small ones
+    for attempt in range(600):
+        if attempt % 30 == 0:
+            li = lung if attempt < 300 else int(rng.integers(2))
+            shape = sample_shape(rng)
+        lcx_, lcy_, lax, lay = lungs[li]
+        # candidate centre uniformly inside 0.8 x the lung ellipse
+        t = rng.uniform(0, 2 * math.pi)
+        rr = math.sqrt(rng.uniform(0, 1)) * 0.8
+        geo = dict(shape, cx=lcx_ + rr * lax * math.cos(t), cy=lcy_ + rr * lay * math.sin(t))
+        # the whole ellipse (support of the opacity) must lie inside the lung
+        # ellipse scaled by LUNG_MARGIN and inside the image
+        px, py = _ellipse_points(geo)
+        if not np.all(_ellipse_inside(lungs[li], LUNG_MARGIN, px, py)):
+            continue
+        ebox = _ellipse_bbox(geo)
+        if ebox[0] < 1 or ebox[1] < 1 or ebox[2] > SIZE - 2 or ebox[3] > SIZE - 2:
+            continue
+        # keep the findings apart: their ellipse bounding boxes must not overlap
+        if any(not (ebox[2] < o[0] or o[2] < ebox[0] or ebox[3] < o[1] or o[3] < ebox[1])
+               for o in eboxes):
+            continue
+        return geo, li, ebox
+    return None
+
+
+def add_noise(rng: np.random.Generator, image: np.ndarray):
+    """Gaussian sensor noise (sd drawn from NOISE_SD), rounded and clipped to uint8."""
+    noise_sd = rng.uniform(*NOISE_SD)
+    out = image + rng.normal(0, noise_sd, size=(SIZE, SIZE))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), noise_sd
+
+
+def make_phantom(rng: np.random.Generator, sources: list[Source], n_opacities: int | None = None,
+                 amplitude: tuple = AMPLITUDE) -> Phantom:
+    bg, lungs, bmeta = make_background(rng, sources)
     # --- opacities
     if n_opacities is None:
         n_opacities = int(rng.choice(3, p=N_OPACITY_P))
@@ -210,49 +266,24 @@ def make_phantom(rng: np.random.Generator, sources: list[Source], n_opacities: i
     boxes, ops, eboxes = [], [], []
     lung_order = list(rng.permutation(2))
     for j in range(n_opacities):
-        placed = False
-        # draw a size/shape first, then up to 30 centres for it, so that large
-        # opacities are not rejected much more often than small ones
-        for attempt in range(600):
-            if attempt % 30 == 0:
-                li = lung_order[j % 2] if attempt < 300 else int(rng.integers(2))
-                shape = _sample_shape(rng)
-            lcx_, lcy_, lax, lay = lungs[li]
-            # candidate centre uniformly inside 0.8 x the lung ellipse
-            t = rng.uniform(0, 2 * math.pi)
-            rr = math.sqrt(rng.uniform(0, 1)) * 0.8
-            geo = dict(shape, cx=lcx_ + rr * lax * math.cos(t), cy=lcy_ + rr * lay * math.sin(t))
-            # the whole ellipse (support of the opacity) must lie inside the lung
-            # ellipse scaled by LUNG_MARGIN and inside the image
-            px, py = _ellipse_points(geo)
-            if not np.all(_ellipse_inside(lungs[li], LUNG_MARGIN, px, py)):
-                continue
-            ebox = _ellipse_bbox(geo)
-            if ebox[0] < 1 or ebox[1] < 1 or ebox[2] > SIZE - 2 or ebox[3] > SIZE - 2:
-                continue
-            # keep the opacities apart: their ellipse bounding boxes must not overlap
-            if any(not (ebox[2] < o[0] or o[2] < ebox[0] or ebox[3] < o[1] or o[3] < ebox[1])
-                   for o in eboxes):
-                continue
-            m, params = _opacity_map(rng, geo)
-            peak = m.max()
-            mask = m >= BOX_LEVEL * peak
-            bx = box_of(mask)
-            amp = rng.uniform(*amplitude)
-            added_total += amp * m / peak
-            boxes.append(bx)
-            eboxes.append(ebox)
-            params.update(lung=li, amplitude=amp, box=bx)
-            ops.append(params)
-            placed = True
+        placed = place_ellipse(rng, lungs, lung_order[j % 2], _sample_shape, eboxes)
+        if placed is None:
             break
-        if not placed:
-            break
-    noise_sd = rng.uniform(*NOISE_SD)
-    out = bg + added_total + rng.normal(0, noise_sd, size=(SIZE, SIZE))
-    pixels = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    meta = dict(source=src.name, crop=(x0, y0, side), flip=flip, gamma=gamma, planned=n_opacities,
-                contrast=contrast, brightness=bright, noise_sd=noise_sd, opacities=ops)
+        geo, li, ebox = placed
+        m, params = _opacity_map(rng, geo)
+        peak = m.max()
+        mask = m >= BOX_LEVEL * peak
+        bx = box_of(mask)
+        amp = rng.uniform(*amplitude)
+        added_total += amp * m / peak
+        boxes.append(bx)
+        eboxes.append(ebox)
+        params.update(lung=li, amplitude=amp, box=bx)
+        ops.append(params)
+    pixels, noise_sd = add_noise(rng, bg + added_total)
+    meta = dict(source=bmeta["source"], crop=bmeta["crop"], flip=bmeta["flip"], gamma=bmeta["gamma"],
+                planned=n_opacities, contrast=bmeta["contrast"], brightness=bmeta["brightness"],
+                noise_sd=noise_sd, opacities=ops)
     return Phantom(pixels, boxes, meta)
 
 
