@@ -80,7 +80,8 @@ import csv, io, json, os, sys
 old, new = sys.argv[1], sys.argv[2]
 
 def files(d):
-    return sorted(os.path.relpath(os.path.join(p, f), d) for p, _, fs in os.walk(d) for f in fs)
+    # .cambox.lock: the folder lock of newer versions, not an output.
+    return sorted(os.path.relpath(os.path.join(p, f), d) for p, _, fs in os.walk(d) for f in fs if f != ".cambox.lock")
 
 def table(path, drop=()):
     with open(path, newline="") as fh:

@@ -219,8 +219,9 @@ impl Config {
     /// Reads a TOML file and makes its relative paths relative to the file's folder.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut cfg: Config = toml::from_str(&text)
-            .map_err(|e| Error::config(path, e.to_string().replace('\n', " ").trim().to_string()))?;
+        // toml's message points at the line and column with a caret under the culprit:
+        // kept as it is, on several lines.
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| Error::config(path, e.to_string().trim_end()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() && !p.as_os_str().is_empty() {

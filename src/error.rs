@@ -14,12 +14,10 @@ pub enum Error {
     Config { path: PathBuf, message: String },
     #[error("model {path}: {message}")]
     Model { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is shown in the message and is not also the error's `source`, so a
+    /// chain of causes says it once ("No space left on device (os error 28)").
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("output {path}: {message}")]
     Output { path: PathBuf, message: String },
     #[error("annotations {path}: {message}")]
@@ -32,7 +30,7 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), error: source }
     }
     pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Config { path: path.into(), message: message.into() }
@@ -63,8 +61,12 @@ pub enum ImageError {
     Inference(String),
     #[error("class maps failed: {0}")]
     Maps(String),
+    /// The output folder as a whole cannot be written: stops the run.
     #[error("{0}")]
     Write(String),
+    /// One of this image's artefacts cannot be made: an error row, the run goes on.
+    #[error("{0}")]
+    Artefact(String),
     #[error("panic while processing: {0}")]
     Panic(String),
 }
@@ -81,5 +83,19 @@ impl ImageError {
             out.push_str(part.trim());
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_is_said_once_in_a_chain_of_causes() {
+        let e = anyhow::Error::new(Error::io("/out/masks/a.png", std::io::Error::from_raw_os_error(28)))
+            .context("run into /out stopped");
+        let text = format!("{e:#}");
+        assert_eq!(text.matches("os error 28").count(), 1, "{text}");
+        assert!(text.starts_with("run into /out stopped: /out/masks/a.png: "), "{text}");
     }
 }

@@ -1,9 +1,10 @@
 //! The `cambox` command. It parses flags, asks the library to build and run a plan, and
 //! maps the outcome to an exit status; nothing else lives here.
 //!
-//! Exit status: 0 every image ok; 3 the run completed but some images failed; 1 a fatal
-//! error (bad configuration, model refused, output not writable); 2 bad usage; 130
-//! interrupted by SIGINT or SIGTERM (the next run in the same folder resumes).
+//! Exit status: 0 every image ok; 3 the run completed but some images failed, or it found
+//! no image at all; 1 a fatal error (bad configuration, model refused, output not
+//! writable, output folder in use); 2 bad usage; 130 interrupted by SIGINT or SIGTERM (the
+//! next run in the same folder resumes).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -293,6 +294,10 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             let summary =
                 pipeline::run(&plan, opts).with_context(|| format!("run into {} stopped", plan.out_dir.display()))?;
             let c = summary.counts;
+            if let Some(why) = &summary.nothing_found {
+                eprintln!("cambox: {why}");
+                return Ok(EXIT_SOME_FAILED);
+            }
             if summary.interrupted {
                 eprintln!("cambox: interrupted: {} images ok, {} errors so far; run again to resume", c.ok, c.error);
                 return Ok(EXIT_INTERRUPTED);

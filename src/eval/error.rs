@@ -9,12 +9,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is shown in the message and is not also the error's `source`, so a
+    /// chain of causes says it once ("No space left on device (os error 28)").
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("annotations {path}: {message}")]
     Annotations { path: PathBuf, message: String },
     #[error("class map {path}: {message}")]
@@ -32,7 +30,7 @@ impl From<crate::truth::TruthError> for EvalError {
     fn from(e: crate::truth::TruthError) -> Self {
         use crate::truth::TruthError as T;
         match e {
-            T::Io { path, source } => EvalError::Io { path, source },
+            T::Io { path, error } => EvalError::Io { path, error },
             T::Annotations { path, message } => EvalError::Annotations { path, message },
             T::ClassMap { path, message } => EvalError::ClassMap { path, message },
         }
@@ -41,7 +39,7 @@ impl From<crate::truth::TruthError> for EvalError {
 
 impl EvalError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EvalError::Io { path: path.into(), source }
+        EvalError::Io { path: path.into(), error: source }
     }
     pub fn annotations(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         EvalError::Annotations { path: path.into(), message: message.into() }

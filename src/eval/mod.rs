@@ -585,7 +585,10 @@ pub fn score(
                     score: probability.unwrap_or(0.0) * bs,
                 })
                 .collect();
-            let detected = probability.is_some_and(|v| v >= p.min_score);
+            // The classifier says yes to the class; its boxes count as detections when
+            // there are any (the run's, of the class it localised, or a baseline's).
+            let says_yes = probability.is_some_and(|v| v >= p.min_score);
+            let detected = says_yes && !raw.is_empty();
             let rects: Vec<Rect> = preds.iter().map(|s| s.rect).collect();
             let best_iou = metrics::best_iou(&rects, &truth, p.convention);
             let has_truth = !truth.is_empty();
@@ -622,7 +625,7 @@ pub fn score(
                 probability,
                 predicted_positive: match p.activation {
                     Activation::Softmax => top1.is_some_and(|t| c.classes.contains(&t)),
-                    Activation::Sigmoid => detected,
+                    Activation::Sigmoid => says_yes,
                 },
                 detected,
             });

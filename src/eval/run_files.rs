@@ -127,10 +127,10 @@ impl RunFiles {
     pub fn original(&self, rel: &str) -> Option<PathBuf> {
         self.input_paths().into_iter().find_map(|root| {
             if root.is_file() {
-                let name = root.file_name()?.to_string_lossy().into_owned();
+                let name = crate::stage::discover::encode_component(root.file_name()?);
                 return (name == rel).then_some(root);
             }
-            let p = rel.split('/').fold(root, |p, part| p.join(part));
+            let p = crate::stage::discover::decode_rel(&root, rel);
             p.is_file().then_some(p)
         })
     }

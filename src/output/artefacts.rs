@@ -70,53 +70,171 @@ impl Artefacts {
         self.path("maps", rel, ".npy")
     }
 
-    /// Writes what is switched on, without syncing (see [`atomic_write_unsynced`]), and
-    /// returns the files written; the error names the file.
-    pub fn write(
-        &self,
-        rel: &str,
-        img: Option<&SourceImage>,
-        locs: &[ClassLocalisation],
-        maps: &ClassMaps,
-        geo: &Geometry,
-    ) -> Result<Vec<PathBuf>, String> {
-        let fail = |p: &Path, e: &dyn std::fmt::Display| format!("cannot write {}: {e}", p.display());
-        let mut written = Vec::new();
-        for l in locs {
-            if self.masks {
-                let p = self.mask_path(rel, l.class);
-                let buf = encode_mask(l).map_err(|e| fail(&p, &e))?;
-                atomic_write_unsynced(&p, &buf).map_err(|e| fail(&p, &e))?;
-                written.push(p);
-            }
-            if let (true, Some(img)) = (self.overlays, img) {
-                let p = self.overlay_path(rel, l.class);
-                let o = overlay(img, l);
-                let mut buf = Vec::new();
-                JpegEncoder::new_with_quality(&mut buf, OVERLAY_JPEG_QUALITY)
-                    .encode_image(&o)
-                    .map_err(|e| fail(&p, &e))?;
-                atomic_write_unsynced(&p, &buf).map_err(|e| fail(&p, &e))?;
-                written.push(p);
-            }
-        }
-        if self.maps {
-            let p = self.map_path(rel);
-            let mut buf = Vec::new();
-            ndarray_npy::WriteNpyExt::write_npy(&maps.maps, &mut buf).map_err(|e| fail(&p, &e))?;
-            atomic_write_unsynced(&p, &buf).map_err(|e| fail(&p, &e))?;
-            written.push(p.clone());
-            let side = MapSidecar {
-                classes: &maps.classes,
-                shape: [maps.maps.shape()[1], maps.maps.shape()[2]],
-                geometry: geo,
+    /// The artefact files of image `rel` that exist on disk, whatever switches are on:
+    /// masks and overlays of any class (`<name>.<digits>.png|jpg`), the maps and their
+    /// sidecar. What `--force` removes of a previous run.
+    pub fn existing(&self, rel: &str) -> [Vec<PathBuf>; 3] {
+        let of_classes = |kind: &str, ext: &str| -> Vec<PathBuf> {
+            let base = self.path(kind, rel, ".");
+            let (Some(dir), Some(prefix)) = (base.parent(), base.file_name().and_then(|n| n.to_str())) else {
+                return Vec::new();
             };
-            let j = p.with_extension("json");
-            let text = serde_json::to_string(&side).map_err(|e| fail(&j, &e))?;
-            atomic_write_unsynced(&j, text.as_bytes()).map_err(|e| fail(&j, &e))?;
-            written.push(j);
+            let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+            let mut v: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    let name = e.file_name();
+                    let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { return false };
+                    rest.strip_suffix(ext)
+                        .and_then(|c| c.strip_suffix('.'))
+                        .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            v.sort();
+            v
+        };
+        let npy = self.map_path(rel);
+        let maps: Vec<PathBuf> =
+            [npy.clone(), npy.with_extension("json")].into_iter().filter(|p| p.is_file()).collect();
+        [of_classes("masks", "png"), of_classes("overlays", "jpg"), maps]
+    }
+
+    /// The writer of one image's artefacts.
+    pub fn for_image<'a>(&'a self, rel: &'a str) -> ImageArtefacts<'a> {
+        ImageArtefacts { a: self, rel, written: Vec::new() }
+    }
+}
+
+/// Why an artefact could not be written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArtefactError {
+    /// The output folder as a whole takes no file (disk full, read-only, no permission, an
+    /// artefact folder that is a file): every later image would fail the same way, so
+    /// the run stops, resumable.
+    Folder(String),
+    /// This image's artefact cannot be made (an overlay too large for JPEG, a name too
+    /// long, ...): the image becomes an error row and the run goes on.
+    Image(String),
+}
+
+impl ArtefactError {
+    /// Sorts an I/O error writing file `p`.
+    fn io(p: &Path, e: &std::io::Error) -> ArtefactError {
+        use std::io::ErrorKind as K;
+        let msg = format!("cannot write {}: {e}", p.display());
+        // ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EIO, ENOTDIR, EEXIST: the folder, not the image.
+        let folder_errno = matches!(e.raw_os_error(), Some(28 | 122 | 30 | 13 | 1 | 5 | 20 | 17));
+        let folder_kind = matches!(
+            e.kind(),
+            K::StorageFull | K::ReadOnlyFilesystem | K::PermissionDenied | K::NotADirectory | K::AlreadyExists
+        );
+        if folder_errno || folder_kind {
+            ArtefactError::Folder(msg)
+        } else {
+            ArtefactError::Image(msg)
         }
-        Ok(written)
+    }
+
+    /// An artefact that could not be encoded: always this image's fault.
+    fn encode(p: &Path, e: &dyn std::fmt::Display) -> ArtefactError {
+        ArtefactError::Image(format!("cannot write {}: {e}", p.display()))
+    }
+}
+
+/// Makes the artefact of `kind` (`mask`, `overlay`, `map`) of images whose relative path
+/// holds the text after the colon in [`INJECT_FAULT_ENV`] fail, so that the tests can
+/// prove such a failure costs one row, not the run. Read once.
+pub const INJECT_FAULT_ENV: &str = "CAMBOX_TEST_INJECT_ARTEFACT_FAULT";
+
+fn inject_fault(kind: &str, rel: &str) -> bool {
+    static WHICH: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
+    WHICH
+        .get_or_init(|| {
+            let v = std::env::var(INJECT_FAULT_ENV).ok()?;
+            let (k, w) = v.split_once(':')?;
+            Some((k.to_string(), w.to_string()))
+        })
+        .as_ref()
+        .is_some_and(|(k, w)| k == kind && rel.contains(w.as_str()))
+}
+
+/// Writes one image's artefacts, class by class, each atomically and without syncing (see
+/// [`atomic_write_unsynced`]); remembers the files written, which the writer thread syncs
+/// before the image's row ([`ImageArtefacts::finish`]), or which are removed when the
+/// image fails ([`ImageArtefacts::abandon`]).
+pub struct ImageArtefacts<'a> {
+    a: &'a Artefacts,
+    rel: &'a str,
+    written: Vec<PathBuf>,
+}
+
+impl ImageArtefacts<'_> {
+    fn put(&mut self, p: PathBuf, bytes: &[u8], kind: &str) -> Result<(), ArtefactError> {
+        if inject_fault(kind, self.rel) {
+            let e = std::io::Error::other(format!("fault injected by {INJECT_FAULT_ENV}"));
+            return Err(ArtefactError::io(&p, &e));
+        }
+        atomic_write_unsynced(&p, bytes).map_err(|e| ArtefactError::io(&p, &e))?;
+        self.written.push(p);
+        Ok(())
+    }
+
+    /// The mask and overlay of one localised class, as switched on; `img` is the decoded
+    /// image the overlay is drawn on.
+    pub fn class(&mut self, img: Option<&SourceImage>, l: &ClassLocalisation) -> Result<(), ArtefactError> {
+        if self.a.masks {
+            let p = self.a.mask_path(self.rel, l.class);
+            let buf = encode_mask(l).map_err(|e| ArtefactError::encode(&p, &e)).and_then(|b| {
+                match inject_fault("mask-encode", self.rel) {
+                    true => Err(ArtefactError::encode(
+                        &p,
+                        &format!("PNG encoding failed (fault injected by {INJECT_FAULT_ENV})"),
+                    )),
+                    false => Ok(b),
+                }
+            })?;
+            self.put(p, &buf, "mask")?;
+        }
+        if let (true, Some(img)) = (self.a.overlays, img) {
+            let p = self.a.overlay_path(self.rel, l.class);
+            let o = overlay(img, l);
+            let mut buf = Vec::new();
+            JpegEncoder::new_with_quality(&mut buf, OVERLAY_JPEG_QUALITY)
+                .encode_image(&o)
+                .map_err(|e| ArtefactError::encode(&p, &e))?;
+            self.put(p, &buf, "overlay")?;
+        }
+        Ok(())
+    }
+
+    /// The raw maps of the localised classes and their sidecar, when switched on.
+    pub fn maps(&mut self, maps: &ClassMaps, geo: &Geometry) -> Result<(), ArtefactError> {
+        if !self.a.maps {
+            return Ok(());
+        }
+        let p = self.a.map_path(self.rel);
+        let mut buf = Vec::new();
+        ndarray_npy::WriteNpyExt::write_npy(&maps.maps, &mut buf).map_err(|e| ArtefactError::encode(&p, &e))?;
+        self.put(p.clone(), &buf, "map")?;
+        let side =
+            MapSidecar { classes: &maps.classes, shape: [maps.maps.shape()[1], maps.maps.shape()[2]], geometry: geo };
+        let j = p.with_extension("json");
+        let text = serde_json::to_string(&side).map_err(|e| ArtefactError::encode(&j, &e))?;
+        self.put(j, text.as_bytes(), "map")
+    }
+
+    /// The files written, for the writer thread to sync before the image's row.
+    pub fn finish(self) -> Vec<PathBuf> {
+        self.written
+    }
+
+    /// Removes what was written: the image failed, and its row will say so.
+    pub fn abandon(self) {
+        for p in self.written {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -171,6 +289,35 @@ pub fn overlay(img: &SourceImage, l: &ClassLocalisation) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn existing_artefacts_are_found_by_name_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Artefacts { dir: dir.path().to_path_buf(), masks: true, overlays: true, maps: true };
+        for f in [
+            "masks/d/a.png.3.png",
+            "masks/d/a.png.281.png",
+            "masks/d/a.png.x.png",
+            "masks/d/a.png.png",
+            "masks/d/ab.png.3.png",
+            "masks/d/my_annotation.png",
+            "overlays/d/a.png.3.jpg",
+            "maps/d/a.png.npy",
+            "maps/d/a.png.json",
+            "maps/d/a.png.txt",
+        ] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        }
+        let [m, o, n] = a.existing("d/a.png");
+        let names =
+            |v: &[PathBuf]| v.iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&m), vec!["a.png.281.png", "a.png.3.png"]);
+        assert_eq!(names(&o), vec!["a.png.3.jpg"]);
+        assert_eq!(names(&n), vec!["a.png.npy", "a.png.json"]);
+        assert_eq!(a.existing("d/none.png").iter().map(Vec::len).sum::<usize>(), 0);
+    }
 
     #[test]
     fn artefact_paths_keep_folders_apart() {

@@ -22,7 +22,7 @@ pub struct TruthPlan {
 
 fn truth_err(e: TruthError) -> Error {
     match e {
-        TruthError::Io { path, source } => Error::io(path, source),
+        TruthError::Io { path, error } => Error::io(path, error),
         TruthError::Annotations { path, message } => Error::Truth { path, message },
         TruthError::ClassMap { path, message } => Error::ClassMap { path, message },
     }

@@ -16,6 +16,7 @@ use crate::output::images_csv::ImageRow;
 use crate::output::manifest::{now, Counts, ManifestError, RunManifest, RunState, Shard};
 use crate::output::probabilities_csv;
 use crate::output::table::{self, Row};
+use crate::run::lock::FolderLock;
 use crate::run::resume::RUN_DIRS;
 
 /// What was merged.
@@ -191,6 +192,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     boxes.sort_by(|a, b| a.path.cmp(&b.path));
 
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let _lock = FolderLock::acquire(out, "merge")?;
+    if out.join(RunManifest::FILE).exists() {
+        return Err(Error::output(out, "already holds a run; merge into a new folder"));
+    }
     let files = link_artefacts(&shards, out)?;
     table::write_all(&out.join("boxes.csv"), &boxes)?;
     merge_probabilities(&shards, out)?;

@@ -1,7 +1,9 @@
 //! Running a plan: the parallel [`pipeline`] from discovery to the written row, resuming an
-//! earlier run in the same folder ([`resume`]), merging the folders of a sharded run
-//! ([`merge`]), progress on stderr ([`progress`]) and where the time went ([`timing`]).
+//! earlier run in the same folder ([`resume`]), one run per folder ([`lock`]), merging the
+//! folders of a sharded run ([`merge`]), progress on stderr ([`progress`]) and where the
+//! time went ([`timing`]).
 
+pub mod lock;
 pub mod pipeline;
 pub mod resume;
 pub mod merge;

@@ -15,6 +15,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::error::{Error, ImageError, Result};
+use crate::output::artefacts::ArtefactError;
 use crate::output::boxes_csv::BoxRow;
 use crate::output::fields::{ClassProbs, Fixed, Sci3, Shortest, Spacing};
 use crate::output::images_csv::{ImageRow, Status};
@@ -23,6 +24,7 @@ use crate::output::probabilities_csv::{self, ProbabilitiesCsv};
 use crate::output::sync_file;
 use crate::output::table::TableWriter;
 use crate::plan::RunPlan;
+use crate::run::lock::FolderLock;
 use crate::run::progress::Progress;
 use crate::run::resume::{self, Previous};
 use crate::run::timing::{StageTimes, Stopwatch, TimeReport};
@@ -71,12 +73,15 @@ pub struct ImageOutcome {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunSummary {
     /// Rows in `images.csv` at the end, including those of earlier runs resumed.
     pub counts: Counts,
     /// Stopped by a signal before every image was done.
     pub interrupted: bool,
+    /// Why there was nothing to process at all: no file under the inputs is an image by
+    /// the configured extensions (a scheduler must see that: exit status 3).
+    pub nothing_found: Option<String>,
 }
 
 /// Options that do not change results.
@@ -93,9 +98,20 @@ pub struct RunOptions {
 
 pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let out = &plan.out_dir;
+    if out.exists() && !out.is_dir() {
+        return Err(Error::output(out, "the output path is a file, not a folder"));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::output(out, format!("cannot create the output folder: {e}")))?;
+    // Held until the run returns: no other run (or merge) writes this folder meanwhile.
+    let _lock = FolderLock::acquire(out, "run")?;
     let prob_header = plan.config.output.probabilities.then(|| probabilities_csv::header(&plan.labels));
-    let previous = resume::prepare(out, &plan.fingerprint, opts.force, opts.retry_errors, prob_header.as_deref())?;
+    if opts.force {
+        let removed = resume::force_clear(out)?;
+        if !opts.quiet {
+            eprintln!("cambox: --force: removed {removed} of the previous run in {}", out.display());
+        }
+    }
+    let previous = resume::prepare(out, &plan.fingerprint, opts.retry_errors, prob_header.as_deref())?;
     let resumed = previous.is_some();
     let previous = previous.unwrap_or_default();
     let mut manifest = start_manifest(plan, &previous);
@@ -120,6 +136,7 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
             .filter(|d| !previous.done.contains(d.rel()))
     };
     let total = todo().count() as u64;
+    let nothing_found = (total == 0 && plan.discovery.iter().next().is_none()).then(|| no_images(plan));
     if resumed && !opts.quiet {
         eprintln!("cambox: resuming: {} images already done, {total} to go", previous.done.len());
     }
@@ -139,7 +156,20 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let manifest_result = manifest.write(out);
     done.result?;
     manifest_result?;
-    Ok(RunSummary { counts: done.counts, interrupted })
+    Ok(RunSummary { counts: done.counts, interrupted, nothing_found })
+}
+
+/// "no images found under ...", with what was looked for.
+fn no_images(plan: &RunPlan) -> String {
+    let i = &plan.config.input;
+    let roots: Vec<String> = i.paths.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "no images found under {} (extensions {}{}{})",
+        roots.join(", "),
+        i.extensions.join(", "),
+        if i.sniff_dicom { ", and files without one that are DICOM" } else { "" },
+        if i.include_hidden { "" } else { "; hidden files and folders skipped" }
+    )
 }
 
 /// What [`process_all`] did.
@@ -453,17 +483,37 @@ fn process_file(
     let mut files = Vec::new();
     if let Some(maps) = &maps {
         let at = |k: &usize| needed.iter().position(|n| n == k).expect("computed above");
-        let locs: Vec<_> =
-            localised.iter().map(|k| plan.localiser(*k).localise(*k, maps.map(at(k)), &input.geometry)).collect();
-        stages.localise = clock.lap();
-        let kept = ClassMaps {
-            classes: localised.clone(),
-            maps: maps.maps.select(ndarray::Axis(0), &localised.iter().map(at).collect::<Vec<_>>()),
-            bias: Vec::new(),
-        };
-        files = plan.artefacts.write(rel, img.as_ref(), &locs, &kept, &input.geometry).map_err(ImageError::Write)?;
-        stages.write = clock.lap();
-        boxes = locs.into_iter().map(|l| BoxSet { class: l.class, boxes: l.boxes }).collect();
+        // One class at a time, its artefacts written before the next: a class's maps at
+        // original resolution are the largest buffers of an image, and only one is held.
+        let mut out = plan.artefacts.for_image(rel);
+        let written: std::result::Result<(), ArtefactError> = (|| {
+            for &k in &localised {
+                let t = Stopwatch::start();
+                let loc = plan.localiser(k).localise(k, maps.map(at(&k)), &input.geometry);
+                stages.localise += t.elapsed();
+                let t = Stopwatch::start();
+                out.class(img.as_ref(), &loc)?;
+                stages.write += t.elapsed();
+                boxes.push(BoxSet { class: loc.class, boxes: loc.boxes });
+            }
+            let t = Stopwatch::start();
+            let kept = ClassMaps {
+                classes: localised.clone(),
+                maps: maps.maps.select(ndarray::Axis(0), &localised.iter().map(at).collect::<Vec<_>>()),
+                bias: Vec::new(),
+            };
+            out.maps(&kept, &input.geometry)?;
+            stages.write += t.elapsed();
+            Ok(())
+        })();
+        match written {
+            Ok(()) => files = out.finish(),
+            Err(ArtefactError::Folder(m)) => return Err(ImageError::Write(m)),
+            Err(ArtefactError::Image(m)) => {
+                out.abandon();
+                return Err(ImageError::Artefact(m));
+            }
+        }
     }
     Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, boxes, files })
 }

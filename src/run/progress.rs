@@ -9,9 +9,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Seconds between plain progress lines when stderr is not a terminal.
 const LOG_EVERY_SECS: u64 = 10;
 
+/// The first plain line comes this soon, so a log shows at once that the run started and
+/// how fast it goes.
+const FIRST_LINE_SECS: u64 = 1;
+
 pub enum Progress {
     Bar(ProgressBar, u64),
-    Lines { total: u64, done: u64, errors: u64, start: Instant, last: Instant },
+    Lines { total: u64, done: u64, errors: u64, start: Instant, last: Option<Instant> },
     Quiet,
 }
 
@@ -28,8 +32,7 @@ impl Progress {
             );
             Progress::Bar(bar, 0)
         } else {
-            let now = Instant::now();
-            Progress::Lines { total, done: 0, errors: 0, start: now, last: now }
+            Progress::Lines { total, done: 0, errors: 0, start: Instant::now(), last: None }
         }
     }
 
@@ -45,8 +48,8 @@ impl Progress {
             Progress::Lines { total, done, errors, start, last } => {
                 *done += 1;
                 *errors += error as u64;
-                if last.elapsed() >= Duration::from_secs(LOG_EVERY_SECS) || *done == *total {
-                    *last = Instant::now();
+                if line_due(start.elapsed(), last.map(|l| l.elapsed())) || *done == *total {
+                    *last = Some(Instant::now());
                     let rate = *done as f64 / start.elapsed().as_secs_f64().max(1e-9);
                     let eta = (*total - (*done).min(*total)) as f64 / rate.max(1e-9);
                     eprintln!("cambox: {done}/{total} images, {rate:.1} images/s, ETA {eta:.0} s, {errors} errors");
@@ -60,5 +63,28 @@ impl Progress {
         if let Progress::Bar(b, _) = self {
             b.finish();
         }
+    }
+}
+
+/// Whether a plain line is due: the first [`FIRST_LINE_SECS`] after the start, then every
+/// [`LOG_EVERY_SECS`] after the previous one.
+fn line_due(since_start: Duration, since_last: Option<Duration>) -> bool {
+    match since_last {
+        None => since_start >= Duration::from_secs(FIRST_LINE_SECS),
+        Some(d) => d >= Duration::from_secs(LOG_EVERY_SECS),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_line_comes_after_a_second_then_every_ten() {
+        let s = Duration::from_secs_f64;
+        assert!(!line_due(s(0.5), None));
+        assert!(line_due(s(1.0), None));
+        assert!(!line_due(s(30.0), Some(s(9.9))));
+        assert!(line_due(s(30.0), Some(s(10.0))));
     }
 }

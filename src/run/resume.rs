@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::output::artefacts::Artefacts;
 use crate::output::boxes_csv::BoxRow;
 use crate::output::images_csv::{ImageRow, Status};
 use crate::output::manifest::{ManifestError, RunManifest};
@@ -19,6 +20,7 @@ use crate::output::table::{self, Row};
 
 /// Files a run owns in its output folder (removed by `--force`).
 pub const RUN_FILES: &[&str] = &["images.csv", "boxes.csv", "probabilities.csv", "run.json"];
+/// Folders of per-image artefacts (merge links their files).
 pub const RUN_DIRS: &[&str] = &["masks", "overlays", "maps"];
 
 /// What an earlier run left.
@@ -30,32 +32,86 @@ pub struct Previous {
     pub error: u64,
 }
 
+/// What `--force` removed of a previous run.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Removed {
+    pub tables: Vec<&'static str>,
+    pub masks: usize,
+    pub overlays: usize,
+    pub maps: usize,
+}
+
+impl std::fmt::Display for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self.tables.iter().map(|t| t.to_string()).collect();
+        for (n, what) in [(self.masks, "masks"), (self.overlays, "overlays"), (self.maps, "map files")] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        if parts.is_empty() {
+            write!(f, "nothing")
+        } else {
+            write!(f, "{}", parts.join(", "))
+        }
+    }
+}
+
+/// `--force`: removes exactly what a previous run in `out` wrote: its tables, `run.json`,
+/// and the masks, overlays and maps of the images its tables list. Anything else in the
+/// folder (a user's `masks/my_annotation.png`, the lock file) stays, and so do folders
+/// left with anything in them.
+pub fn force_clear(out: &Path) -> Result<Removed> {
+    let mut paths: HashSet<String> = HashSet::new();
+    let read = |name: &str| std::fs::read(out.join(name)).ok();
+    if let Some(rows) = read("images.csv").and_then(|b| table::read_bytes::<ImageRow>(&b).ok()) {
+        paths.extend(rows.rows.into_iter().flatten().map(|r| r.path));
+    }
+    if let Some(rows) = read("boxes.csv").and_then(|b| table::read_bytes::<BoxRow>(&b).ok()) {
+        paths.extend(rows.rows.into_iter().flatten().map(|r| r.path));
+    }
+    let artefacts = Artefacts::new(out, &Default::default());
+    let mut removed = Removed::default();
+    let mut dirs = HashSet::new();
+    for rel in &paths {
+        let [masks, overlays, maps] = artefacts.existing(rel);
+        removed.masks += masks.len();
+        removed.overlays += overlays.len();
+        removed.maps += maps.len();
+        for p in masks.iter().chain(&overlays).chain(&maps) {
+            std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+            dirs.extend(p.parent().map(Path::to_path_buf));
+        }
+    }
+    // Folders the removal emptied, deepest first, up to the artefact folders themselves.
+    let mut dirs: Vec<_> =
+        dirs.into_iter().flat_map(|d| d.ancestors().map(Path::to_path_buf).collect::<Vec<_>>()).collect();
+    dirs.retain(|d| d.starts_with(out) && d != out);
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    for d in dirs {
+        let _ = std::fs::remove_dir(d); // only succeeds when empty
+    }
+    for f in RUN_FILES {
+        let p = out.join(f);
+        if p.is_file() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            removed.tables.push(f);
+        }
+    }
+    Ok(removed)
+}
+
 /// How to start in `out`; `probabilities` is the header of `probabilities.csv` when the
 /// run writes one.
 pub fn prepare(
     out: &Path,
     fingerprint: &str,
-    force: bool,
     retry_errors: bool,
     probabilities: Option<&[String]>,
 ) -> Result<Option<Previous>> {
     let manifest = out.join("run.json");
     let images = out.join("images.csv");
-    if force {
-        for f in RUN_FILES {
-            let p = out.join(f);
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
-        }
-        for d in RUN_DIRS {
-            let p = out.join(d);
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
-            }
-        }
-        return Ok(None);
-    }
     if !manifest.exists() {
         if images.exists() {
             return Err(Error::output(out, "holds an images.csv but no run.json: not a cambox run folder cambox can resume; use --force to start over"));

@@ -47,6 +47,11 @@ impl Stopwatch {
         Stopwatch(Instant::now())
     }
 
+    /// Seconds since the start or the last lap, without starting a new lap.
+    pub fn elapsed(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+
     pub fn lap(&mut self) -> f64 {
         let now = Instant::now();
         let s = (now - self.0).as_secs_f64();

@@ -5,6 +5,14 @@
 //! file to process or an entry that could not be walked; both become exactly one row.
 //! Paths are reported relative to their input root, with `/` separators, because that is
 //! what users join on (annotations, shards, resume).
+//!
+//! File names are bytes on Unix and need not be UTF-8, while the tables are text. A
+//! lossy conversion would give `x\xff.png` and `x\xfe.png` the one name `x\u{fffd}.png`,
+//! one row and one set of artefacts for two files. So names are written losslessly
+//! ([`encode_component`]): text that is UTF-8 as it is, each byte that is not as `%XX`
+//! (upper-case hex), and `%` itself as `%25` so that the escape is never ambiguous;
+//! [`decode_rel`] gives the file's path back. Only names with `%` or with bytes that are
+//! not UTF-8 look different from their plain text.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -108,7 +116,7 @@ impl Discovery {
                     let base = r
                         .canonicalize()
                         .ok()
-                        .and_then(|c| c.file_name().map(|n| n.to_string_lossy().into_owned()))
+                        .and_then(|c| c.file_name().map(encode_component))
                         .unwrap_or_else(|| format!("input{i}"));
                     let mut name = base.clone();
                     let mut k = 2;
@@ -212,13 +220,65 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_str().map(|s| s.starts_with('.')).unwrap_or(false)
 }
 
-/// `path` relative to `root`, `/`-separated; a file root gives its own name.
+/// `path` relative to `root`, `/`-separated, each component by [`encode_component`]; a
+/// file root gives its own name.
 pub fn relative(root: &Path, path: &Path) -> String {
     let rel = match path.strip_prefix(root) {
         Ok(r) if !r.as_os_str().is_empty() => r.to_path_buf(),
         _ => PathBuf::from(path.file_name().unwrap_or(path.as_os_str())),
     };
-    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+    rel.components().map(|c| encode_component(c.as_os_str())).collect::<Vec<_>>().join("/")
+}
+
+/// A file name as text, losslessly: UTF-8 as it is, `%` as `%25`, every other byte as `%XX`.
+pub fn encode_component(name: &std::ffi::OsStr) -> String {
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name).to_vec();
+    #[cfg(not(unix))]
+    let bytes = name.to_string_lossy().into_owned().into_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            match ch {
+                '%' => out.push_str("%25"),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The file of a relative path written by [`relative`], under `root`.
+pub fn decode_rel(root: &Path, rel: &str) -> PathBuf {
+    rel.split('/').fold(root.to_path_buf(), |p, part| p.join(decode_component(part)))
+}
+
+fn decode_component(part: &str) -> std::ffi::OsString {
+    let b = part.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 3 <= b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .flatten();
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    #[cfg(unix)]
+    return std::os::unix::ffi::OsStringExt::from_vec(out);
+    #[cfg(not(unix))]
+    return String::from_utf8_lossy(&out).into_owned().into();
 }
 
 #[cfg(test)]
@@ -264,6 +324,24 @@ mod tests {
         let d = d.with_extensionless(true);
         let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
         assert_eq!(rels, vec!["1.2.840.113619.2.55", "IM0001", "a.jpg"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_stay_apart_and_come_back() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_os_string();
+        let (ff, fe) = (name(b"x\xff.png"), name(b"x\xfe.png"));
+        assert_eq!((encode_component(&ff), encode_component(&fe)), ("x%FF.png".into(), "x%FE.png".into()));
+        assert_eq!(encode_component(&name("100%.png".as_bytes())), "100%25.png");
+        assert_eq!(encode_component(&name("x%FF.png".as_bytes())), "x%25FF.png", "a literal escape stays apart");
+        assert_eq!(encode_component(&name("caf\u{e9} \u{1F600}.png".as_bytes())), "caf\u{e9} \u{1F600}.png");
+        let root = Path::new("/r");
+        for n in [&ff, &fe, &name(b"100%.png"), &name(b"x%FF.png"), &name(b"a\xc3(\xe2\x82.png")] {
+            let rel = relative(root, &root.join("d").join(n));
+            assert_eq!(decode_rel(root, &rel), root.join("d").join(n), "{rel}");
+        }
+        assert_eq!(decode_rel(root, "a%2"), root.join("a%2"), "a stray % is a %");
     }
 
     #[test]

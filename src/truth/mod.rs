@@ -35,12 +35,10 @@ impl Rect {
 /// Why ground truth could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TruthError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is shown in the message and is not also the error's `source`, so a
+    /// chain of causes says it once ("No space left on device (os error 28)").
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("annotations {path}: {message}")]
     Annotations { path: PathBuf, message: String },
     #[error("class map {path}: {message}")]
@@ -49,7 +47,7 @@ pub enum TruthError {
 
 impl TruthError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TruthError::Io { path: path.into(), source }
+        TruthError::Io { path: path.into(), error: source }
     }
     pub fn annotations(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         TruthError::Annotations { path: path.into(), message: message.into() }

@@ -49,9 +49,16 @@ pub struct Preprocessor {
 impl Preprocessor {
     /// Validates `cfg` against the network input; the message says what is wrong.
     pub fn new(cfg: &PreprocessOptions, net: &InputSpec) -> Result<Preprocessor, String> {
+        // One value broadcasts; otherwise one per channel of the model: a 3-value ImageNet
+        // mean given to a 1-channel model is a mistake, not a value to truncate.
         for (what, n) in [("mean", cfg.mean.len()), ("std", cfg.std.len())] {
-            if !(n == 1 || n == net.channels || n == 3) {
-                return Err(format!("[preprocess] {what} has {n} values; give 1 or {}", net.channels));
+            if !(n == 1 || n == net.channels) {
+                let c = net.channels;
+                return Err(format!(
+                    "[preprocess] {what} has {n} values but the model takes {c} channel{}; give 1 value{}",
+                    if c == 1 { "" } else { "s" },
+                    if c == 1 { String::new() } else { format!(" or {c}") }
+                ));
             }
         }
         let normaliser = Normaliser::new(cfg)
@@ -270,6 +277,15 @@ mod tests {
         assert!(Preprocessor::new(&cfg, &net).is_err());
         let cfg = PreprocessOptions { mean: vec![0.1, 0.2], ..Default::default() };
         assert!(Preprocessor::new(&cfg, &net).is_err());
+        // Three ImageNet values for a one-channel model: refused, naming its channel count.
+        let grey = spec(224, 224, 1, Layout::Nchw);
+        let cfg = PreprocessOptions { mean: vec![0.485, 0.456, 0.406], ..Default::default() };
+        let e = Preprocessor::new(&cfg, &grey).unwrap_err();
+        assert!(e.contains("mean has 3 values but the model takes 1 channel"), "{e}");
+        let cfg = PreprocessOptions { std: vec![0.229, 0.224, 0.225], ..Default::default() };
+        assert!(Preprocessor::new(&cfg, &grey).unwrap_err().contains("std has 3 values"));
+        let cfg = PreprocessOptions { mean: vec![0.5], std: vec![0.25], ..Default::default() };
+        assert!(Preprocessor::new(&cfg, &grey).is_ok(), "one value broadcasts");
     }
 
     #[test]
