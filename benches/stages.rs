@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use cambox::output::artefacts::encode_mask;
-use cambox::stage::decode::{Decoder, JpegScaling};
+use cambox::stage::decode::{Decoder, JpegScaling, Samples};
 use cambox::stage::localise::components::{components_above, label_components};
 use cambox::stage::localise::{to_original, Localiser, Recipe};
 use cambox::stage::maps::ClassMaps;
@@ -87,10 +87,11 @@ fn benches(c: &mut Criterion) {
         let geo = pre.geometry(img.width, img.height);
         let win = ((-geo.offset_x) as usize, (-geo.offset_y) as usize, 224, 224);
         let (w, h) = (img.width as usize, img.height as usize);
+        let Samples::U8(bytes) = &img.data else { panic!("8-bit sample images") };
         c.bench_function(&format!("resize/{name}_to_256_crop_224"), |b| {
             b.iter(|| {
                 let (rw, rh) = (geo.resized_w, geo.resized_h);
-                resize_window(black_box(&img.data), w, h, img.channels, rw, rh, win, Resampling::Bilinear)
+                resize_window(black_box(bytes.as_slice()), w, h, img.channels, rw, rh, win, Resampling::Bilinear)
             })
         });
         c.bench_function(&format!("preprocess/{name}_resize_crop_normalise"), |b| {

@@ -281,15 +281,21 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 .map(|m| MapMethod::parse(&m))
                 .transpose()
                 .map_err(|e| cambox::Error::config(&config, format!("--method: {e}")))?;
+            // SIGINT / SIGTERM: stop taking images, finish those in flight, write run.json.
+            // Installed first: a scheduler may signal while the model is still loading, and
+            // the run must then end as interrupted (130, resumable), not killed (143).
+            let cancel = Arc::new(AtomicBool::new(false));
+            let flag = cancel.clone();
+            ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
             let cfg = Config::load(&config)?;
             let truth_format = truth_format.and_then(format_of);
             let overrides = Overrides { out, inputs, threads, method, shard, truth, truth_format, class_map };
             let plan = RunPlan::build(cfg, &config, overrides)?;
+            if cancel.load(Ordering::SeqCst) {
+                eprintln!("cambox: interrupted while starting, before any image; run again to start");
+                return Ok(EXIT_INTERRUPTED);
+            }
             limit_malloc_arenas(plan.threads);
-            // SIGINT / SIGTERM: stop taking images, finish those in flight, write run.json.
-            let cancel = Arc::new(AtomicBool::new(false));
-            let flag = cancel.clone();
-            ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
             let opts = RunOptions { quiet, cancel: Some(cancel), force, retry_errors };
             let summary =
                 pipeline::run(&plan, opts).with_context(|| format!("run into {} stopped", plan.out_dir.display()))?;

@@ -67,7 +67,7 @@ fn read(file: &str, window: WindowChoice) -> cambox::stage::decode::SourceImage 
 fn max_diff_to_reference(img: &cambox::stage::decode::SourceImage) -> f32 {
     let p = reference();
     assert_eq!((img.width, img.height, img.channels), (p.width(), p.height(), 1));
-    img.data.iter().zip(p.as_raw()).map(|(&v, &r)| (v * 255.0 - r as f32).abs()).fold(0.0, f32::max)
+    img.data.to_f32().iter().zip(p.as_raw()).map(|(&v, &r)| (v * 255.0 - r as f32).abs()).fold(0.0, f32::max)
 }
 
 #[test]
@@ -105,13 +105,13 @@ fn window_options() {
     }
     // A configured window replaces the file's: a narrower one clips P's shadows/highlights.
     let narrow = read("voi_window.dcm", WindowChoice::Fixed { center: 2000.0, width: 1000.0 });
-    let clipped = narrow.data.iter().filter(|&&v| v == 0.0 || v == 1.0).count();
+    let clipped = narrow.data.to_f32().iter().filter(|&&v| v == 0.0 || v == 1.0).count();
     let p_clipped = reference().as_raw().iter().filter(|&&v| v == 0 || v == 255).count();
     assert!(clipped > p_clipped + 1000, "{clipped} vs {p_clipped}");
     // 12-bit without a window: BitsStored range (0..4095) by default, never the high byte.
     let twelve = read("mono2_16bit_12stored.dcm", WindowChoice::Dicom);
     assert!(max_diff_to_reference(&twelve) <= 0.5);
-    assert_eq!(twelve.data.iter().copied().fold(0.0, f32::max), 1.0);
+    assert_eq!(twelve.data.to_f32().into_iter().fold(0.0, f32::max), 1.0);
     // MONOCHROME1 with min-max: the inversion still comes last.
     assert!(max_diff_to_reference(&read("mono1_inverted.dcm", WindowChoice::MinMax)) <= 0.5);
 }

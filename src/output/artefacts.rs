@@ -267,9 +267,9 @@ pub fn overlay(img: &SourceImage, l: &ClassLocalisation) -> RgbImage {
     let mut out = RgbImage::new(img.width, img.height);
     for (i, px) in out.pixels_mut().enumerate() {
         let base: [f32; 3] = if img.channels == 1 {
-            [img.data[i]; 3]
+            [img.data.get(i); 3]
         } else {
-            [img.data[3 * i], img.data[3 * i + 1], img.data[3 * i + 2]]
+            [img.data.get(3 * i), img.data.get(3 * i + 1), img.data.get(3 * i + 2)]
         };
         // Pixels the network never saw (cut by a centre crop) show the bare image.
         let (x, y) = (i % w, i / w);

@@ -111,7 +111,8 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
             eprintln!("cambox: --force: removed {removed} of the previous run in {}", out.display());
         }
     }
-    let previous = resume::prepare(out, &plan.fingerprint, opts.retry_errors, prob_header.as_deref())?;
+    let shard = plan.shard.map(|(index, count)| Shard { index, count });
+    let previous = resume::prepare(out, &plan.fingerprint, shard, opts.retry_errors, prob_header.as_deref())?;
     let resumed = previous.is_some();
     let previous = previous.unwrap_or_default();
     let mut manifest = start_manifest(plan, &previous);

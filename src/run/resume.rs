@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::output::artefacts::Artefacts;
 use crate::output::boxes_csv::BoxRow;
 use crate::output::images_csv::{ImageRow, Status};
-use crate::output::manifest::{ManifestError, RunManifest};
+use crate::output::manifest::{ManifestError, RunManifest, Shard};
 use crate::output::probabilities_csv;
 use crate::output::table::{self, Row};
 
@@ -107,6 +107,7 @@ pub fn force_clear(out: &Path) -> Result<Removed> {
 pub fn prepare(
     out: &Path,
     fingerprint: &str,
+    shard: Option<Shard>,
     retry_errors: bool,
     probabilities: Option<&[String]>,
 ) -> Result<Option<Previous>> {
@@ -129,6 +130,22 @@ pub fn prepare(
                 "holds a run with a different configuration (fingerprint {} here, {} now: model, preprocessing, method or localisation differ); use --force to start over, or another --out",
                 short(&old.fingerprint),
                 short(fingerprint)
+            ),
+        ));
+    }
+    // A folder holds one shard of one study: resuming it as another shard (or unsharded)
+    // would mix the two sets of images under one shard's name.
+    if old.shard != shard {
+        let say = |s: Option<Shard>| match s {
+            Some(s) => format!("shard {}/{}", s.index, s.count),
+            None => "no shard (the whole input)".to_string(),
+        };
+        return Err(Error::output(
+            out,
+            format!(
+                "holds {} of a run, and this run is {}; use the shard's own folder, --force to start over, or another --out",
+                say(old.shard),
+                say(shard)
             ),
         ));
     }

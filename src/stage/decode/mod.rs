@@ -73,7 +73,7 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use crate::error::ImageError;
 use dicom::DicomOptions;
 pub use options::{DecodeOptions, HighBitDepth, JpegScaling, WindowChoice, WindowRaw};
-pub use source::{ImageMeta, SourceImage, MIN_SIDE};
+pub use source::{ImageMeta, Samples, SourceImage, MIN_SIDE};
 
 /// `[decode] jpeg_scaling = "dct"` decodes a JPEG at 1/s scale (s = 2, 4, 8) only when
 /// the decode keeps at least this many times the size the preprocessing resizes to, on
@@ -281,7 +281,7 @@ fn decode_jpeg_reduced(
             raw.len()
         )));
     }
-    let data = raw.into_iter().map(|v| v as f32 / 255.0).collect();
+    let data = Samples::U8(raw);
     Ok(Some(SourceImage {
         width: want.0,
         height: want.1,
@@ -368,22 +368,21 @@ fn from_dynamic_in(img: DynamicImage, range16: &Range16<'_>) -> SourceImage {
             })
             .collect::<Vec<f32>>()
     };
-    let (channels, bit_depth, data): (usize, u8, Vec<f32>) = match img {
-        DynamicImage::ImageLuma8(b) => (1, 8, b.into_raw().into_iter().map(|v| v as f32 / 255.0).collect()),
-        DynamicImage::ImageLumaA8(b) => (1, 8, b.into_raw().chunks_exact(2).map(|p| p[0] as f32 / 255.0).collect()),
-        DynamicImage::ImageLuma16(b) => (1, 16, sixteen(b.into_raw(), 1, 1)),
-        DynamicImage::ImageLumaA16(b) => (1, 16, sixteen(b.into_raw(), 2, 1)),
-        DynamicImage::ImageRgb8(b) => (3, 8, b.into_raw().into_iter().map(|v| v as f32 / 255.0).collect()),
-        DynamicImage::ImageRgba8(b) => (3, 8, rgb_of_rgba(&b.into_raw(), 255.0)),
-        DynamicImage::ImageRgb16(b) => (3, 16, sixteen(b.into_raw(), 3, 3)),
-        DynamicImage::ImageRgba16(b) => (3, 16, sixteen(b.into_raw(), 4, 3)),
-        other => (3, 32, other.into_rgb32f().into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)).collect()),
+    let f32s = Samples::F32;
+    let (channels, bit_depth, data): (usize, u8, Samples) = match img {
+        DynamicImage::ImageLuma8(b) => (1, 8, Samples::U8(b.into_raw())),
+        DynamicImage::ImageLumaA8(b) => (1, 8, Samples::U8(b.into_raw().chunks_exact(2).map(|p| p[0]).collect())),
+        DynamicImage::ImageLuma16(b) => (1, 16, f32s(sixteen(b.into_raw(), 1, 1))),
+        DynamicImage::ImageLumaA16(b) => (1, 16, f32s(sixteen(b.into_raw(), 2, 1))),
+        DynamicImage::ImageRgb8(b) => (3, 8, Samples::U8(b.into_raw())),
+        DynamicImage::ImageRgba8(b) => {
+            (3, 8, Samples::U8(b.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect()))
+        }
+        DynamicImage::ImageRgb16(b) => (3, 16, f32s(sixteen(b.into_raw(), 3, 3))),
+        DynamicImage::ImageRgba16(b) => (3, 16, f32s(sixteen(b.into_raw(), 4, 3))),
+        other => (3, 32, f32s(other.into_rgb32f().into_raw().into_iter().map(|v| v.clamp(0.0, 1.0)).collect())),
     };
-    SourceImage::full(width, height, channels, data, bit_depth, ImageMeta::default())
-}
-
-fn rgb_of_rgba<T: Copy + Into<f32>>(raw: &[T], max: f32) -> Vec<f32> {
-    raw.chunks_exact(4).flat_map(|p| [p[0].into() / max, p[1].into() / max, p[2].into() / max]).collect()
+    SourceImage::new(width, height, channels, data, bit_depth, ImageMeta::default())
 }
 
 #[cfg(test)]
@@ -418,18 +417,18 @@ pub(crate) mod tests {
         let d = Decoder::default();
         let img = d.decode_bytes(&png16(&ramp(4095), Some(12))).unwrap();
         assert_eq!((img.channels, img.bit_depth), (1, 16));
-        let max = img.data.iter().copied().fold(0.0, f32::max);
+        let max = img.data.to_f32().into_iter().fold(0.0, f32::max);
         assert_eq!(max, 1.0, "4095 is white");
         // Sample 128 of the ramp is 128 * 4095 / 255 = 2055 -> 2055 / 4095.
-        assert!((img.data[128] - 2055.0 / 4095.0).abs() < 1e-6);
+        assert!((img.data.get(128) - 2055.0 / 4095.0).abs() < 1e-6);
         // Without sBIT the same file is divided by 65535 (a dark image, but not the
         // high byte: that would be 2055 >> 8 = 8 -> 8 / 255).
         let plain = d.decode_bytes(&png16(&ramp(4095), None)).unwrap();
-        assert!((plain.data[128] - 2055.0 / 65535.0).abs() < 1e-7);
+        assert!((plain.data.get(128) - 2055.0 / 65535.0).abs() < 1e-7);
         // sBIT 12 on samples scaled up to 16 bits (the PNG rule): divided by 65535.
         let scaled = d.decode_bytes(&png16(&ramp(65535), Some(12))).unwrap();
-        assert_eq!(scaled.data[255], 1.0);
-        assert!((scaled.data[128] - (128.0 * 65535.0 / 255.0f32).floor() / 65535.0).abs() < 1e-6);
+        assert_eq!(scaled.data.get(255), 1.0);
+        assert!((scaled.data.get(128) - (128.0 * 65535.0 / 255.0f32).floor() / 65535.0).abs() < 1e-6);
     }
 
     #[test]
@@ -437,8 +436,8 @@ pub(crate) mod tests {
         let d = Decoder { high_bit_depth: HighBitDepth::MinMax, ..Decoder::default() };
         let values: Vec<u16> = ramp(3000).into_iter().map(|v| v + 1000).collect(); // 1000..4000
         let img = d.decode_bytes(&png16(&values, None)).unwrap();
-        assert_eq!((img.data[0], img.data[255]), (0.0, 1.0));
-        assert!((img.data[128] - (values[128] - 1000) as f32 / 3000.0).abs() < 1e-6);
+        assert_eq!((img.data.get(0), img.data.get(255)), (0.0, 1.0));
+        assert!((img.data.get(128) - (values[128] - 1000) as f32 / 3000.0).abs() < 1e-6);
         // 16-bit TIFF too.
         let buf = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(16, 16, values.clone()).unwrap();
         let mut tiff = Cursor::new(Vec::new());
@@ -447,7 +446,7 @@ pub(crate) mod tests {
         assert_eq!(t.data, img.data);
         // A flat image becomes zeros, not NaN.
         let flat = d.decode_bytes(&png16(&[500; 256], None)).unwrap();
-        assert!(flat.data.iter().all(|&v| v == 0.0));
+        assert!(flat.data.to_f32().iter().all(|&v| v == 0.0));
     }
 
     #[test]

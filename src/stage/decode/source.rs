@@ -24,11 +24,62 @@ pub struct SourceImage {
     /// 1 or 3.
     pub channels: usize,
     /// Row-major, interleaved, values in [0, 1].
-    pub data: Vec<f32>,
+    pub data: Samples,
     /// Bits per sample of the file (8 or 16; DICOM: BitsStored).
     pub bit_depth: u8,
     /// What the file says about itself beyond pixels (DICOM identifiers, spacing).
     pub meta: ImageMeta,
+}
+
+/// The samples of a decoded image, row-major and interleaved, meaning values in [0, 1].
+///
+/// 8-bit images keep their bytes (value v means v / 255, computed when read, in `f32`,
+/// exactly as a conversion up front would): a 100-megapixel RGB photo is then 300 MB
+/// while it is decoded and resampled, not the 1.2 GB of its `f32` copy, and the decode
+/// never holds both. Images of more than 8 bits per sample (16-bit PNG/TIFF, DICOM after
+/// its LUTs) are `f32`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Samples {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+impl Samples {
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::U8(v) => v.len(),
+            Samples::F32(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sample `i` in [0, 1].
+    #[inline]
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            Samples::U8(v) => v[i] as f32 / 255.0,
+            Samples::F32(v) => v[i],
+        }
+    }
+
+    /// Every sample in [0, 1].
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            Samples::U8(v) => v.iter().map(|&b| b as f32 / 255.0).collect(),
+            Samples::F32(v) => v.clone(),
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Samples::U8(v) => v.len(),
+            Samples::F32(v) => v.len() * 4,
+        }
+    }
 }
 
 /// Per-file facts carried into `images.csv`. Only identifiers that are not patient
@@ -45,8 +96,13 @@ pub struct ImageMeta {
 }
 
 impl SourceImage {
-    /// An image decoded at full resolution.
+    /// An image decoded at full resolution, with samples in [0, 1].
     pub fn full(width: u32, height: u32, channels: usize, data: Vec<f32>, bit_depth: u8, meta: ImageMeta) -> Self {
+        SourceImage::new(width, height, channels, Samples::F32(data), bit_depth, meta)
+    }
+
+    /// An image decoded at full resolution.
+    pub fn new(width: u32, height: u32, channels: usize, data: Samples, bit_depth: u8, meta: ImageMeta) -> Self {
         SourceImage { width, height, original: (width, height), reduction: 1, channels, data, bit_depth, meta }
     }
 
@@ -57,6 +113,6 @@ impl SourceImage {
     }
 
     pub fn pixel(&self, x: usize, y: usize, c: usize) -> f32 {
-        self.data[(y * self.width as usize + x) * self.channels + c]
+        self.data.get((y * self.width as usize + x) * self.channels + c)
     }
 }

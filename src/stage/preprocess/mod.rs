@@ -19,13 +19,13 @@ pub mod resample;
 use ndarray::Array4;
 
 use crate::error::ImageError;
-use crate::stage::decode::SourceImage;
+use crate::stage::decode::{Samples, SourceImage};
 use crate::stage::input_spec::{InputSpec, Layout};
 pub use geometry::Geometry;
 pub use normalise::Normaliser;
 pub use options::{ChannelOrder, PixelScale, PreprocessOptions, ResizeMode};
-use resample::resize_window_extent;
 pub use resample::Resampling;
+use resample::{resize_window_extent, Sample};
 
 /// The network input of one image.
 pub struct NetInput {
@@ -144,16 +144,6 @@ impl Preprocessor {
         let geo = self.geometry(ow, oh);
         let (w, h) = (img.width as usize, img.height as usize);
         // Channel conversion first: resizing one grey channel is a third of the work.
-        let converted;
-        let (src, sch): (&[f32], usize) = match (img.channels, self.net.channels) {
-            (3, 1) => {
-                // ITU-R 601-2 luma, as Pillow's convert("L").
-                converted =
-                    img.data.chunks_exact(3).map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]).collect::<Vec<f32>>();
-                (&converted, 1)
-            }
-            (c, _) => (&img.data, c),
-        };
         // Window of the scaled image that lands inside the network input.
         let (wx0, wy0) = ((-geo.offset_x).max(0.0) as usize, (-geo.offset_y).max(0.0) as usize);
         let (px, py) = (geo.offset_x.max(0.0) as usize, geo.offset_y.max(0.0) as usize);
@@ -161,8 +151,23 @@ impl Preprocessor {
         let chh = geo.resized_h.min(self.net.height);
         let window = (wx0, wy0, cw, chh);
         let extent = img.original_extent();
-        let pixels =
-            resize_window_extent(src, w, h, sch, extent, geo.resized_w, geo.resized_h, window, self.resampling);
+        let resize = |src: &dyn ResizeSource, sch: usize| {
+            src.resize(w, h, sch, extent, geo.resized_w, geo.resized_h, window, self.resampling)
+        };
+        let (pixels, sch) = match (img.channels, self.net.channels) {
+            (3, 1) => {
+                // ITU-R 601-2 luma, as Pillow's convert("L").
+                let luma = |p: [f32; 3]| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+                let grey: Vec<f32> = (0..img.data.len() / 3)
+                    .map(|i| luma([img.data.get(3 * i), img.data.get(3 * i + 1), img.data.get(3 * i + 2)]))
+                    .collect();
+                (resize(&grey.as_slice(), 1), 1)
+            }
+            (c, _) => match &img.data {
+                Samples::U8(v) => (resize(&v.as_slice(), c), c),
+                Samples::F32(v) => (resize(&v.as_slice(), c), c),
+            },
+        };
 
         let (nw, nh, nc) = (self.net.width, self.net.height, self.net.channels);
         let pad: Vec<f32> = (0..nc).map(|c| self.normaliser.scaled_value(c, self.pad_value)).collect();
@@ -187,6 +192,38 @@ impl Preprocessor {
             Layout::Nhwc => Array4::from_shape_fn((1, nh, nw, nc), |(_, y, x, c)| value(c, y, x)),
         };
         Ok(NetInput { tensor: arr, geometry: geo })
+    }
+}
+
+/// A slice of samples of either type, for [`resize_window_extent`].
+trait ResizeSource {
+    #[allow(clippy::too_many_arguments)]
+    fn resize(
+        &self,
+        w: usize,
+        h: usize,
+        ch: usize,
+        extent: (f64, f64),
+        out_w: usize,
+        out_h: usize,
+        window: (usize, usize, usize, usize),
+        kind: Resampling,
+    ) -> Vec<f32>;
+}
+
+impl<S: Sample> ResizeSource for &[S] {
+    fn resize(
+        &self,
+        w: usize,
+        h: usize,
+        ch: usize,
+        extent: (f64, f64),
+        out_w: usize,
+        out_h: usize,
+        window: (usize, usize, usize, usize),
+        kind: Resampling,
+    ) -> Vec<f32> {
+        resize_window_extent(self, w, h, ch, extent, out_w, out_h, window, kind)
     }
 }
 

@@ -32,6 +32,26 @@ pub enum Resampling {
     Bicubic,
 }
 
+/// A stored sample the resampling reads as a value in [0, 1].
+pub trait Sample: Copy + Send + Sync {
+    fn value(self) -> f32;
+}
+
+impl Sample for f32 {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        self
+    }
+}
+
+/// An 8-bit sample: v / 255, the value a conversion to `f32` up front gives.
+impl Sample for u8 {
+    #[inline(always)]
+    fn value(self) -> f32 {
+        self as f32 / 255.0
+    }
+}
+
 /// One axis: for each output index, the first source index and its weights.
 struct AxisWeights {
     start: Vec<usize>,
@@ -120,8 +140,8 @@ fn axis_weights(kind: Resampling, inp: usize, extent: f64, out: usize, first: us
 /// Resizes an interleaved `src` (w x h x ch) to a virtual `out_w` x `out_h` image and
 /// returns the window `[x0, x0 + cw) x [y0, y0 + chh)` of it, interleaved.
 #[allow(clippy::too_many_arguments)]
-pub fn resize_window(
-    src: &[f32],
+pub fn resize_window<S: Sample>(
+    src: &[S],
     w: usize,
     h: usize,
     ch: usize,
@@ -137,8 +157,8 @@ pub fn resize_window(
 /// in source pixels from the top-left corner, instead of the whole `w` x `h` grid (a
 /// reduced decode whose last row and column also hold the JPEG's block padding).
 #[allow(clippy::too_many_arguments)]
-pub fn resize_window_extent(
-    src: &[f32],
+pub fn resize_window_extent<S: Sample>(
+    src: &[S],
     w: usize,
     h: usize,
     ch: usize,
@@ -166,7 +186,7 @@ pub fn resize_window_extent(
         for (j, &kv) in k.iter().enumerate() {
             let at = (s + j) * w * ch + col_lo * ch;
             for (t, &v) in trow.iter_mut().zip(&src[at..at + tw]) {
-                *t += kv * v;
+                *t += kv * v.value();
             }
         }
     }
