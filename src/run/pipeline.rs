@@ -455,8 +455,15 @@ fn process_file(
     let (width, height) = img.original;
     *info = Some(ImageInfo { width, height, meta: img.meta.clone() });
     let input = plan.preprocessor.run(&img)?;
-    // The decoded image is only kept when an overlay will be drawn on it.
-    let img = if plan.artefacts.overlays { Some(img) } else { None };
+    // The decoded image is only kept when an overlay will be drawn on it; otherwise it is
+    // freed here, before the class maps at original resolution are made (a binding that is
+    // moved in one branch only would live to the end of the function).
+    let img = if plan.artefacts.overlays {
+        Some(img)
+    } else {
+        drop(img);
+        None
+    };
     stages.preprocess = clock.lap();
     let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
     stages.network = clock.lap();
