@@ -10,7 +10,9 @@
 # Output is deterministic: a rerun gives byte-identical files.
 #
 #   imagecodecs        encodes JPEG Lossless SV1 (libjpeg-turbo)
-#   pylibjpeg(-libjpeg) lets pydicom decode JPEG Lossless for the verification
+#   pylibjpeg(-libjpeg) lets pydicom decode JPEG Lossless and 12-bit JPEG Extended
+#                      for the verification
+#   pyjpegls           lets pydicom write and read JPEG-LS (CharLS)
 #
 # Usage: scripts/make_dicom_fixtures.sh [extra args for make_dicom_fixtures.py]
 set -euo pipefail
@@ -25,6 +27,7 @@ PILLOW_VERSION="13.0.0"
 IMAGECODECS_VERSION="2026.3.6"
 PYLIBJPEG_VERSION="2.1.0"
 PYLIBJPEG_LIBJPEG_VERSION="2.5.0"
+PYJPEGLS_VERSION="1.5.1"
 
 venv_ensure dicom \
     "pydicom==$PYDICOM_VERSION" \
@@ -32,7 +35,8 @@ venv_ensure dicom \
     "pillow==$PILLOW_VERSION" \
     "imagecodecs==$IMAGECODECS_VERSION" \
     "pylibjpeg==$PYLIBJPEG_VERSION" \
-    "pylibjpeg-libjpeg==$PYLIBJPEG_LIBJPEG_VERSION"
+    "pylibjpeg-libjpeg==$PYLIBJPEG_LIBJPEG_VERSION" \
+    "pyjpegls==$PYJPEGLS_VERSION"
 
 exec "$VENV_PY" "$REPO_ROOT/scripts/make_dicom_fixtures.py" \
     --root "$REPO_ROOT" --out "$REPO_ROOT/tests/fixtures/dicom" "$@"

@@ -13,9 +13,23 @@
 //! 4. presentation: `MONOCHROME1` (low values white) is inverted, so bone is bright as
 //!    in `MONOCHROME2` and in the JPEG/PNG exports classifiers are trained on.
 //!
-//! dicom-rs parses the file and decompresses the pixel data (deflate, RLE, JPEG
-//! baseline/extended/lossless, JPEG 2000); the LUT arithmetic is done here on the raw
-//! stored values, in f64, so that its order and edge cases are explicit and tested.
+//! dicom-rs parses the file and decompresses the pixel data (RLE, 8-bit JPEG
+//! baseline/extended/lossless, JPEG 2000, and JPEG-LS with the `jpeg-ls` feature); the
+//! LUT arithmetic is done here on the raw stored values, in f64, so that its order and
+//! edge cases are explicit and tested. What dicom-rs does not do for the files real
+//! archives hold is done here, and each is checked against pydicom on a fixture:
+//!
+//! - bounded reading (`walk`): every length is checked against the file before
+//!   dicom-rs allocates it, big endian included, and undefined-length UN sequences are
+//!   handed over as opaque values (dicom-rs would read their implicit-VR content as
+//!   explicit and allocate an item tag's worth, 3.75 GB); compressed frames whose own
+//!   header claims more pixels than the DICOM header are refused; deflate is inflated
+//!   here within the file size limit;
+//! - files without preamble and `DICM` (ACR-NEMA style) are read as bare data sets when
+//!   they start like one, and a meta group with a missing or wrong group length is read
+//!   by its tags, as pydicom does;
+//! - 12-bit JPEG (`jpeg12`) and uncompressed `YBR_FULL`/`YBR_FULL_422` (`ybr_to_rgb`)
+//!   are decoded here and put back into the object as native samples (`transcode`).
 //!
 //! Privacy: besides the pixel-module attributes, only `PatientID`, `StudyInstanceUID`,
 //! `SOPInstanceUID`, `PixelSpacing`/`ImagerPixelSpacing` and `NumberOfFrames` are read
@@ -23,29 +37,43 @@
 //! "unexpected token" error prints the token), so they are never formatted into a
 //! message: errors are built from our own words, I/O error kinds and pixel-module errors.
 
+mod jpeg12;
+mod walk;
+
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::io::ErrorKind;
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 
+use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::file::{OpenFileOptions, ReadPreamble};
-use dicom_object::{DefaultDicomObject, FileMetaTable, Tag};
+use dicom_object::{DefaultDicomObject, FileMetaTable, FileMetaTableBuilder, InMemDicomObject, Tag};
 use dicom_pixeldata::{PhotometricInterpretation, PixelDecoder, PixelRepresentation, PlanarConfiguration};
 use dicom_pixeldata::{VoiLutFunction, WindowLevel};
-use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
+use dicom_transfer_syntax_registry::{TransferSyntax, TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::options::WindowChoice;
 use super::source::{ImageMeta, SourceImage, MIN_SIDE};
 use crate::error::ImageError;
+use walk::{check_lengths, Order, Overrun, Vr, WalkError};
 
 /// Bytes before the `DICM` magic in a DICOM file (PS3.10 7.1).
 pub const PREAMBLE_LEN: usize = 128;
 const MAGIC: &[u8; 4] = b"DICM";
 const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
-const DEFLATED_VR_LE: &str = "1.2.840.10008.1.2.1.99";
-/// Explicit VR Big Endian (retired): its lengths are not little-endian.
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+/// Explicit VR Big Endian (retired): its tags and lengths are big endian.
 const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
+/// JPEG Baseline (process 1) and Extended (processes 2 and 4): the two that may hold
+/// the 12-bit streams [`jpeg12`] decodes (Baseline only by mistake).
+const JPEG_DCT_SYNTAXES: [&str; 2] = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"];
+/// JPEG-LS Lossless and Near-Lossless: decoded by CharLS (C++) with the `jpeg-ls` feature.
+const JPEG_LS_SYNTAXES: [&str; 2] = ["1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81"];
+/// JPEG 2000 codestreams start with SOC then SIZ (ISO 15444-1 A.5); a JP2 file wraps
+/// one after its header boxes, within this many bytes in practice.
+const J2K_SOC_SIZ: [u8; 4] = [0xFF, 0x4F, 0xFF, 0x51];
+const J2K_SEARCH_BYTES: usize = 4096;
 
 /// What the user chose about DICOM display.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,33 +122,7 @@ pub fn read_dicom(bytes: &[u8], opts: &DicomOptions) -> Result<SourceImage, Imag
 }
 
 fn read_dicom_unguarded(bytes: &[u8], opts: &DicomOptions) -> Result<SourceImage, ImageError> {
-    if !has_dicm_magic(bytes) {
-        return Err(decode_err("not a DICOM file (no DICM preamble)"));
-    }
-    let body = &bytes[PREAMBLE_LEN..];
-    // dicom-rs allocates and zero-fills a value's declared length before reading it: a
-    // corrupt length field in a small file would cost up to 4 GiB per worker. With the
-    // whole file in memory, a length that runs past its end is certainly wrong.
-    // The meta group is always explicit VR little endian; where it ends, the data set
-    // starts (unknown when the walk gave up: then dicom-rs alone judges the file).
-    let data_set_at = check_lengths(body, MAGIC.len(), Vr::Explicit, true).map_err(overrun_error)?;
-    let meta = FileMetaTable::from_reader(body)
-        .map_err(|_| decode_err("DICOM file meta information (group 0002) is unreadable"))?;
-    let ts_uid = printable_uid(meta.transfer_syntax());
-    match (check_transfer_syntax(&ts_uid)?, data_set_at) {
-        (Walk::Headers(vr), Some(at)) => {
-            check_lengths(body, at, vr, false).map_err(overrun_error)?;
-        }
-        (Walk::Deflated, Some(at)) => {
-            let data_set = inflate(&body[at..], opts.max_bytes)?;
-            check_lengths(&data_set, 0, Vr::Explicit, false).map_err(overrun_error)?;
-        }
-        _ => {}
-    }
-    let obj = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Never)
-        .from_reader(body)
-        .map_err(|e| open_error(&e, &ts_uid))?;
+    let (mut obj, ts_uid) = open(bytes, opts)?;
     if obj.get(tags::PIXEL_DATA).is_none() {
         return Err(decode_err("DICOM file has no Pixel Data"));
     }
@@ -137,7 +139,10 @@ fn read_dicom_unguarded(bytes: &[u8], opts: &DicomOptions) -> Result<SourceImage
             "image is {cols}x{rows} pixels, below the minimum side of {MIN_SIDE}"
         )));
     }
+    let spp = check_layout(&obj)?;
     let meta = read_meta(&obj);
+    check_codestream(&obj, (cols, rows, spp))?;
+    transcode(&mut obj, &ts_uid, (cols, rows), meta.frames.unwrap_or(1))?;
     let px = obj.decode_pixel_data_frame(0).map_err(|e| pixel_error(&e, &ts_uid))?;
     let (width, height) = (px.columns(), px.rows());
     let spp = px.samples_per_pixel() as usize;
@@ -169,7 +174,7 @@ fn read_dicom_unguarded(bytes: &[u8], opts: &DicomOptions) -> Result<SourceImage
         (n, pi) => {
             return Err(decode_err(format!(
                 "DICOM photometric interpretation {} with {n} samples per pixel is not supported",
-                pi.as_str().chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(32).collect::<String>()
+                printable(pi.as_str())
             )))
         }
     };
@@ -182,30 +187,325 @@ fn printable_uid(uid: &str) -> String {
     uid.chars().take(64).map(|c| if c.is_ascii_digit() || c == '.' { c } else { '?' }).collect()
 }
 
-/// How the data set can be checked by [`check_lengths`].
-enum Walk {
-    /// Little-endian element headers, as stored.
-    Headers(Vr),
-    /// Deflated Explicit VR Little Endian: inflated first.
-    Deflated,
-    /// Big endian (retired): left to dicom-rs.
-    No,
+/// A short code string from the file (a photometric interpretation), safe for one line.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(32).collect()
 }
 
-/// Checks that dicom-rs can read and decode this transfer syntax.
-fn check_transfer_syntax(uid: &str) -> Result<Walk, ImageError> {
+/// The data set with its meta information, and the transfer syntax UID (printable).
+///
+/// A file with the preamble and `DICM` is read as PS3.10 says. A file without them is
+/// read as a bare data set when it starts like one ([`walk::sniff_bare_data_set`]:
+/// ACR-NEMA files and data sets written without the file format, which pydicom reads
+/// with `force=True`), in the encoding its first element shows; anything else is not
+/// DICOM. Either way every length is checked against the bytes before dicom-rs reads
+/// them ([`walk`]).
+fn open(bytes: &[u8], opts: &DicomOptions) -> Result<(DefaultDicomObject, String), ImageError> {
+    if has_dicm_magic(bytes) {
+        return open_part10(&bytes[PREAMBLE_LEN..], opts);
+    }
+    let Some((vr, order)) = walk::sniff_bare_data_set(bytes) else {
+        return Err(decode_err("not a DICOM file (no DICM preamble)"));
+    };
+    let ts_uid = match (vr, order) {
+        (_, Order::Big) => EXPLICIT_VR_BE,
+        (Vr::Implicit, _) => IMPLICIT_VR_LE,
+        _ => EXPLICIT_VR_LE,
+    };
+    let obj = read_data_set(Cow::Borrowed(bytes), vr, order, ts_uid)?;
+    // SOP Class and Instance UIDs come from the data set when it has them.
+    let obj = obj
+        .with_meta(FileMetaTableBuilder::new().transfer_syntax(ts_uid))
+        .map_err(|_| decode_err("DICOM data set without file meta information is unreadable"))?;
+    Ok((obj, ts_uid.to_string()))
+}
+
+/// PS3.10 file: `DICM`, the meta group, the data set.
+fn open_part10(body: &[u8], opts: &DicomOptions) -> Result<(DefaultDicomObject, String), ImageError> {
+    let meta_unreadable = || decode_err("DICOM file meta information (group 0002) is unreadable");
+    // The meta group is always explicit VR little endian; where it ends, the data set
+    // starts.
+    let meta_end = match check_lengths(body, MAGIC.len(), Vr::Explicit, Order::Little, true) {
+        Ok(w) => w.end,
+        Err(WalkError::Overrun(o)) => return Err(overrun_error(o)),
+        Err(WalkError::Malformed { .. }) => return Err(meta_unreadable()),
+    };
+    let meta_bytes = walk::normalised_meta(MAGIC, &body[MAGIC.len()..meta_end]);
+    let meta = FileMetaTable::from_reader(&meta_bytes[..]).map_err(|_| meta_unreadable())?;
+    let ts_uid = printable_uid(meta.transfer_syntax());
+    let ts = decodable_transfer_syntax(&ts_uid)?;
+    let rest = &body[meta_end..];
+    // Deflated data sets (a data set codec, no pixel codec) are inflated here, within
+    // the file size limit: dicom-rs would inflate without one.
+    let deflated = !ts.is_codec_free() && !ts.is_encapsulated_pixel_data();
+    let (data, vr, order) = if deflated {
+        (Cow::Owned(inflate(rest, opts.max_bytes)?), Vr::Explicit, Order::Little)
+    } else if ts_uid == EXPLICIT_VR_BE {
+        (Cow::Borrowed(rest), Vr::Explicit, Order::Big)
+    } else if ts_uid == IMPLICIT_VR_LE {
+        (Cow::Borrowed(rest), Vr::Implicit, Order::Little)
+    } else {
+        (Cow::Borrowed(rest), Vr::Explicit, Order::Little)
+    };
+    // pydicom's leniency, which real archives need: when the first element of the data
+    // set is encoded with the other VR kind than the transfer syntax says (an implicit
+    // data set under a JPEG syntax, pydicom's SC_rgb_jpeg.dcm), read it as found.
+    let vr = match (order, data.get(4..6)) {
+        (Order::Little, Some(v)) if data[..2] != [0xFE, 0xFF] => {
+            if walk::looks_like_vr(v) {
+                Vr::Explicit
+            } else {
+                Vr::Implicit
+            }
+        }
+        _ => vr,
+    };
+    let obj = read_data_set(data, vr, order, &ts_uid)?;
+    Ok((obj.with_exact_meta(meta), ts_uid))
+}
+
+/// Checks every length of the data set against its bytes, then has dicom-rs parse it.
+fn read_data_set(data: Cow<'_, [u8]>, vr: Vr, order: Order, ts_uid: &str) -> Result<InMemDicomObject, ImageError> {
+    let walked = match check_lengths(&data, 0, vr, order, false) {
+        Ok(w) => w,
+        Err(WalkError::Overrun(o)) => return Err(overrun_error(o)),
+        Err(WalkError::Malformed { .. }) => {
+            return Err(decode_err("DICOM data set unreadable: malformed element structure"))
+        }
+    };
+    let data = walk::patch_opaque(data, &walked.opaque, order);
+    let encoding = match (vr, order) {
+        (_, Order::Big) => EXPLICIT_VR_BE,
+        (Vr::Implicit, _) => IMPLICIT_VR_LE,
+        _ => EXPLICIT_VR_LE,
+    };
+    let ts = TransferSyntaxRegistry.get(encoding).expect("the registry knows the uncompressed syntaxes");
+    InMemDicomObject::read_dataset_with_ts(&data[..], ts).map_err(|e| open_error(&e, ts_uid))
+}
+
+/// The transfer syntax, when dicom-rs (with this build's features) can decode it.
+fn decodable_transfer_syntax(uid: &str) -> Result<&'static TransferSyntax, ImageError> {
     match TransferSyntaxRegistry.get(uid) {
         None => Err(decode_err(format!("DICOM transfer syntax {uid} (unknown) not supported"))),
-        Some(ts) if !ts.can_decode_all() => {
-            Err(decode_err(format!("DICOM transfer syntax {uid} ({}) not supported", ts.name())))
-        }
-        Some(_) if uid == IMPLICIT_VR_LE => Ok(Walk::Headers(Vr::Implicit)),
-        Some(_) if uid == DEFLATED_VR_LE => Ok(Walk::Deflated),
-        Some(ts) if uid != EXPLICIT_VR_BE && (ts.is_codec_free() || ts.is_encapsulated_pixel_data()) => {
-            Ok(Walk::Headers(Vr::Explicit))
-        }
-        Some(_) => Ok(Walk::No),
+        Some(ts) if ts.can_decode_all() => Ok(ts),
+        Some(ts) if JPEG_LS_SYNTAXES.contains(&uid) => Err(decode_err(format!(
+            "DICOM transfer syntax {uid} ({}) needs cambox built with the `jpeg-ls` feature \
+             (cargo build --release --features jpeg-ls)",
+            ts.name()
+        ))),
+        Some(ts) => Err(decode_err(format!("DICOM transfer syntax {uid} ({}) not supported", ts.name()))),
     }
+}
+
+/// Refuses sample layouts before any pixel is decoded: dicom-rs sizes its output by
+/// Rows x Columns x SamplesPerPixel x BitsAllocated, so these two must be what a
+/// decoder can produce (the pixel limit covers the rest).
+fn check_layout(obj: &DefaultDicomObject) -> Result<u32, ImageError> {
+    let spp = match obj.get(tags::SAMPLES_PER_PIXEL) {
+        None => 1,
+        Some(e) => e
+            .to_int::<u32>()
+            .ok()
+            .filter(|n| matches!(n, 1 | 3))
+            .ok_or_else(|| decode_err("DICOM SamplesPerPixel is not supported (1 or 3 expected)"))?,
+    };
+    if let Some(e) = obj.get(tags::BITS_ALLOCATED) {
+        let bits = e.to_int::<u32>().ok();
+        if !matches!(bits, Some(1 | 8 | 16 | 32)) {
+            return Err(decode_err("DICOM BitsAllocated is not supported (1, 8, 16 or 32 expected)"));
+        }
+    }
+    Ok(spp)
+}
+
+/// The first fragment of encapsulated Pixel Data (where a frame's codestream header
+/// is), `None` for native pixel data.
+fn first_fragment(obj: &DefaultDicomObject) -> Option<&[u8]> {
+    let value = obj.get(tags::PIXEL_DATA)?.value();
+    value.fragments()?.first().map(|f| &f[..])
+}
+
+/// JPEG, JPEG-LS and JPEG 2000 decoders size their output by the codestream's own
+/// header, not the DICOM one the pixel limit was checked on: a codestream that claims
+/// more samples than Columns x Rows x SamplesPerPixel is refused before it is decoded
+/// (a 2 KB fragment can claim 65535 x 65535 pixels).
+fn check_codestream(obj: &DefaultDicomObject, (cols, rows, spp): (u32, u32, u32)) -> Result<(), ImageError> {
+    let Some(fragment) = first_fragment(obj) else { return Ok(()) };
+    let claimed = if let Some(h) = jpeg12::frame_header(fragment) {
+        Some(("JPEG", h.width as u64, h.height as u64, h.components as u64))
+    } else {
+        j2k_size(fragment).map(|(w, h, c)| ("JPEG 2000", w, h, c))
+    };
+    match claimed {
+        Some((kind, w, h, c)) if w * h * c > cols as u64 * rows as u64 * spp as u64 => Err(decode_err(format!(
+            "DICOM {kind} codestream claims {w}x{h} pixels x {c} components, more than the header's \
+             {cols}x{rows} x {spp}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Width, height and components of a JPEG 2000 codestream (SIZ: Xsiz - XOsiz,
+/// Ysiz - YOsiz, Csiz), when its header is found.
+fn j2k_size(b: &[u8]) -> Option<(u64, u64, u64)> {
+    let head = &b[..b.len().min(J2K_SEARCH_BYTES)];
+    let at = head.windows(4).position(|w| w == J2K_SOC_SIZ)? + 4;
+    let siz = b.get(at..at + 38)?;
+    let u32_at = |i: usize| u32::from_be_bytes([siz[i], siz[i + 1], siz[i + 2], siz[i + 3]]) as u64;
+    let (x, y, x0, y0) = (u32_at(4), u32_at(8), u32_at(12), u32_at(16));
+    let c = u16::from_be_bytes([siz[36], siz[37]]) as u64;
+    Some((x.saturating_sub(x0), y.saturating_sub(y0), c))
+}
+
+/// Pixel data dicom-rs cannot decode is decoded here and put back as native samples
+/// (Explicit VR Little Endian), so that the rest of the pipeline (and dicom-rs's
+/// attribute handling) is the same for every file:
+///
+/// - 12-bit JPEG ([`jpeg12`]; dicom-rs's jpeg-decoder reads only 8-bit DCT JPEG);
+/// - uncompressed `YBR_FULL_422` and `YBR_FULL` ([`ybr_to_rgb`]; dicom-rs sizes a
+///   4:2:2 frame as if it had three samples per pixel and finds it short).
+fn transcode(
+    obj: &mut DefaultDicomObject,
+    ts_uid: &str,
+    (cols, rows): (u32, u32),
+    frames: u32,
+) -> Result<(), ImageError> {
+    let fail = |e: &dyn std::fmt::Display| decode_err(format!("DICOM pixel data ({ts_uid}) cannot be decoded: {e}"));
+    if JPEG_DCT_SYNTAXES.contains(&ts_uid) {
+        let twelve =
+            first_fragment(obj).and_then(jpeg12::frame_header).is_some_and(|h| h.precision == jpeg12::PRECISION);
+        if !twelve {
+            return Ok(());
+        }
+        if int_attr(obj, tags::BITS_ALLOCATED) != Some(16) {
+            return Err(fail(&"12-bit JPEG needs BitsAllocated 16"));
+        }
+        let samples = {
+            let frame = first_frame_codestream(obj, frames)?;
+            jpeg12::decode(&frame, cols, rows).map_err(|e| fail(&e))?
+        };
+        let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+        set_native_pixels(obj, bytes, VR::OW);
+        return Ok(());
+    }
+    let photometric = str_attr(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+    let subsampled = match photometric.as_str() {
+        "YBR_FULL_422" => true,
+        "YBR_FULL" => false,
+        _ => return Ok(()),
+    };
+    let native = TransferSyntaxRegistry.get(ts_uid).is_some_and(|ts| ts.is_codec_free());
+    if !native || first_fragment(obj).is_some() {
+        return Ok(()); // compressed YBR: the codec converts it (JPEG) or dicom-rs does
+    }
+    if int_attr(obj, tags::BITS_ALLOCATED) != Some(8) {
+        return Err(fail(&format!("{photometric} is only supported with BitsAllocated 8")));
+    }
+    if subsampled && !cols.is_multiple_of(2) {
+        return Err(fail(&"YBR_FULL_422 with an odd number of columns has no 4:2:2 pairing"));
+    }
+    let planar = int_attr(obj, tags::PLANAR_CONFIGURATION).unwrap_or(0) == 1;
+    let pixels = cols as usize * rows as usize;
+    let rgb = {
+        let stored = obj.get(tags::PIXEL_DATA).expect("checked by the caller").to_bytes().map_err(|e| fail(&e))?;
+        ybr_to_rgb(&stored, pixels, cols as usize, subsampled, planar).ok_or_else(|| {
+            decode_err(format!("DICOM pixel data truncated: frame 0 of {photometric} needs more bytes than present"))
+        })?
+    };
+    set_native_pixels(obj, rgb, VR::OB);
+    obj.put(DataElement::new(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB"));
+    obj.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, PrimitiveValue::from(0u16)));
+    Ok(())
+}
+
+/// Replaces Pixel Data by the native samples of frame 0 alone.
+fn set_native_pixels(obj: &mut DefaultDicomObject, bytes: Vec<u8>, vr: VR) {
+    obj.put(DataElement::new(tags::PIXEL_DATA, vr, PrimitiveValue::from(bytes)));
+    if obj.get(tags::NUMBER_OF_FRAMES).is_some() {
+        obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, "1"));
+    }
+    obj.meta_mut().transfer_syntax = EXPLICIT_VR_LE.to_string();
+}
+
+/// The codestream of frame 0 of encapsulated Pixel Data (PS3.5 A.4): all fragments of
+/// a single-frame file; else the fragments before the second Basic Offset Table
+/// entry, or the first fragment when there is one per frame, or the fragments up to
+/// the one that ends with an EOI marker.
+fn first_frame_codestream(obj: &DefaultDicomObject, frames: u32) -> Result<Cow<'_, [u8]>, ImageError> {
+    let value = obj.get(tags::PIXEL_DATA).expect("checked by the caller").value();
+    let fragments = value
+        .fragments()
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| decode_err("DICOM pixel data is not encapsulated, as its transfer syntax requires"))?;
+    let joined = |n: usize| -> Cow<'_, [u8]> {
+        if n == 1 {
+            Cow::Borrowed(&fragments[0][..])
+        } else {
+            Cow::Owned(fragments[..n].concat())
+        }
+    };
+    if frames <= 1 {
+        return Ok(joined(fragments.len()));
+    }
+    if fragments.len() == frames as usize {
+        return Ok(joined(1));
+    }
+    let offsets = value.offset_table().unwrap_or(&[]);
+    let count = if offsets.len() >= 2 {
+        // Each fragment takes its 8-byte item header plus its length.
+        let mut at = 0u64;
+        fragments
+            .iter()
+            .take_while(|f| {
+                let inside = at < offsets[1] as u64;
+                at += 8 + f.len() as u64;
+                inside
+            })
+            .count()
+    } else {
+        let ends = |f: &Vec<u8>| f[f.len().saturating_sub(4)..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        fragments.iter().position(ends).map_or(fragments.len(), |i| i + 1)
+    };
+    Ok(joined(count.max(1)))
+}
+
+/// PS3.3 C.7.6.3.1.2 YBR_FULL (and its 4:2:2 form: Y1 Y2 Cb Cr for each pair of
+/// pixels on a row, the pair sharing Cb and Cr) to RGB, 8 bits, the way pydicom's
+/// `convert_color_space` does it: in f32, `round` as floor(x + 0.5), clipped to 0..255.
+/// `None` when the bytes hold less than one frame.
+pub(crate) fn ybr_to_rgb(b: &[u8], pixels: usize, cols: usize, subsampled: bool, planar: bool) -> Option<Vec<u8>> {
+    // pydicom's matrix, its float64 products rounded to float32 as numpy does.
+    const G_CB: f32 = (-0.114 * 1.772 / 0.587) as f32;
+    const G_CR: f32 = (-0.299 * 1.402 / 0.587) as f32;
+    const R_CR: f32 = 1.402;
+    const B_CB: f32 = 1.772;
+    let to_u8 = |v: f32| (v + 0.5).floor().clamp(0.0, 255.0) as u8;
+    let convert = |y: u8, cb: u8, cr: u8| {
+        let (y, cb, cr) = (y as f32, cb as f32 - 128.0, cr as f32 - 128.0);
+        [to_u8(y + cr * R_CR), to_u8(y + cb * G_CB + cr * G_CR), to_u8(y + cb * B_CB)]
+    };
+    let mut out = Vec::with_capacity(pixels * 3);
+    if subsampled {
+        // Pairs run along rows: an odd number of columns (which PS3.3 does not allow
+        // with 4:2:2) has no pairing.
+        if !cols.is_multiple_of(2) || b.len() < pixels * 2 {
+            return None;
+        }
+        for q in b[..pixels * 2].chunks_exact(4) {
+            out.extend(convert(q[0], q[2], q[3]));
+            out.extend(convert(q[1], q[2], q[3]));
+        }
+    } else {
+        if b.len() < pixels * 3 {
+            return None;
+        }
+        for p in 0..pixels {
+            let (y, cb, cr) =
+                if planar { (b[p], b[pixels + p], b[2 * pixels + p]) } else { (b[3 * p], b[3 * p + 1], b[3 * p + 2]) };
+            out.extend(convert(y, cb, cr));
+        }
+    }
+    Some(out)
 }
 
 /// Inflates a deflated data set (raw deflate, PS3.5 A.5), refusing more than `cap` bytes:
@@ -248,23 +548,6 @@ fn open_error(e: &dicom_object::ReadError, ts_uid: &str) -> ImageError {
     }
 }
 
-/// How element headers are encoded (PS3.5 7.1).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Vr {
-    Explicit,
-    Implicit,
-    /// Inside encapsulated Pixel Data: only items (fragments), never descended into.
-    Fragments,
-}
-
-/// An element whose defined length runs past the end of the file.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Overrun {
-    pub tag: (u16, u16),
-    pub declared: u32,
-    pub present: usize,
-}
-
 fn overrun_error(o: Overrun) -> ImageError {
     if o.tag == (0x7FE0, 0x0010) {
         decode_err(format!("DICOM pixel data truncated: element says {} bytes, only {} present", o.declared, o.present))
@@ -274,95 +557,6 @@ fn overrun_error(o: Overrun) -> ImageError {
             o.tag.0, o.tag.1, o.declared, o.present
         ))
     }
-}
-
-/// Walks the element headers of `b` from `pos` (descending into sequences and items,
-/// skipping pixel fragments) and fails on the first defined length that runs past the
-/// end. Returns where the walk stopped: the end, or with `meta_only` the first element
-/// outside group 0002 (where the data set starts). Anything the walk does not understand
-/// ends it with `None`, not an error: dicom-rs has the last word on structure.
-pub(crate) fn check_lengths(b: &[u8], mut pos: usize, vr: Vr, meta_only: bool) -> Result<Option<usize>, Overrun> {
-    const UNDEFINED: u32 = u32::MAX;
-    // PS3.5 7.1.2: these VRs have a 16-bit length; every other one, unknown VRs included
-    // (read as UN, as dicom-rs does), has 2 reserved bytes and a 32-bit length.
-    const SHORT_VRS: [&[u8; 2]; 21] = [
-        b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"PN", b"SH", b"SL", b"SS",
-        b"ST", b"TM", b"UI", b"UL", b"US",
-    ];
-    /// Long VRs whose undefined-length content keeps the data set's encoding (UN's and
-    /// unknown VRs' content is implicit VR, PS3.5 6.2.2).
-    const LONG_VRS: [&[u8; 2]; 12] =
-        [b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UR", b"UT", b"UV"];
-    let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let fits = |tag, start: usize, len: u32| {
-        let present = b.len().saturating_sub(start);
-        if len as usize > present {
-            Err(Overrun { tag, declared: len, present })
-        } else {
-            Ok(())
-        }
-    };
-    // One entry per open undefined-length container: how its content is encoded.
-    let mut stack = vec![vr];
-    while pos + 8 <= b.len() {
-        let tag = (u16_at(pos), u16_at(pos + 2));
-        if meta_only && tag.0 != 0x0002 {
-            return Ok(Some(pos));
-        }
-        let mode = *stack.last().expect("never empty");
-        if tag.0 == 0xFFFE {
-            let len = u32_at(pos + 4);
-            match tag.1 {
-                0xE000 if len == UNDEFINED => pos += 8,
-                0xE000 => {
-                    fits(tag, pos + 8, len)?;
-                    pos += 8 + if mode == Vr::Fragments { len as usize } else { 0 };
-                }
-                0xE00D => pos += 8,
-                0xE0DD => {
-                    if stack.len() > 1 {
-                        stack.pop();
-                    }
-                    pos += 8;
-                }
-                _ => return Ok(None),
-            }
-            continue;
-        }
-        let (explicit_vr, len, header) = match mode {
-            Vr::Fragments => return Ok(None),
-            Vr::Explicit => {
-                let v = [b[pos + 4], b[pos + 5]];
-                if SHORT_VRS.contains(&&v) {
-                    (Some(v), u16_at(pos + 6) as u32, 8)
-                } else if pos + 12 > b.len() {
-                    return Ok(None);
-                } else {
-                    (Some(v), u32_at(pos + 8), 12)
-                }
-            }
-            Vr::Implicit => (None, u32_at(pos + 4), 8),
-        };
-        if len == UNDEFINED {
-            stack.push(match (tag, explicit_vr) {
-                ((0x7FE0, 0x0010), _) => Vr::Fragments,
-                (_, Some(v)) if !LONG_VRS.contains(&&v) => Vr::Implicit,
-                _ => mode,
-            });
-            pos += header;
-            continue;
-        }
-        fits(tag, pos + header, len)?;
-        // Sequences are walked into (their items' lengths are checked too); in implicit
-        // VR a sequence is recognised by its first item tag.
-        let sequence = match explicit_vr {
-            Some(v) => &v == b"SQ",
-            None => len >= 8 && b[pos + 8..pos + 12] == [0xFE, 0xFF, 0x00, 0xE0],
-        };
-        pos += header + if sequence { 0 } else { len as usize };
-    }
-    Ok(Some(pos))
 }
 
 /// Pixel-module errors name attributes and codecs, never patient data: safe to quote.
@@ -747,67 +941,33 @@ mod tests {
         assert_eq!(t8.apply(1.0), 1.0);
     }
 
-    /// An explicit-VR element: tag, VR, value.
-    fn el(group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
-        let mut v = [group.to_le_bytes(), elem.to_le_bytes()].concat();
-        v.extend_from_slice(vr);
-        if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
-            v.extend_from_slice(&[0, 0]);
-            v.extend_from_slice(&(value.len() as u32).to_le_bytes());
-        } else {
-            v.extend_from_slice(&(value.len() as u16).to_le_bytes());
-        }
-        v.extend_from_slice(value);
-        v
-    }
-
     #[test]
-    fn lengths_past_the_end_of_the_file_are_caught_before_parsing() {
-        let item =
-            |content: &[u8]| [&[0xFE, 0xFF, 0x00, 0xE0][..], &(content.len() as u32).to_le_bytes(), content].concat();
-        let name = el(0x0010, 0x0010, b"PN", b"Doe^John");
-        let seq = el(0x0008, 0x1110, b"SQ", &item(&el(0x0008, 0x1150, b"UI", b"1.2")));
-        let pixels = el(0x7FE0, 0x0010, b"OB", &[7u8; 64]);
-        let good = [name.clone(), seq.clone(), pixels.clone()].concat();
-        assert_eq!(check_lengths(&good, 0, Vr::Explicit, false), Ok(Some(good.len())));
-        // Pixel Data cut short.
-        let cut = &good[..good.len() - 24];
-        let o = check_lengths(cut, 0, Vr::Explicit, false).unwrap_err();
-        assert_eq!(o, Overrun { tag: (0x7FE0, 0x0010), declared: 64, present: 40 });
+    fn overruns_are_reported_in_cambox_words() {
+        let o = Overrun { tag: (0x7FE0, 0x0010), declared: 64, present: 40 };
         assert_eq!(
             overrun_error(o).to_string(),
             "cannot decode: DICOM pixel data truncated: element says 64 bytes, only 40 present"
         );
-        // A corrupt length inside a sequence item (a 4 GiB allocation for dicom-rs).
-        let mut bad = good.clone();
-        let at = name.len() + 12 + 8 + 6; // the length of the UI element inside the item
-        bad[at] = 0xFF;
-        assert!(check_lengths(&bad, 0, Vr::Explicit, false).is_err());
-        let mut huge = good.clone();
-        huge[name.len() + 8..name.len() + 12].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
-        let o = check_lengths(&huge, 0, Vr::Explicit, false).unwrap_err();
-        assert_eq!((o.tag, o.declared), ((0x0008, 0x1110), 0xFFFF_FFF0));
+        let o = Overrun { tag: (0x0008, 0x1110), declared: 0xFFFF_FFF0, present: 12 };
         assert!(overrun_error(o).to_string().contains("element (0008,1110) says 4294967280 bytes"));
-        // Encapsulated pixel data: fragments are skipped, their lengths checked.
-        let mut enc = [0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF].to_vec();
-        enc.extend(item(&[]));
-        enc.extend(item(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0x7F])); // fragment bytes that look like a tag
-        enc.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
-        assert_eq!(check_lengths(&enc, 0, Vr::Explicit, false), Ok(Some(enc.len())));
-        // Implicit VR: 4-byte lengths, sequences found by their first item.
-        let imp = |g: u16, e: u16, v: &[u8]| {
-            [&g.to_le_bytes()[..], &e.to_le_bytes(), &(v.len() as u32).to_le_bytes(), v].concat()
-        };
-        let inner = imp(0x0008, 0x1150, b"1.2");
-        let f = [imp(0x0010, 0x0010, b"Doe^John"), imp(0x0008, 0x1110, &item(&inner))].concat();
-        assert_eq!(check_lengths(&f, 0, Vr::Implicit, false), Ok(Some(f.len())));
-        let mut g = f.clone();
-        let l = g.len();
-        g[l - 7] = 0x7F; // the inner element's length
-        assert!(check_lengths(&g, 0, Vr::Implicit, false).is_err());
-        // meta_only stops at the first element outside group 0002.
-        let meta = [el(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2\0"), name].concat();
-        assert_eq!(check_lengths(&meta, 0, Vr::Explicit, true), Ok(Some(26)));
+    }
+
+    #[test]
+    fn ybr_full_422_pairs_share_chroma() {
+        // Grey (Cb = Cr = 128) stays grey; pure chroma moves R and B as the matrix says.
+        let grey = [10u8, 200, 128, 128];
+        assert_eq!(ybr_to_rgb(&grey, 2, 2, true, false).unwrap(), vec![10, 10, 10, 200, 200, 200]);
+        // Y 100, Cr 228: R = 100 + 1.402 * 100 = 240.2 -> 240; G = 100 - 0.714136 * 100 = 28.59 -> 29.
+        let red = [100u8, 100, 128, 228];
+        assert_eq!(ybr_to_rgb(&red, 2, 2, true, false).unwrap(), vec![240, 29, 100, 240, 29, 100]);
+        // YBR_FULL, interleaved and planar, give the same.
+        let full = [100u8, 128, 228, 10, 128, 128];
+        let planar = [100u8, 10, 128, 128, 228, 128];
+        let want = vec![240, 29, 100, 10, 10, 10];
+        assert_eq!(ybr_to_rgb(&full, 2, 2, false, false).unwrap(), want);
+        assert_eq!(ybr_to_rgb(&planar, 2, 2, false, true).unwrap(), want);
+        // Short data is refused, not padded.
+        assert_eq!(ybr_to_rgb(&red[..3], 2, 2, true, false), None);
     }
 
     #[test]
