@@ -331,7 +331,7 @@ fn twelve_bit_jpeg_matches_libjpeg_and_pydicom() {
     let img = read("jpeg_extended_12bit.dcm", WindowChoice::Dicom);
     assert_eq!((img.width, img.height, img.channels, img.bit_depth), (536, 356, 1, 12));
     // No window: the BitsStored range, so stored = value * 4095.
-    let stored: Vec<i32> = img.data.iter().map(|&v| (v * 4095.0).round() as i32).collect();
+    let stored: Vec<i32> = img.data.to_f32().iter().map(|&v| (v * 4095.0).round() as i32).collect();
     let turbo = u16le(&gunzip(entry["decoded_by"]["libjpeg-turbo"].as_str().unwrap()));
     let pydicom = u16le(&gunzip(entry["decoded_by"]["pydicom"].as_str().unwrap()));
     let max_diff = |other: &[u16]| stored.iter().zip(other).map(|(&a, &b)| (a - b as i32).abs()).max().unwrap();
@@ -408,7 +408,7 @@ fn ybr_full_422_is_rgb_as_pydicom_converts_it() {
     assert_eq!((img.width, img.height, img.channels, img.bit_depth), (268, 178, 3, 8));
     let want = gunzip("ybr_full_422.pydicom-rgb.u8.gz");
     assert_eq!(want.len(), img.data.len());
-    let d = img.data.iter().zip(&want).map(|(&v, &w)| (v * 255.0 - w as f32).abs()).fold(0.0, f32::max);
+    let d = img.data.to_f32().iter().zip(&want).map(|(&v, &w)| (v * 255.0 - w as f32).abs()).fold(0.0, f32::max);
     assert!(d <= 0.01, "{d} levels from pydicom's RGB");
     assert_eq!(img.meta.patient_id.as_deref(), Some(PATIENT_ID));
 }
