@@ -138,7 +138,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("png/mask_xray", |b| b.iter(|| encode_mask(black_box(&l)).unwrap()));
     c.bench_function("png/mask_xray_adaptive_filter", |b| {
         b.iter(|| {
-            let px: Vec<u8> = l.mask.iter().map(|&b| if b { 255 } else { 0 }).collect();
+            let px: Vec<u8> = l.mask.clone();
             let m = image::GrayImage::from_raw(l.width, l.height, px).unwrap();
             let mut buf = Vec::new();
             m.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png).unwrap();

@@ -207,11 +207,65 @@ pub struct RunConfig {
     pub max_pixels: u64,
     /// Refuse files larger than this many bytes.
     pub max_file_bytes: u64,
+    /// Bytes of image memory the workers may hold at once (see
+    /// [`crate::run::budget`]): a number of bytes, or text such as `"768 MiB"`, `"2GB"`.
+    pub memory_budget: ByteSize,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { threads: 0, max_pixels: defaults::MAX_PIXELS, max_file_bytes: defaults::MAX_FILE_BYTES }
+        RunConfig {
+            threads: 0,
+            max_pixels: defaults::MAX_PIXELS,
+            max_file_bytes: defaults::MAX_FILE_BYTES,
+            memory_budget: ByteSize(defaults::MEMORY_BUDGET),
+        }
+    }
+}
+
+/// A number of bytes, written as a number or as text with a unit (`kB`, `MB`, `GB` are
+/// powers of 1000, `KiB`, `MiB`, `GiB` and the bare `K`, `M`, `G` powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ByteSizeRaw", into = "u64")]
+pub struct ByteSize(pub u64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ByteSizeRaw {
+    Number(u64),
+    Text(String),
+}
+
+impl From<ByteSize> for u64 {
+    fn from(b: ByteSize) -> u64 {
+        b.0
+    }
+}
+
+impl TryFrom<ByteSizeRaw> for ByteSize {
+    type Error = String;
+    fn try_from(raw: ByteSizeRaw) -> std::result::Result<ByteSize, String> {
+        let text = match raw {
+            ByteSizeRaw::Number(n) => return Ok(ByteSize(n)),
+            ByteSizeRaw::Text(t) => t,
+        };
+        let t = text.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (num, unit) = (t[..split].trim(), t[split..].trim());
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("'{text}' is not a size (a number, then B, kB, MB, GB, KiB, MiB or GiB)"))?;
+        let k = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1.0,
+            "kb" => 1e3,
+            "mb" => 1e6,
+            "gb" => 1e9,
+            "k" | "kib" => 1024.0,
+            "m" | "mib" => 1024.0 * 1024.0,
+            "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+            _ => return Err(format!("'{text}': unknown unit '{unit}' (B, kB, MB, GB, KiB, MiB or GiB)")),
+        };
+        Ok(ByteSize((n * k).round() as u64))
     }
 }
 
@@ -341,6 +395,18 @@ mod tests {
         assert_eq!(c.run_jpeg_scaling(), JpegScaling::Dct);
         c.output.overlays = true;
         assert_eq!(c.run_jpeg_scaling(), JpegScaling::Exact);
+    }
+
+    #[test]
+    fn memory_budgets_read_with_units() {
+        let b = |t: &str| toml::from_str::<RunConfig>(&format!("memory_budget = {t}")).map(|r| r.memory_budget.0);
+        assert_eq!(b("1000").unwrap(), 1000);
+        assert_eq!(b("\"768 MiB\"").unwrap(), 768 << 20);
+        assert_eq!(b("\"2GB\"").unwrap(), 2_000_000_000);
+        assert_eq!(b("\"1.5G\"").unwrap(), 3 << 29);
+        assert!(b("\"lots\"").unwrap_err().to_string().contains("not a size"));
+        assert!(b("\"3 TB\"").unwrap_err().to_string().contains("unknown unit"));
+        assert_eq!(serde_json::to_string(&ByteSize(5)).unwrap(), "5");
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub const MAX_PIXELS: u64 = 100_000_000;
 /// Files larger than this are refused before reading (bytes; `[run] max_file_bytes`).
 pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Bytes of image memory the workers may hold at once (`[run] memory_budget`): 768 MiB,
+/// which with the model and the rest of the process (about 150 MB with EfficientNet-Lite0
+/// and two workers) keeps a run under about 1 GB whatever the images. An image that needs
+/// more than the whole budget (a 100-megapixel grey X-ray with overlays needs about 900
+/// MB) runs alone.
+pub const MEMORY_BUDGET: u64 = 768 << 20;
+
 /// wsolevaluation's tau when the `wsol` preset is chosen without one: the CAM paper's
 /// 20 % of the maximum (the paper sweeps tau; `cambox eval --calibrate` finds the best).
 pub const WSOL_TAU: f32 = 0.2;

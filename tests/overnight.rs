@@ -274,3 +274,27 @@ fn messages_say_what_happened() {
         assert!(lines >= 2, "a line after the first second, and the last one: {err}");
     }
 }
+
+#[test]
+fn a_memory_budget_smaller_than_any_image_runs_them_one_by_one_to_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let inp = phantoms(dir.path(), 24);
+    let cfg = dir.path().join("c.toml");
+    let text = std::fs::read_to_string(root().join("configs/phantoms.toml"))
+        .unwrap()
+        .replace("\"../", &format!("\"{}/", root().display()));
+    std::fs::write(&cfg, format!("{text}\n[run]\nmemory_budget = \"1 kB\"\n")).unwrap();
+    let (small, free) = (dir.path().join("small"), dir.path().join("free"));
+    let mut c = bin();
+    c.args(["run", "-q", "--threads", "2", "-c", cfg.to_str().unwrap(), "-o", small.to_str().unwrap()]);
+    let (code, err) = output(c.arg(inp.to_str().unwrap()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(output(&mut phantom_run(&free, &inp, &[])).0, 0);
+    assert_eq!(rows(&small, "images.csv", &["ms"]), rows(&free, "images.csv", &["ms"]));
+    assert_eq!(rows(&small, "boxes.csv", &[]), rows(&free, "boxes.csv", &[]));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(small.join("run.json")).unwrap()).unwrap();
+    assert_eq!(m["config"]["run"]["memory_budget"], 1000);
+    // Not part of the fingerprint: a folder resumes with another budget.
+    let (code, err) = output(&mut phantom_run(&small, &inp, &[]));
+    assert_eq!(code, 0, "{err}");
+}

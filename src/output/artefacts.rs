@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::draw::{outline, turbo};
 use super::{atomic_write_unsynced, OutputOptions};
-use crate::stage::decode::SourceImage;
+use crate::stage::decode::{Samples, SourceImage};
 use crate::stage::localise::ClassLocalisation;
 use crate::stage::maps::ClassMaps;
 use crate::stage::preprocess::Geometry;
@@ -182,8 +182,14 @@ impl ImageArtefacts<'_> {
     }
 
     /// The mask and overlay of one localised class, as switched on; `img` is the decoded
-    /// image the overlay is drawn on.
-    pub fn class(&mut self, img: Option<&SourceImage>, l: &ClassLocalisation) -> Result<(), ArtefactError> {
+    /// image the overlay is drawn on. For the image's `last` class the overlay takes the
+    /// image (see [`overlay_consuming`]).
+    pub fn class(
+        &mut self,
+        img: &mut Option<SourceImage>,
+        last: bool,
+        l: &ClassLocalisation,
+    ) -> Result<(), ArtefactError> {
         if self.a.masks {
             let p = self.a.mask_path(self.rel, l.class);
             let buf = encode_mask(l).map_err(|e| ArtefactError::encode(&p, &e)).and_then(|b| {
@@ -197,9 +203,12 @@ impl ImageArtefacts<'_> {
             })?;
             self.put(p, &buf, "mask")?;
         }
-        if let (true, Some(img)) = (self.a.overlays, img) {
+        if let (true, Some(src)) = (self.a.overlays, img.as_ref()) {
             let p = self.a.overlay_path(self.rel, l.class);
-            let o = overlay(img, l);
+            let o = match last {
+                true => overlay_consuming(img.take().expect("checked"), l),
+                false => overlay(src, l),
+            };
             let mut buf = Vec::new();
             JpegEncoder::new_with_quality(&mut buf, OVERLAY_JPEG_QUALITY)
                 .encode_image(&o)
@@ -248,10 +257,9 @@ impl ImageArtefacts<'_> {
 pub fn encode_mask(l: &ClassLocalisation) -> image::ImageResult<Vec<u8>> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     use image::ImageEncoder;
-    let pixels: Vec<u8> = l.mask.iter().map(|&b| if b { 255 } else { 0 }).collect();
     let mut buf = Vec::new();
     PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Up).write_image(
-        &pixels,
+        &l.mask,
         l.width,
         l.height,
         image::ExtendedColorType::L8,
@@ -261,15 +269,37 @@ pub fn encode_mask(l: &ClassLocalisation) -> image::ImageResult<Vec<u8>> {
 
 /// The image with the class map as a turbo heatmap blended over it, and the boxes drawn.
 pub fn overlay(img: &SourceImage, l: &ClassLocalisation) -> RgbImage {
-    let (w, h) = (img.width as usize, img.height as usize);
+    let mut out = RgbImage::new(img.width, img.height);
+    blend(&mut out, l, Some(img));
+    out
+}
+
+/// [`overlay`] made from the image itself, which it consumes: an 8-bit RGB image's bytes
+/// are blended in place, so the overlay of a 100-megapixel photo costs no second 300 MB
+/// buffer. The pixels are those [`overlay`] gives.
+pub fn overlay_consuming(img: SourceImage, l: &ClassLocalisation) -> RgbImage {
+    let (w, h, channels) = (img.width, img.height, img.channels);
+    match img.data {
+        Samples::U8(bytes) if channels == 3 => {
+            let mut out = RgbImage::from_raw(w, h, bytes).expect("w x h x 3 bytes");
+            blend(&mut out, l, None);
+            out
+        }
+        data => overlay(&SourceImage { data, ..img }, l),
+    }
+}
+
+/// Writes the heatmap of `l` over the image into `out`, and the boxes: the image is `img`,
+/// or (`None`) what `out` holds, each pixel read just before it is written.
+fn blend(out: &mut RgbImage, l: &ClassLocalisation, img: Option<&SourceImage>) {
+    let (w, h) = (out.width() as usize, out.height() as usize);
     let a = OVERLAY_ALPHA;
     let (sx0, sy0, sx1, sy1) = l.seen;
-    let mut out = RgbImage::new(img.width, img.height);
     for (i, px) in out.pixels_mut().enumerate() {
-        let base: [f32; 3] = if img.channels == 1 {
-            [img.data.get(i); 3]
-        } else {
-            [img.data.get(3 * i), img.data.get(3 * i + 1), img.data.get(3 * i + 2)]
+        let base: [f32; 3] = match img {
+            Some(img) if img.channels == 1 => [img.data.get(i); 3],
+            Some(img) => [img.data.get(3 * i), img.data.get(3 * i + 1), img.data.get(3 * i + 2)],
+            None => px.0.map(|v| v as f32 / 255.0),
         };
         // Pixels the network never saw (cut by a centre crop) show the bare image.
         let (x, y) = (i % w, i / w);
@@ -281,9 +311,8 @@ pub fn overlay(img: &SourceImage, l: &ClassLocalisation) -> RgbImage {
     }
     let t = (w.min(h) / 150).max(2) as i64;
     for b in &l.boxes {
-        outline(&mut out, (b.x1 as i64, b.y1 as i64, b.x2 as i64, b.y2 as i64), image::Rgb([255, 255, 255]), t);
+        outline(out, (b.x1 as i64, b.y1 as i64, b.x2 as i64, b.y2 as i64), image::Rgb([255, 255, 255]), t);
     }
-    out
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{CamConfig, Config, LocaliseConfig, RunConfig};
+use crate::config::{CamConfig, Config, LocaliseConfig};
 use crate::error::{Error, Result};
 use crate::output::OutputOptions;
 use crate::stage::decode::{DecodeOptions, HighBitDepth, JpegScaling, WindowChoice};
@@ -92,8 +92,8 @@ struct Hashed<'a> {
     output: OutputOptions,
     localise: &'a LocaliseConfig,
     cam: &'a CamConfig,
-    /// `threads` set to 0.
-    run: RunConfig,
+    /// `threads` set to 0; the memory budget left out (neither changes results).
+    run: HashedRun,
     decode: HashedDecode,
     /// Only with `[truth]`: the files' content and format, not where they are.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +105,15 @@ struct HashedTruth<'a> {
     #[serde(flatten)]
     digest: &'a TruthDigest,
     format: Option<crate::truth::annotations::Format>,
+}
+
+/// `[run]` as hashed: the limits that refuse images; `threads` always 0 (as earlier
+/// versions wrote it).
+#[derive(Serialize)]
+struct HashedRun {
+    threads: usize,
+    max_pixels: u64,
+    max_file_bytes: u64,
 }
 
 /// `[decode]` as hashed: `jpeg_scaling` only when it is not `exact`.
@@ -131,7 +140,7 @@ fn fingerprint_text(config: &Config, model_sha256: &str, truth_digest: Option<&T
         output: OutputOptions { dir: None, ..output.clone() },
         localise,
         cam,
-        run: RunConfig { threads: 0, ..run.clone() },
+        run: HashedRun { threads: 0, max_pixels: run.max_pixels, max_file_bytes: run.max_file_bytes },
         decode: HashedDecode { window, high_bit_depth, jpeg_scaling },
         truth: truth_digest.map(|digest| HashedTruth { digest, format: truth.as_ref().and_then(|t| t.format) }),
     };
@@ -149,6 +158,7 @@ mod tests {
         let mut b = a.clone();
         b.input.paths = vec!["y".into()];
         b.run.threads = 7;
+        b.run.memory_budget = crate::config::ByteSize(1 << 30);
         b.output.dir = Some("elsewhere".into());
         assert_eq!(fingerprint(&a, "m", None), fingerprint(&b, "m", None));
         b.preprocess.resize_to = Some(300);
@@ -203,8 +213,9 @@ mod tests {
         c.run.threads = 0;
         c.model.path = Default::default();
         c.model.labels = None;
-        let whole = serde_json::json!({ "model_sha256": "h", "config": c });
+        let mut whole = serde_json::json!({ "model_sha256": "h", "config": c });
+        // Settings added since that change no result are not hashed at all.
+        whole["config"]["run"].as_object_mut().unwrap().remove("memory_budget");
         assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), whole);
-        assert_eq!(text, format!("{{\"model_sha256\":\"h\",\"config\":{}}}", serde_json::to_string(&c).unwrap()));
     }
 }

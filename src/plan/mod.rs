@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::labels::Labels;
 use crate::output::artefacts::Artefacts;
 use crate::output::manifest::{CutSection, ModelReport};
+use crate::run::budget::{ImageCost, MemoryBudget};
 use crate::stage::decode::Decoder;
 use crate::stage::discover::Discovery;
 use crate::stage::localise::{ClassSelection, Localiser, Recipe};
@@ -67,6 +68,10 @@ pub struct RunPlan {
     pub activation: Activation,
     /// The classes each annotated image's truth names (`[truth]`).
     pub truth: Option<TruthPlan>,
+    /// The image memory the workers may hold at once (`[run] memory_budget`).
+    pub budget: MemoryBudget,
+    /// What an image will hold, per pixel, by what this run makes of it.
+    pub image_cost: ImageCost,
     pub shard: Option<(u32, u32)>,
     /// Identifies the result-affecting configuration, for resume and merge.
     pub fingerprint: String,
@@ -100,7 +105,10 @@ impl RunPlan {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         };
+        let image_cost = image_cost(&config, &recipe);
         Ok(RunPlan {
+            budget: MemoryBudget::new(config.run.memory_budget.0),
+            image_cost,
             discovery: Discovery::from_options(&config.input),
             decoder: config.decoder(config.run_jpeg_scaling()),
             top_k: config.output.top_k.min(model.num_classes()),
@@ -121,6 +129,23 @@ impl RunPlan {
             shard: ov.shard,
             fingerprint,
         })
+    }
+
+    /// The bytes the image at `path` will need at most (see [`crate::run::budget`]): from
+    /// its header; for a DICOM file, whose header is not read here, from its size (at
+    /// most `max_pixels` of 32-bit samples).
+    pub fn image_bytes(&self, path: &Path) -> u64 {
+        let grey_copy = |channels: u32| if channels == 3 && self.model.input.channels == 1 { 4.0 } else { 0.0 };
+        match self.decoder.probe(path) {
+            Some((w, h, c, bps)) => {
+                ImageCost { per_pixel: self.image_cost.per_pixel + grey_copy(c) }.bytes(w, h, c, bps)
+            }
+            None => {
+                let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                let pixels = (len.saturating_mul(4)).min(self.config.run.max_pixels);
+                ImageCost { per_pixel: self.image_cost.per_pixel + 4.0 }.bytes(pixels as u32, 1, 1, 1)
+            }
+        }
     }
 
     /// The localiser of class `k`: its own tau's, or the run's.
@@ -171,6 +196,22 @@ fn apply_overrides(mut config: Config, ov: &Overrides) -> Config {
         }
     }
     config
+}
+
+/// Bytes per original pixel an image holds besides its decoded samples, by the recipe and
+/// the outputs: see [`ImageCost`].
+fn image_cost(config: &Config, recipe: &Recipe) -> ImageCost {
+    let mut per_pixel = 4.0 + 1.0; // the normalised map at original resolution, the mask
+    if recipe.quantise {
+        per_pixel += 1.0;
+    }
+    if recipe.thresholds.iter().any(|t| t.needs_distribution()) {
+        per_pixel += 4.0;
+    }
+    if config.output.overlays {
+        per_pixel += 3.0;
+    }
+    ImageCost { per_pixel }
 }
 
 /// The probabilities the run gives: what `[model] activation` says, or with `auto` what

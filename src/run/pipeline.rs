@@ -446,6 +446,9 @@ fn process_file(
     info: &mut Option<ImageInfo>,
     stages: &mut StageTimes,
 ) -> std::result::Result<ImageOutcome, ImageError> {
+    // Held until the image is done: a large image waits for room, and holds it. The wait
+    // is not a stage's time.
+    let _credit = plan.budget.acquire(plan.image_bytes(path));
     let mut clock = Stopwatch::start();
     // The decoder may reduce a large JPEG, keeping enough pixels for what the
     // preprocessing resizes to; sizes reported are the original's either way.
@@ -458,7 +461,7 @@ fn process_file(
     // The decoded image is only kept when an overlay will be drawn on it; otherwise it is
     // freed here, before the class maps at original resolution are made (a binding that is
     // moved in one branch only would live to the end of the function).
-    let img = if plan.artefacts.overlays {
+    let mut img = if plan.artefacts.overlays {
         Some(img)
     } else {
         drop(img);
@@ -495,12 +498,12 @@ fn process_file(
         // original resolution are the largest buffers of an image, and only one is held.
         let mut out = plan.artefacts.for_image(rel);
         let written: std::result::Result<(), ArtefactError> = (|| {
-            for &k in &localised {
+            for (n, &k) in localised.iter().enumerate() {
                 let t = Stopwatch::start();
                 let loc = plan.localiser(k).localise(k, maps.map(at(&k)), &input.geometry);
                 stages.localise += t.elapsed();
                 let t = Stopwatch::start();
-                out.class(img.as_ref(), &loc)?;
+                out.class(&mut img, n + 1 == localised.len(), &loc)?;
                 stages.write += t.elapsed();
                 boxes.push(BoxSet { class: loc.class, boxes: loc.boxes });
             }

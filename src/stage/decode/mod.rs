@@ -142,6 +142,25 @@ impl Decoder {
         }
     }
 
+    /// The size and samples the file's header declares, read without decoding a pixel:
+    /// `(width, height, channels, bytes per sample)`. `None` for DICOM files (their header
+    /// is parsed by the DICOM reader only) and for files that are not images of a known
+    /// format.
+    pub fn probe(&self, path: &Path) -> Option<(u32, u32, u32, u32)> {
+        // Only regular files: opening a named pipe would block this worker forever, and
+        // decode_file_for reports such files as errors anyway.
+        if has_dicom_extension(path) || !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let reader = ImageReader::open(path).ok()?.with_guessed_format().ok()?;
+        reader.format()?;
+        let decoder = reader.into_decoder().ok()?;
+        let (w, h) = image::ImageDecoder::dimensions(&decoder);
+        let colour = image::ImageDecoder::color_type(&decoder);
+        let channels = colour.channel_count() as u32;
+        Some((w, h, channels, colour.bytes_per_pixel() as u32 / channels.max(1)))
+    }
+
     /// The file at full resolution.
     pub fn decode_file(&self, path: &Path) -> Result<SourceImage, ImageError> {
         self.decode_file_for(path, None)

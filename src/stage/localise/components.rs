@@ -126,11 +126,21 @@ pub struct RunComponents {
 impl RunComponents {
     /// The `w` x `h` mask of the components whose labels are in `labels`.
     pub fn mask(&self, labels: &[u32], w: usize, h: usize) -> Vec<bool> {
-        let mut mask = vec![false; w * h];
+        self.fill(labels, w, h, false, true)
+    }
+
+    /// [`RunComponents::mask`] as the bytes of a mask image: 255 inside, 0 outside (what a
+    /// mask PNG holds, so it is encoded without a copy).
+    pub fn mask_bytes(&self, labels: &[u32], w: usize, h: usize) -> Vec<u8> {
+        self.fill(labels, w, h, 0, 255)
+    }
+
+    fn fill<T: Copy>(&self, labels: &[u32], w: usize, h: usize, off: T, on: T) -> Vec<T> {
+        let mut mask = vec![off; w * h];
         for (r, l) in self.runs.iter().zip(&self.run_labels) {
             if labels.contains(l) {
                 let at = r.y as usize * w;
-                mask[at + r.x1 as usize..at + r.x2 as usize].fill(true);
+                mask[at + r.x1 as usize..at + r.x2 as usize].fill(on);
             }
         }
         mask
@@ -147,8 +157,8 @@ impl RunComponents {
 /// (8-connected: runs touch when they overlap or meet at a corner), so the work per pixel
 /// is one comparison and one add. The result equals [`label_components`] on the same mask.
 /// NaN is never above the cut.
-pub fn components_above(
-    values: &[f32],
+pub fn components_above<V: Copy + Into<f32>>(
+    values: &[V],
     scores: &[f32],
     w: usize,
     rect: (usize, usize, usize, usize),
@@ -176,7 +186,7 @@ pub fn components_above(
         let srow = &scores[y * w..(y + 1) * w];
         let start = runs.len();
         above.clear();
-        above.extend(row[x0..x1].iter().map(|&v| (v > cut) as u8));
+        above.extend(row[x0..x1].iter().map(|&v| (v.into() > cut) as u8));
         let mut x = 0;
         while x < above.len() {
             x += skip_equal(&above[x..], 0);

@@ -214,8 +214,9 @@ pub struct ClassLocalisation {
     pub class: usize,
     /// Normalised map at original resolution (row-major, width x height).
     pub map: Vec<f32>,
-    /// Pixels of the kept components under the first threshold.
-    pub mask: Vec<bool>,
+    /// Pixels of the kept components under the first threshold: 255, else 0 (the bytes of
+    /// the mask PNG).
+    pub mask: Vec<u8>,
     pub boxes: Vec<LocalBox>,
     pub width: u32,
     pub height: u32,
@@ -263,13 +264,13 @@ impl Localiser {
             let kept = self.keep(&found.components, &p);
             if ti == 0 {
                 let keep_labels: Vec<u32> = kept.iter().map(|c| c.label).collect();
-                first_mask = Some(found.mask(&keep_labels, p.width, p.height));
+                first_mask = Some(found.mask_bytes(&keep_labels, p.width, p.height));
             }
             boxes.extend(kept.iter().map(|c| local_box(c, *t, cut)));
         }
         ClassLocalisation {
             class,
-            mask: first_mask.unwrap_or_else(|| vec![false; p.width * p.height]),
+            mask: first_mask.unwrap_or_else(|| vec![0; p.width * p.height]),
             boxes,
             width: geo.orig_w,
             height: geo.orig_h,
@@ -296,7 +297,7 @@ impl Localiser {
         h: usize,
         seen: (usize, usize, usize, usize),
     ) -> PreparedMap {
-        let levels = self.recipe.quantise.then(|| map.iter().map(|&v| threshold::to_u8(v) as f32).collect());
+        let levels = self.recipe.quantise.then(|| map.iter().map(|&v| threshold::to_u8(v)).collect());
         // Threshold statistics over the pixels the network saw, taken on the normalised map:
         // `Threshold::value` converts to 8-bit levels itself for quantised recipes (passing
         // it the levels would saturate them all to 255). Max-based rules need only the
@@ -333,7 +334,10 @@ impl Localiser {
     /// The 8-connected components of the pixels strictly above `cut` inside the seen
     /// rectangle, as runs.
     pub fn components_above(&self, p: &PreparedMap, cut: f32) -> RunComponents {
-        components::components_above(p.values(), &p.map, p.width, p.seen, cut)
+        match &p.levels {
+            Some(levels) => components::components_above(levels, &p.map, p.width, p.seen, cut),
+            None => components::components_above(&p.map, &p.map, p.width, p.seen, cut),
+        }
     }
 
     /// The components the recipe keeps (largest, or all above the minimum area).
@@ -347,8 +351,9 @@ impl Localiser {
 pub struct PreparedMap {
     /// Normalised map (row-major); box scores are its means over components.
     pub map: Vec<f32>,
-    /// The 8-bit levels thresholds compare for quantised recipes.
-    levels: Option<Vec<f32>>,
+    /// The 8-bit levels thresholds compare for quantised recipes (a byte each: a
+    /// quarter of the map's memory at original resolution).
+    levels: Option<Vec<u8>>,
     /// Largest finite value of the map inside `seen` (-inf when there is none).
     seen_max: f32,
     /// The map inside `seen`, when the recipe's thresholds need the distribution.
@@ -360,9 +365,9 @@ pub struct PreparedMap {
 }
 
 impl PreparedMap {
-    /// The values thresholds compare: the map, or its 8-bit levels for quantised recipes.
-    pub fn values(&self) -> &[f32] {
-        self.levels.as_deref().unwrap_or(&self.map)
+    /// The 8-bit levels thresholds compare for quantised recipes, if it is one.
+    pub fn levels(&self) -> Option<&[u8]> {
+        self.levels.as_deref()
     }
 
     fn seen_copy(&self) -> Vec<f32> {

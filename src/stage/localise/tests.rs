@@ -62,7 +62,7 @@ fn two_blobs_largest_and_all_for_each_threshold_mode() {
         assert!((all.boxes[1].box_score - 0.6).abs() < 1e-6, "{t}: mean of the normalised map inside");
         let largest = Localiser::new(recipe(&[t], Keep::Largest)).localise(0, m.view(), &geo);
         assert_eq!(boxes(&largest), vec![(1, 1, 6, 5)], "{t}");
-        assert_eq!(largest.mask.iter().filter(|&&b| b).count(), 20);
+        assert_eq!(largest.mask.iter().filter(|&&b| b == 255).count(), 20);
     }
     // Above the small blob's level only the big one survives.
     let high = Localiser::new(recipe(&["absolute:0.6"], Keep::All)).localise(0, m.view(), &geo);
