@@ -11,6 +11,10 @@ feature map F.  For each fixture this writes, in the output directory:
   <name>.maps.npy       float32 (K, h, w) exact class maps (linear/identity heads)
   <name>.json           head description (kind, feature tensor, effective W, b)
 
+plus gap_gemm_transb1.resized.{input,features,logits}.npy: that model at input
+20x24 (H x W) instead of its declared 16x16 (see process_resized), and checks
+that size_pinned_reshape and avgpool_full_gemm cannot run at 20x24.
+
 All expected values are computed by a small numpy interpreter of the ONNX ops
 used (Conv, Relu, pooling, Gemm, ...) written in this file, in float64 from the
 float32 weights and input.  They are then cross-checked against onnxruntime.
@@ -372,6 +376,31 @@ def fx_no_pooling(name, note):
     return Fixture(name, m, x, meta, "logits", "logits")
 
 
+PINNED_NAME = "size_pinned_reshape"
+PINNED_NODE = "pin_reshape"
+
+
+def fx_size_pinned_reshape(name, note):
+    """Static 1x3x16x16 model whose spatial path holds Reshape(x, [1, C, 8, 8]):
+    the identity at 16x16, but it ties the graph to that input size (and batch 1)."""
+    rng = np.random.default_rng(seed_for(name))
+    b = Builder(name, rng)
+    a = b.conv_relu(1, "input", 3, C, 3, 2, 1, "conv1_act")
+    shp = b.init(f"{PINNED_NODE}.shape", np.array([1, C, 8, 8], dtype=np.int64))
+    f = b.node("Reshape", PINNED_NODE, [a, shp], ["features"])
+    g = gap_flatten(b, f)
+    w, bias = b.dense(C, K)
+    wn = b.init("fc.weight", w)
+    bn = b.init("fc.bias", bias)
+    b.node("Gemm", "fc", [g, wn, bn], ["logits"], transB=1)
+    m = b.model([1, 3, 16, 16], "logits", [1, K], note)
+    x = rng.random((1, 3, 16, 16), dtype=np.float64).astype(np.float32)
+    meta = base_meta("linear", "GlobalAveragePool", note, weight=b.arrays["fc.weight"], bias=b.arrays["fc.bias"])
+    meta["pinned_by"] = {"node": PINNED_NODE, "op": "Reshape", "shape_initializer": f"{PINNED_NODE}.shape",
+                         "shape": [1, C, 8, 8]}
+    return Fixture(name, m, x, meta, "logits", "logits")
+
+
 def all_fixtures():
     return [
         fx_gap_gemm("gap_gemm_transb1", 1, 0.5, 2.0,
@@ -405,6 +434,11 @@ def all_fixtures():
                          "the model output 'probs' is probabilities. logits.npy = scores_pre."),
         fx_gap_gemm("odd_size_gemm", 1, 0.5, 2.0, hw=(15, 13),
                     note="As gap_gemm_transb1 with a 1x3x15x13 input: feature maps are 8x7."),
+        fx_size_pinned_reshape(PINNED_NAME,
+                               note="Static input 1x3x16x16. Conv+Relu (conv1_act) -> Reshape 'pin_reshape' to the "
+                                    "constant shape [1,6,8,8] (initializer 'pin_reshape.shape'; the identity at 16x16) "
+                                    "= features -> GlobalAveragePool -> Flatten -> Gemm(transB=1). The Reshape pins "
+                                    "the input size: the graph cannot run at any other size (or batch)."),
     ]
 
 
@@ -539,6 +573,116 @@ def process(fx: Fixture, outdir: Path, ort):
     }
 
 
+# --------------------------------------------------------------------------
+# the same model at another input size (for `[model] input_size`)
+# --------------------------------------------------------------------------
+
+RESIZED_NAME = "gap_gemm_transb1"  # declares N x 3 x 16 x 16; nothing in its graph depends on H, W
+RESIZED_HW = (20, 24)  # (H, W): width 24, height 20
+
+
+def retyped(model, dims):
+    """Copy of `model` whose input `input` has the dims `dims` (ints or dim_param names),
+    with graph.value_info cleared so that no stale intermediate shape remains."""
+    m = copy.deepcopy(model)
+    del m.graph.value_info[:]
+    (inp,) = m.graph.input
+    shape = inp.type.tensor_type.shape
+    assert len(shape.dim) == len(dims)
+    for d, v in zip(shape.dim, dims):
+        if v is None:
+            continue
+        if isinstance(v, str):
+            d.dim_param = v  # clears dim_value (oneof)
+        else:
+            d.dim_value = v
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def ort_session(ort, model):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def process_resized(fx: Fixture, outdir: Path, ort):
+    """NAME.resized.{input,features,logits}.npy: the fixture's model (as written) evaluated
+    with numpy at RESIZED_HW, cross-checked with onnxruntime on re-typed copies."""
+    h, w = RESIZED_HW
+    model = onnx.load(outdir / f"{fx.name}.onnx")
+    dims = [d.dim_value or d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[2:] != [h, w], "the resized outputs must be at another size than the declared one"
+    rng = np.random.default_rng(seed_for(fx.name + ".resized"))
+    x = rng.random((1, 3, h, w), dtype=np.float64).astype(np.float32)
+    ref = run_numpy(model, {"input": x})
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    files = {"input": f32(x), "features": f32(ref["features"]), "logits": f32(ref[fx.logits_tensor][0])}
+    for suffix, arr in files.items():
+        np.save(outdir / f"{fx.name}.resized.{suffix}.npy", arr, allow_pickle=False)
+
+    # ---- checks on the written files ---------------------------------------
+    x = np.load(outdir / f"{fx.name}.resized.input.npy")
+    feats_f = np.load(outdir / f"{fx.name}.resized.features.npy")
+    logits_f = np.load(outdir / f"{fx.name}.resized.logits.npy")
+    fh, fw = (h + 2 - 3) // 2 + 1, (w + 2 - 3) // 2 + 1  # conv1: 3x3, stride 2, pad 1
+    assert x.shape == (1, 3, h, w) and feats_f.shape == (1, C, fh, fw) and logits_f.shape == (K,)
+    assert (feats_f[0].reshape(C, -1).std(axis=1) > 1e-3).all(), (fx.name, "resized: dead feature channel")
+
+    # the model as written refuses the other size (its input dims are fixed)
+    try:
+        ort_session(ort, model).run(None, {"input": x})
+    except Exception as e:  # onnxruntime's InvalidArgument
+        refused = str(e).splitlines()[0]
+    else:
+        raise AssertionError(f"{fx.name}: onnxruntime accepted a {h}x{w} input for a 16x16 model")
+
+    errs = {}
+    for label, new_dims in (("fixed", [None, None, h, w]), ("symbolic", [None, None, "H", "W"])):
+        m = with_extra_outputs(retyped(model, new_dims), ["features", fx.logits_tensor])
+        sess = ort_session(ort, m)
+        names = [o.name for o in sess.get_outputs()]
+        res = dict(zip(names, sess.run(None, {"input": x})))
+        assert res["features"].shape == feats_f.shape, (label, res["features"].shape)
+        e_f = float(np.abs(res["features"] - feats_f).max())
+        e_l = float(np.abs(res[fx.logits_tensor][0] - logits_f).max())
+        e_o = float(np.abs(res[fx.output_name][0] - ref[fx.output_name][0]).max())
+        assert max(e_f, e_l, e_o) <= TOL, (fx.name, "resized", label, e_f, e_l, e_o)
+        errs[label] = (e_f, e_l)
+
+    # the CAM identity still holds at the other size
+    meta = to_jsonable(fx.meta)
+    maps = np.einsum("kc,chw->khw", np.asarray(meta["weight"]), feats_f[0].astype(np.float64))
+    err_maps = float(np.abs(maps.mean(axis=(1, 2)) + np.asarray(meta["bias"]) - logits_f).max())
+    assert err_maps <= TOL, (fx.name, "resized mean(maps)+bias", err_maps)
+    return {"name": fx.name, "input": f"1x3x{h}x{w}", "F": "x".join(map(str, feats_f.shape[1:])),
+            "errs": errs, "err_maps": err_maps, "refused": refused,
+            "logits": " ".join(f"{v:+.3f}" for v in logits_f)}
+
+
+def check_pinned(outdir: Path, ort, name, node_name, hw):
+    """The model `name` must fail at input size `hw`, in numpy and in onnxruntime on a re-typed
+    copy (fixed dims). Returns onnxruntime's first error line (it should name `node_name`)."""
+    h, w = hw
+    model = onnx.load(outdir / f"{name}.onnx")
+    assert any(n.name == node_name for n in model.graph.node), (name, node_name)
+    x = np.random.default_rng(0).random((1, 3, h, w)).astype(np.float32)
+    try:
+        run_numpy(model, {"input": x})
+    except (ValueError, AssertionError):
+        pass
+    else:
+        raise AssertionError(f"{name}: numpy ran at {h}x{w}")
+    try:
+        m = retyped(model, [None, None, h, w])
+        ort_session(ort, m).run(None, {"input": x})
+    except Exception as e:  # shape inference (check_model) or onnxruntime
+        return f"{type(e).__name__}: {str(e).splitlines()[0]}"
+    raise AssertionError(f"{name}: onnxruntime ran at {h}x{w}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path,
@@ -548,7 +692,12 @@ def main():
     import onnxruntime as ort
 
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [process(fx, args.out, ort) for fx in all_fixtures()]
+    fixtures = all_fixtures()
+    rows = [process(fx, args.out, ort) for fx in fixtures]
+    by_name = {fx.name: fx for fx in fixtures}
+    resized = process_resized(by_name[RESIZED_NAME], args.out, ort)
+    pinned = [(n, node, check_pinned(args.out, ort, n, node, RESIZED_HW))
+              for n, node in ((PINNED_NAME, PINNED_NODE), ("avgpool_full_gemm", "avgpool"))]
 
     cols = ["name", "head", "pool", "F", "onnx_B", "|out-ort|", "|logit-ort|", "|F-ort|", "|cam-logit|", "logits"]
     fmt = lambda v: "-" if v is None else (f"{v:.1e}" if isinstance(v, float) else str(v))  # noqa: E731
@@ -558,6 +707,14 @@ def main():
     print("  ".join("-" * w for w in widths))
     for t in table:
         print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
+    r = resized
+    print(f"\n{r['name']} at input {r['input']} (files {r['name']}.resized.*.npy): F {r['F']}, logits {r['logits']}")
+    for label, (e_f, e_l) in r["errs"].items():
+        print(f"  onnxruntime, input dims {label}: |F-ort| {e_f:.1e}, |logit-ort| {e_l:.1e}")
+    print(f"  |cam-logit| {r['err_maps']:.1e}; the model as written refuses it: {r['refused']}")
+    for n, node, err in pinned:
+        print(f"{n} at {RESIZED_HW[0]}x{RESIZED_HW[1]} fails as it must (the size is pinned by node {node!r}); "
+              f"error: {err}")
     print(f"\nall {len(rows)} fixtures OK (tolerance {TOL}); numpy {np.__version__}, "
           f"onnx {onnx.__version__}, onnxruntime {ort.__version__}; written to {args.out}")
     return 0

@@ -3,6 +3,7 @@
 # truth size, and the whole image), all scored by the same `cambox eval`.
 #
 # Usage (from anywhere): scripts/phantom_benchmark.sh [OUT_PREFIX]   (default /tmp/ph)
+# Then the recipes side by side (scripts/recipe_benchmark.sh phantoms, in OUT_PREFIX-recipes).
 # Needs data/phantoms/ (images + labels.csv), data/models/phantom-cnn.onnx and
 # configs/phantoms.toml with [output] maps = true and [localise] classes = ["lesion"].
 set -euo pipefail
@@ -39,3 +40,8 @@ print("|" + "---|" * len(head))
 for r in rows:
     print("| " + " | ".join(r) + " |")
 PY
+
+# How the map is computed, on the same phantoms: one pass at the training size (the rows
+# above), the whole image at one larger size, and [cam] recipe = "sharp" (three sizes,
+# each mirrored, maps averaged).
+OUT="$out-recipes" scripts/recipe_benchmark.sh phantoms

@@ -23,7 +23,7 @@ use crate::stage::discover::InputOptions;
 use crate::stage::localise::{Keep, Normalise, Preset, Recipe, Threshold};
 use crate::stage::maps::MapMethod;
 use crate::stage::model::ModelOptions;
-use crate::stage::preprocess::{PreprocessOptions, Resampling};
+use crate::stage::preprocess::{CamRecipe, PreprocessOptions, Resampling, Scale};
 use crate::truth::annotations::Format;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -65,6 +65,25 @@ pub struct TruthConfig {
 pub struct CamConfig {
     /// `cam` (default), `gradcam`, `gradcam++`, `hirescam`, `eigencam`, `ablationcam`.
     pub method: MapMethod,
+    /// `standard` (one pass) or `sharp` (several scales and mirrored passes); supplies
+    /// `scales` and `flip` when they are not given. Absent keys are not written, so
+    /// configurations from before they existed keep their fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<CamRecipe>,
+    /// Network input sizes to run and average ([`crate::stage::preprocess::passes`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scales: Option<Vec<Scale>>,
+    /// Add a mirrored pass at each scale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flip: Option<bool>,
+}
+
+impl CamConfig {
+    /// The scales and flip of the run: the keys, else the recipe's.
+    pub fn passes(&self) -> (Vec<Scale>, bool) {
+        let recipe = self.recipe.unwrap_or_default();
+        (self.scales.clone().unwrap_or_else(|| recipe.scales()), self.flip.unwrap_or_else(|| recipe.flip()))
+    }
 }
 
 /// A class given by index or by name.

@@ -26,6 +26,13 @@ pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 /// MB) runs alone.
 pub const MEMORY_BUDGET: u64 = 768 << 20;
 
+/// The scales of `[cam] recipe = "sharp"`: shorter sides of the network input (see
+/// `stage::preprocess::passes`), chosen from the figures in the README's "Sharper maps".
+pub const SHARP_SCALES: &[usize] = &[224, 320, 416];
+
+/// Whether `[cam] recipe = "sharp"` adds a mirrored pass at each scale.
+pub const SHARP_FLIP: bool = true;
+
 /// wsolevaluation's tau when the `wsol` preset is chosen without one: the CAM paper's
 /// 20 % of the maximum (the paper sweeps tau; `cambox eval --calibrate` finds the best).
 pub const WSOL_TAU: f32 = 0.2;

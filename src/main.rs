@@ -132,7 +132,9 @@ enum Command {
         /// Input layout when the shape does not tell.
         #[arg(long, value_enum, default_value = "auto")]
         layout: LayoutArg,
-        /// Input size WIDTHxHEIGHT when the model leaves it symbolic.
+        /// Input size WIDTHxHEIGHT: needed when the model leaves it symbolic; another size
+        /// than the file declares is re-typed and proved, or refused naming the node that
+        /// pins the size.
         #[arg(long, value_parser = parse_size)]
         input_size: Option<[usize; 2]>,
     },
@@ -377,6 +379,12 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     let r = &m.report;
     println!("model:          {}", path.display());
     println!("input:          '{}' {:?} {} channels, {}x{} (WxH)", i.name, i.layout, i.channels, i.width, i.height);
+    if let Some([w, h]) = r.retyped_from {
+        println!(
+            "re-typed:       the file declares {w}x{h}; the graph runs at {}x{} and the cut check below proves it there",
+            i.width, i.height
+        );
+    }
     println!("pooling:        {} '{}'", r.pooling_op, r.pooling_node);
     println!("feature tensor: '{}' shape {:?} ({:?})", r.feature_tensor, r.feature_shape, r.feature_layout);
     let head = match &m.cut.head {

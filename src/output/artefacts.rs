@@ -38,9 +38,14 @@ pub struct Artefacts {
 #[derive(Serialize)]
 struct MapSidecar<'a> {
     classes: &'a [usize],
-    /// Feature map height and width.
+    /// Height and width of the maps: the feature map's, or with several passes the
+    /// grid's they were averaged on (the network input of the largest pass).
     shape: [usize; 2],
     geometry: &'a Geometry,
+    /// With several passes (`[cam] scales`, `flip`): how many were averaged. The maps are
+    /// then the average of the passes' normalised maps, not raw class maps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    averaged_passes: Option<usize>,
 }
 
 impl Artefacts {
@@ -218,8 +223,9 @@ impl ImageArtefacts<'_> {
         Ok(())
     }
 
-    /// The raw maps of the localised classes and their sidecar, when switched on.
-    pub fn maps(&mut self, maps: &ClassMaps, geo: &Geometry) -> Result<(), ArtefactError> {
+    /// The maps of the localised classes and their sidecar (with the geometry they map
+    /// back through), when switched on; `passes` > 1 when they are averages of passes.
+    pub fn maps(&mut self, maps: &ClassMaps, geo: &Geometry, passes: usize) -> Result<(), ArtefactError> {
         if !self.a.maps {
             return Ok(());
         }
@@ -227,8 +233,12 @@ impl ImageArtefacts<'_> {
         let mut buf = Vec::new();
         ndarray_npy::WriteNpyExt::write_npy(&maps.maps, &mut buf).map_err(|e| ArtefactError::encode(&p, &e))?;
         self.put(p.clone(), &buf, "map")?;
-        let side =
-            MapSidecar { classes: &maps.classes, shape: [maps.maps.shape()[1], maps.maps.shape()[2]], geometry: geo };
+        let side = MapSidecar {
+            classes: &maps.classes,
+            shape: [maps.maps.shape()[1], maps.maps.shape()[2]],
+            geometry: geo,
+            averaged_passes: (passes > 1).then_some(passes),
+        };
         let j = p.with_extension("json");
         let text = serde_json::to_string(&side).map_err(|e| ArtefactError::encode(&j, &e))?;
         self.put(j, text.as_bytes(), "map")

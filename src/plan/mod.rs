@@ -21,7 +21,8 @@ use crate::stage::discover::Discovery;
 use crate::stage::localise::{ClassSelection, Localiser, Recipe};
 use crate::stage::maps::{Activation, MapMethod};
 use crate::stage::model::{ActivationChoice, FinalOp, ModelPlan};
-use crate::stage::preprocess::{Normaliser, Preprocessor};
+use crate::stage::preprocess::passes::{pass_sizes, passes};
+use crate::stage::preprocess::{Normaliser, Pass, Scale};
 use crate::truth::annotations::Format;
 pub use truth::TruthPlan;
 
@@ -53,7 +54,9 @@ pub struct RunPlan {
     pub model: ModelPlan,
     pub model_sha256: String,
     pub labels: Labels,
-    pub preprocessor: Preprocessor,
+    /// What the network is fed for each image: one pass, or one per `[cam] scales`
+    /// size and mirrored (`[cam] flip`); never empty.
+    pub passes: Vec<Pass>,
     pub out_dir: PathBuf,
     pub top_k: usize,
     pub threads: usize,
@@ -87,10 +90,15 @@ impl RunPlan {
         // before the model is built; the rest of the recipe is checked against the
         // network's input size afterwards.
         let normaliser = Normaliser::new(&config.preprocess).map_err(cfg_err)?;
-        let model = ModelPlan::load(&config.model, &normaliser)?;
+        let (scales, flip) = config.cam.passes();
+        if scales.iter().any(|s| matches!(s, Scale::Shorter(0) | Scale::Size([0, _] | [_, 0]))) {
+            return Err(cfg_err("[cam] scales: every size must be positive".into()));
+        }
+        let model = ModelPlan::load_sizes(&config.model, &normaliser, |input| pass_sizes(input, &scales))?;
         let method = config.cam.method;
         method.applies(&model.cut.head).map_err(|e| Error::model(&config.model.path, e))?;
-        let preprocessor = Preprocessor::new(&config.preprocess, &model.input).map_err(cfg_err)?;
+        let sizes: Vec<[usize; 2]> = model.sizes().collect();
+        let passes = passes(&config.preprocess, &model.input, &sizes, flip).map_err(cfg_err)?;
         let activation =
             activation(config.model.activation, model.cut.final_op).map_err(|e| Error::model(&config.model.path, e))?;
         let labels = Labels::load(config.model.labels.as_deref(), model.num_classes())?;
@@ -117,7 +125,7 @@ impl RunPlan {
             model,
             model_sha256,
             labels,
-            preprocessor,
+            passes,
             out_dir,
             threads,
             classes,
@@ -146,6 +154,23 @@ impl RunPlan {
                 ImageCost { per_pixel: self.image_cost.per_pixel + 4.0 }.bytes(pixels as u32, 1, 1, 1)
             }
         }
+    }
+
+    /// The size an image of `w` x `h` pixels is resampled to by the pass that needs the
+    /// most of it (what a reduced JPEG decode must keep enough pixels for).
+    pub fn resize_target(&self, w: u32, h: u32) -> (usize, usize) {
+        self.passes
+            .iter()
+            .map(|p| p.preprocessor.resize_target(w, h))
+            .max_by_key(|&(rw, rh)| rw * rh)
+            .expect("one pass")
+    }
+
+    /// The pass whose network input is the largest: its geometry is the grid the passes'
+    /// maps are averaged on ([`crate::stage::localise::fuse`]).
+    pub fn grid_pass(&self) -> usize {
+        let area = |i: usize| self.passes[i].size()[0] * self.passes[i].size()[1];
+        (0..self.passes.len()).fold(0, |best, i| if area(i) > area(best) { i } else { best })
     }
 
     /// The localiser of class `k`: its own tau's, or the run's.

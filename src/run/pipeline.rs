@@ -30,9 +30,9 @@ use crate::run::resume::{self, Previous};
 use crate::run::timing::{StageTimes, Stopwatch, TimeReport};
 use crate::stage::decode::ImageMeta;
 use crate::stage::discover::Discovered;
-use crate::stage::localise::BoxSet;
+use crate::stage::localise::{BoxSet, PassMap};
 use crate::stage::maps::{ClassMaps, MapMethod, Prediction, LOGIT_CHECK_MAX};
-use crate::stage::preprocess::Geometry;
+use crate::stage::preprocess::{CamRecipe, Geometry, ResizeMode};
 
 /// Rows buffered by the CSV writers before an explicit flush; a run killed in between
 /// loses at most this many finished rows (they are redone on resume).
@@ -121,6 +121,11 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     }
     if plan.config.decode.jpeg_scaling != plan.decoder.jpeg_scaling {
         eprintln!("cambox: note: [decode] jpeg_scaling = \"dct\" is not applied: overlays are drawn on full-resolution images");
+    }
+    if plan.config.cam.recipe == Some(CamRecipe::Sharp)
+        && plan.config.preprocess.resize == ResizeMode::ShorterSideThenCenterCrop
+    {
+        eprintln!("cambox: note: [cam] recipe = \"sharp\" with a centre crop: the network never sees the image's edges; [preprocess] resize = \"stretch\" or \"letterbox\" shows it the whole image");
     }
     if let Some(note) = plan.truth.as_ref().and_then(|t| t.unmapped_note()) {
         eprintln!("cambox: note: {note}");
@@ -452,12 +457,12 @@ fn process_file(
     let mut clock = Stopwatch::start();
     // The decoder may reduce a large JPEG, keeping enough pixels for what the
     // preprocessing resizes to; sizes reported are the original's either way.
-    let target = |w: u32, h: u32| plan.preprocessor.resize_target(w, h);
+    let target = |w: u32, h: u32| plan.resize_target(w, h);
     let img = plan.decoder.decode_file_for(path, Some(&target))?;
     stages.decode = clock.lap();
     let (width, height) = img.original;
     *info = Some(ImageInfo { width, height, meta: img.meta.clone() });
-    let input = plan.preprocessor.run(&img)?;
+    let inputs = plan.passes.iter().map(|pass| pass.run(&img)).collect::<std::result::Result<Vec<_>, _>>()?;
     // The decoded image is only kept when an overlay will be drawn on it; otherwise it is
     // freed here, before the class maps at original resolution are made (a binding that is
     // moved in one branch only would live to the end of the function).
@@ -468,14 +473,20 @@ fn process_file(
         None
     };
     stages.preprocess = clock.lap();
-    let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
-    stages.network = clock.lap();
-    // The network's own logits: the per-image check below holds the maps against them.
-    let logits = inf.logits;
-    if logits.iter().any(|v| !v.is_finite()) {
-        return Err(ImageError::Inference("the network produced non-finite logits".into()));
+    let mut looks = Vec::with_capacity(inputs.len());
+    for (input, pass) in inputs.into_iter().zip(&plan.passes) {
+        let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
+        // The network's own logits: the per-image check below holds the maps against them.
+        if inf.logits.iter().any(|v| !v.is_finite()) {
+            return Err(ImageError::Inference("the network produced non-finite logits".into()));
+        }
+        looks.push(Look { geometry: input.geometry, features: inf.features, logits: inf.logits, mirrored: pass.flip });
     }
-    let prediction = Prediction::new(logits, plan.top_k, plan.activation);
+    stages.network = clock.lap();
+    let prediction = match looks.as_slice() {
+        [one] => Prediction::new(one.logits.clone(), plan.top_k, plan.activation),
+        many => Prediction::averaged(many.iter().map(|l| l.logits.as_slice()), plan.top_k, plan.activation),
+    };
     let mut localised = plan.classes.select(&prediction);
     // The classes the image's truth names, whatever the prediction (`[truth]`).
     if let Some(t) = &plan.truth {
@@ -488,19 +499,42 @@ fn process_file(
     // Maps only for the classes needed: the top-k (for the logit check) and the localised.
     let mut needed = prediction.top.clone();
     needed.extend(localised.iter().filter(|c| !prediction.top.contains(c)));
-    let (maps, logit_check) = class_maps(plan, &inf.features, &needed, &prediction)?;
+    let mut maps = Vec::with_capacity(looks.len());
+    let mut logit_check: Option<f32> = None;
+    for look in &looks {
+        let (m, check) = class_maps(plan, &look.features, &needed, &look.logits)?;
+        logit_check = check.map(|c| logit_check.map_or(c, |w| w.max(c)));
+        maps.extend(m);
+    }
     stages.maps = clock.lap();
+    // Several passes are localised on their average, on the grid of the largest.
+    let grid = &looks[plan.grid_pass()].geometry;
+    let geometry = if looks.len() == 1 { looks[0].geometry } else { *grid };
     let mut boxes = Vec::new();
     let mut files = Vec::new();
-    if let Some(maps) = &maps {
+    if maps.len() == looks.len() {
         let at = |k: &usize| needed.iter().position(|n| n == k).expect("computed above");
+        let mut fused = Vec::new();
         // One class at a time, its artefacts written before the next: a class's maps at
         // original resolution are the largest buffers of an image, and only one is held.
         let mut out = plan.artefacts.for_image(rel);
         let written: std::result::Result<(), ArtefactError> = (|| {
             for (n, &k) in localised.iter().enumerate() {
                 let t = Stopwatch::start();
-                let loc = plan.localiser(k).localise(k, maps.map(at(&k)), &input.geometry);
+                let loc = match (looks.as_slice(), maps.as_slice()) {
+                    ([look], [m]) => plan.localiser(k).localise(k, m.map(at(&k)), &look.geometry),
+                    _ => {
+                        let passes: Vec<PassMap> = looks
+                            .iter()
+                            .zip(&maps)
+                            .map(|(l, m)| PassMap { raw: m.map(at(&k)), geometry: &l.geometry, mirrored: l.mirrored })
+                            .collect();
+                        let map = plan.localiser(k).fuse(&passes, grid);
+                        let loc = plan.localiser(k).localise(k, map.view(), grid);
+                        fused.push(map);
+                        loc
+                    }
+                };
                 stages.localise += t.elapsed();
                 let t = Stopwatch::start();
                 out.class(&mut img, n + 1 == localised.len(), &loc)?;
@@ -508,12 +542,20 @@ fn process_file(
                 boxes.push(BoxSet { class: loc.class, boxes: loc.boxes });
             }
             let t = Stopwatch::start();
-            let kept = ClassMaps {
-                classes: localised.clone(),
-                maps: maps.maps.select(ndarray::Axis(0), &localised.iter().map(at).collect::<Vec<_>>()),
-                bias: Vec::new(),
+            let kept = match maps.as_slice() {
+                [m] => ClassMaps {
+                    classes: localised.clone(),
+                    maps: m.maps.select(ndarray::Axis(0), &localised.iter().map(at).collect::<Vec<_>>()),
+                    bias: Vec::new(),
+                },
+                _ => ClassMaps {
+                    classes: localised.clone(),
+                    maps: ndarray::stack(ndarray::Axis(0), &fused.iter().map(|m| m.view()).collect::<Vec<_>>())
+                        .unwrap_or_else(|_| ndarray::Array3::zeros((0, grid.net_h, grid.net_w))),
+                    bias: Vec::new(),
+                },
             };
-            out.maps(&kept, &input.geometry)?;
+            out.maps(&kept, &geometry, looks.len())?;
             stages.write += t.elapsed();
             Ok(())
         })();
@@ -526,7 +568,15 @@ fn process_file(
             }
         }
     }
-    Ok(ImageOutcome { prediction, logit_check, geometry: input.geometry, boxes, files })
+    Ok(ImageOutcome { prediction, logit_check, geometry, boxes, files })
+}
+
+/// What one pass of the network made of an image.
+struct Look {
+    geometry: Geometry,
+    features: crate::stage::model::FeatureMap,
+    logits: Vec<f32>,
+    mirrored: bool,
 }
 
 /// The maps of the `needed` classes by the plan's method, and for CAM the logit check
@@ -535,12 +585,12 @@ fn class_maps(
     plan: &RunPlan,
     features: &crate::stage::model::FeatureMap,
     needed: &[usize],
-    prediction: &Prediction,
+    logits: &[f32],
 ) -> std::result::Result<(Option<ClassMaps>, Option<f32>), ImageError> {
     let (maps, logit_check) = match plan.method {
         MapMethod::Cam => {
             let m = ClassMaps::cam(&plan.model.cut.head, features, needed);
-            let check = m.as_ref().map(|m| m.logit_check(&prediction.logits));
+            let check = m.as_ref().map(|m| m.logit_check(logits));
             (m, check)
         }
         method => {

@@ -10,6 +10,7 @@
 //! construction. Boxes are half-open: `x2 - x1` is the width.
 
 pub mod components;
+pub mod fuse;
 pub mod threshold;
 
 use ndarray::ArrayView2;
@@ -19,6 +20,7 @@ use crate::stage::maps::{ranked, Prediction};
 use crate::stage::preprocess::resample::{resize_window, Resampling};
 use crate::stage::preprocess::Geometry;
 use components::{Component, RunComponents};
+pub use fuse::PassMap;
 pub use threshold::Threshold;
 
 /// Which classes get boxes.

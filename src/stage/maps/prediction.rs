@@ -53,6 +53,27 @@ impl Prediction {
         Prediction { logits, probs, top: idx }
     }
 
+    /// The mean of several passes' probabilities (`[cam] scales`, `flip`), each by
+    /// `activation`, and the `top_k` classes by it. `logits` are then the passes' mean
+    /// logits, for the record: the probabilities are not computed from them (the mean of
+    /// softmaxes is not the softmax of the mean).
+    pub fn averaged<'a>(passes: impl Iterator<Item = &'a [f32]>, top_k: usize, activation: Activation) -> Prediction {
+        let (mut logits, mut probs, mut n) = (Vec::new(), Vec::new(), 0usize);
+        for l in passes {
+            if n == 0 {
+                (logits, probs) = (vec![0f64; l.len()], vec![0f64; l.len()]);
+            }
+            logits.iter_mut().zip(l).for_each(|(s, &v)| *s += v as f64);
+            probs.iter_mut().zip(activation.probabilities(l)).for_each(|(s, v)| *s += v as f64);
+            n += 1;
+        }
+        let mean = |v: Vec<f64>| v.into_iter().map(|s| (s / n.max(1) as f64) as f32).collect::<Vec<f32>>();
+        let (logits, probs) = (mean(logits), mean(probs));
+        let mut idx = ranked(&probs, 0..probs.len());
+        idx.truncate(top_k.max(1).min(probs.len()));
+        Prediction { logits, probs, top: idx }
+    }
+
     pub fn top1(&self) -> usize {
         self.top[0]
     }

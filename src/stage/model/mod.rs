@@ -9,6 +9,7 @@
 mod features;
 pub mod graph;
 pub mod head;
+pub mod retype;
 pub mod surgery;
 
 use std::path::{Path, PathBuf};
@@ -74,7 +75,9 @@ pub struct ModelOptions {
     pub labels: Option<PathBuf>,
     /// Input layout; `auto` reads it from the input shape (channels of 1 or 3).
     pub layout: LayoutChoice,
-    /// Network input size `[width, height]` when the model leaves it symbolic.
+    /// Network input size `[width, height]`: needed when the model leaves it symbolic,
+    /// and allowed to differ from a size the file fixes (proved at start-up, see
+    /// [`retype`]).
     pub input_size: Option<[usize; 2]>,
     /// Name of the feature tensor to cut at, overriding the automatic choice
     /// (the input of the last global pooling).
@@ -103,6 +106,21 @@ pub struct CutReport {
     pub num_classes: usize,
     /// Largest |logit(cut) - logit(full)| on the start-up probe, relative.
     pub probe_rel_diff: f32,
+    /// The input size the file declares, when the run re-typed the input to another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retyped_from: Option<[usize; 2]>,
+    /// The other input sizes planned and proved (`[cam] scales`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_sizes: Vec<SizeProof>,
+}
+
+/// The start-up proof at one more input size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SizeProof {
+    /// `[width, height]`.
+    pub input_size: [usize; 2],
+    pub feature_shape: Vec<usize>,
+    pub probe_rel_diff: f32,
 }
 
 /// The loaded, cut, verified model.
@@ -110,10 +128,18 @@ pub struct ModelPlan {
     pub input: InputSpec,
     pub cut: FeatureCut,
     pub report: CutReport,
-    /// Outputs the feature map F and the network's own logits.
-    plan: Arc<TypedRunnableModel>,
+    /// One tract plan per input size (the first is `input`'s), each outputting the
+    /// feature map F and the network's own logits.
+    plans: Vec<SizedPlan>,
     /// The head as cambox runs and differentiates it, when it can.
     pub program: Option<HeadProgram>,
+}
+
+/// The plan of one input size.
+struct SizedPlan {
+    /// `[width, height]`.
+    size: [usize; 2],
+    plan: Arc<TypedRunnableModel>,
 }
 
 /// Output of one forward pass.
@@ -133,13 +159,49 @@ impl ModelPlan {
     /// Loads the model of `[model]`, analyses, builds and verifies it; the probe input is
     /// normalised by `probe` as a real image would be.
     pub fn load(o: &ModelOptions, probe: &Normaliser) -> Result<ModelPlan> {
+        ModelPlan::load_sizes(o, probe, |_| Vec::new())
+    }
+
+    /// [`ModelPlan::load`] with one plan, proved the same way, for each input size
+    /// (`[width, height]`) that `sizes` gives for the configured input (`[cam] scales`);
+    /// none means the configured size alone. [`ModelPlan::input`] is then the first size.
+    pub fn load_sizes(
+        o: &ModelOptions,
+        probe: &Normaliser,
+        sizes: impl FnOnce(&InputSpec) -> Vec<[usize; 2]>,
+    ) -> Result<ModelPlan> {
         let path = o.path.as_path();
         let g = OnnxGraph::load(path)?;
-        let input = input_spec(&g, o.layout, o.input_size)?;
+        let (configured, declared) = input_spec(&g, o.layout, o.input_size)?;
         let cut = surgery::analyse(&g, o.feature.as_deref())?;
-        let plan = build_plan(&g, &input, &cut)?;
         let program = cut.head.program();
-        let probed = prove_cut(path, &plan, &input, &cut, program.as_ref().ok(), probe)?;
+        let mut sizes = sizes(&configured);
+        if sizes.is_empty() {
+            sizes.push([configured.width, configured.height]);
+        }
+        let input = InputSpec { width: sizes[0][0], height: sizes[0][1], ..configured };
+        // A size the file does not declare: tract must not hold the graph to the shapes
+        // the exporter recorded for it.
+        let retyped = declared.is_some_and(|d| sizes.iter().any(|s| *s != d));
+        let base = tract_model(&g, retyped)?;
+        let mut plans = Vec::new();
+        let mut proofs = Vec::new();
+        for size in sizes {
+            let spec = InputSpec { width: size[0], height: size[1], ..input.clone() };
+            let built = build_plan(&g, base.clone(), &spec, &cut)
+                .and_then(|plan| prove_cut(path, &plan, &spec, &cut, program.as_ref().ok(), probe).map(|p| (plan, p)));
+            let (plan, probed) = match (built, declared) {
+                (Ok(b), _) => b,
+                (Err(e), Some(d)) if d != size => {
+                    let pins = retype::size_pins(&g, &cut);
+                    return Err(Error::model(path, retype::refusal(size, d, &pins, &model_reason(e))));
+                }
+                (Err(e), _) => return Err(e),
+            };
+            plans.push(SizedPlan { size, plan });
+            proofs.push((size, probed));
+        }
+        let (_, probed) = proofs.remove(0);
         let report = CutReport {
             feature_tensor: cut.feature.clone(),
             feature_shape: probed.feature_shape,
@@ -157,8 +219,17 @@ impl ModelPlan {
             output_activation: cut.final_op,
             num_classes: probed.num_classes,
             probe_rel_diff: probed.rel_diff,
+            retyped_from: declared.filter(|_| retyped),
+            other_sizes: proofs
+                .into_iter()
+                .map(|(input_size, p)| SizeProof {
+                    input_size,
+                    feature_shape: p.feature_shape,
+                    probe_rel_diff: p.rel_diff,
+                })
+                .collect(),
         };
-        Ok(ModelPlan { input, cut, report, plan, program: program.ok() })
+        Ok(ModelPlan { input, cut, report, plans, program: program.ok() })
     }
 
     /// Number of classes.
@@ -166,9 +237,26 @@ impl ModelPlan {
         self.report.num_classes
     }
 
-    /// Runs the cut network on one preprocessed input tensor.
+    /// The input sizes planned, `[width, height]`, the main one first.
+    pub fn sizes(&self) -> impl Iterator<Item = [usize; 2]> + '_ {
+        self.plans.iter().map(|p| p.size)
+    }
+
+    /// Runs the cut network on one preprocessed input tensor, with the plan of its size.
     pub fn infer(&self, input: ndarray::Array4<f32>) -> std::result::Result<Inference, String> {
-        let mut out = self.plan.run(tvec!(input.into_tensor().into())).map_err(|e| format!("{e:#}"))?;
+        let size = match self.input.layout {
+            Layout::Nchw => [input.dim().3, input.dim().2],
+            Layout::Nhwc => [input.dim().2, input.dim().1],
+        };
+        let plan = &self.plans.iter().find(|p| p.size == size).ok_or_else(|| {
+            format!(
+                "no plan for an input of {}x{}: the run planned {:?}",
+                size[0],
+                size[1],
+                self.sizes().collect::<Vec<_>>()
+            )
+        })?;
+        let mut out = plan.plan.run(tvec!(input.into_tensor().into())).map_err(|e| format!("{e:#}"))?;
         let features = FeatureMap::from_tensor(out.remove(0).into_tensor(), self.cut.pooling.layout)?;
         let logits = run_vec_from(&mut out, 0)?;
         Ok(Inference { features, logits })
@@ -183,10 +271,13 @@ impl ModelPlan {
 /// percent of the network. One plan, not a cut plan plus a full one: tract's optimised
 /// plans hold packed copies of the weights, and building a second one cost start-up time
 /// and peak memory for nothing.
-fn build_plan(g: &OnnxGraph, input: &InputSpec, cut: &FeatureCut) -> Result<Arc<TypedRunnableModel>> {
+fn build_plan(
+    g: &OnnxGraph,
+    base: InferenceModel,
+    input: &InputSpec,
+    cut: &FeatureCut,
+) -> Result<Arc<TypedRunnableModel>> {
     let merr = |what: &str, e: TractError| Error::model(&g.path, format!("{what}: {e:#}"));
-    let base =
-        tract_onnx::onnx().model_for_proto_model(&g.proto).map_err(|e| merr("tract cannot load the graph", e))?;
     let base = base
         .with_input_fact(0, f32::fact(input_shape(input)).into())
         .map_err(|e| merr("cannot fix the input shape", e))?;
@@ -196,6 +287,15 @@ fn build_plan(g: &OnnxGraph, input: &InputSpec, cut: &FeatureCut) -> Result<Arc<
         .map_err(|e| merr("tract cannot optimise the graph", e))?
         .into_runnable()
         .map_err(|e| merr("tract cannot plan the graph", e))
+}
+
+/// The graph as tract reads it, before any input shape is fixed. With `retyped`, the
+/// shapes the exporter recorded for intermediate tensors (valid at the declared size
+/// only) are not imposed on it; tract ignores the outputs' recorded shapes by default.
+fn tract_model(g: &OnnxGraph, retyped: bool) -> Result<InferenceModel> {
+    let onnx = tract_onnx::onnx().with_ignore_value_info(retyped);
+    onnx.model_for_proto_model(&g.proto)
+        .map_err(|e| Error::model(&g.path, format!("tract cannot load the graph: {e:#}")))
 }
 
 /// The input tensor's shape: batch 1 in the network's layout.
@@ -326,9 +426,21 @@ fn probe_tensor(input: &InputSpec, normaliser: &Normaliser) -> Tensor {
     arr.into_tensor()
 }
 
+/// The message of a model error, without the path (the refusal names it once).
+fn model_reason(e: Error) -> String {
+    match e {
+        Error::Model { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
 /// Reads the input's name, layout, channels and size, or says why the model is not an
-/// image classifier.
-fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> Result<InputSpec> {
+/// image classifier; with the `[width, height]` the file fixes, if it does.
+fn input_spec(
+    g: &OnnxGraph,
+    layout: LayoutChoice,
+    size: Option<[usize; 2]>,
+) -> Result<(InputSpec, Option<[usize; 2]>)> {
     let inputs = g.real_inputs();
     let inp = match inputs.as_slice() {
         [one] => *one,
@@ -398,15 +510,14 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
             ))
         }
     };
+    let declared = match (w, h) {
+        (Some(w), Some(h)) => Some([w as usize, h as usize]),
+        _ => None,
+    };
     let (width, height) = match (w, h, size) {
         (_, _, Some([sw, sh])) => {
-            if let (Some(w), Some(h)) = (w, h) {
-                if (w as usize, h as usize) != (sw, sh) {
-                    return Err(Error::model(
-                        &g.path,
-                        format!("config input_size {sw}x{sh} differs from the model's fixed {w}x{h}"),
-                    ));
-                }
+            if sw == 0 || sh == 0 {
+                return Err(Error::model(&g.path, format!("input_size {sw}x{sh}: both sides must be positive")));
             }
             (sw, sh)
         }
@@ -422,7 +533,7 @@ fn input_spec(g: &OnnxGraph, layout: LayoutChoice, size: Option<[usize; 2]>) -> 
             ))
         }
     };
-    Ok(InputSpec { name: inp.name.clone(), layout, channels, width, height })
+    Ok((InputSpec { name: inp.name.clone(), layout, channels, width, height }, declared))
 }
 
 fn fmt_dims(d: &[Option<i64>]) -> String {

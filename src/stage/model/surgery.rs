@@ -133,7 +133,7 @@ pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureC
 }
 
 /// Marks every node the tensor depends on.
-fn ancestors_of(g: &OnnxGraph, tensor: &str) -> Vec<bool> {
+pub(super) fn ancestors_of(g: &OnnxGraph, tensor: &str) -> Vec<bool> {
     let mut mark = vec![false; g.nodes().len()];
     let mut stack: Vec<String> = vec![tensor.to_string()];
     while let Some(t) = stack.pop() {

@@ -14,6 +14,7 @@
 mod geometry;
 mod normalise;
 mod options;
+pub mod passes;
 pub mod resample;
 
 use ndarray::Array4;
@@ -24,6 +25,7 @@ use crate::stage::input_spec::{InputSpec, Layout};
 pub use geometry::Geometry;
 pub use normalise::Normaliser;
 pub use options::{ChannelOrder, PixelScale, PreprocessOptions, ResizeMode};
+pub use passes::{CamRecipe, Pass, Scale};
 pub use resample::Resampling;
 use resample::{resize_window_extent, Sample};
 
