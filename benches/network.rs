@@ -6,13 +6,22 @@
 //!
 //! tract's intra-op threading (its `multithread-mm` feature) is not built into cambox, so
 //! it is not measured here: with one worker per core the cores are already busy.
+//!
+//! `depthwise/...`: tract's depthwise convolution op against cambox's
+//! (`stage::model::depthwise`), on every distinct depthwise shape of EfficientNet-Lite0 (and
+//! of the Xception pneumonia model when `data/models/` or `$CAMBOX_SHARED/models/` has it),
+//! with the model's own kernels; `efficientnet_lite0/cambox_plan_one_thread` is the whole
+//! network as cambox plans it (the depthwise ops replaced).
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cambox::stage::model::depthwise::{self, DepthwiseConv, Isa};
+use cambox::stage::model::{Layout, ModelPlan};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::EvalOp;
 
 fn plan(batch: usize) -> Arc<TypedRunnableModel> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models/efficientnet-lite0.onnx");
@@ -52,6 +61,75 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    let cambox =
+        ModelPlan::open(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models/efficientnet-lite0.onnx"))
+            .expect("the bundled EfficientNet-Lite0 loads");
+    let p = cambox.tract_plan(0).expect("one size").clone();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("efficientnet_lite0/cambox_plan_one_thread", |b| {
+        b.iter(|| p.run(tvec!(black_box(input(1)).into())).unwrap())
+    });
+    g.finish();
+    depthwise_ops(c);
+}
+
+/// tract's depthwise op and cambox's, per distinct shape of the models.
+fn depthwise_ops(c: &mut Criterion) {
+    let Some(isa) = Isa::detect() else {
+        eprintln!("no AVX2/FMA: cambox's depthwise kernel is not used on this CPU");
+        return;
+    };
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut models = vec![("efficientnet_lite0", root.join("data/models/efficientnet-lite0.onnx"))];
+    let xception = std::iter::once(root.join("data/models/pneumonia_xception.onnx"))
+        .chain(std::env::var_os("CAMBOX_SHARED").map(|s| PathBuf::from(s).join("models/pneumonia_xception.onnx")))
+        .find(|p| p.is_file());
+    models.extend(xception.map(|p| ("xception", p)));
+    let mut g = c.benchmark_group("depthwise");
+    for (name, path) in models {
+        let input = ModelPlan::open(&path).expect("model loads").input;
+        let shape = match input.layout {
+            Layout::Nchw => [1, input.channels, input.height, input.width],
+            Layout::Nhwc => [1, input.height, input.width, input.channels],
+        };
+        let typed = tract_onnx::onnx()
+            .model_for_path(&path)
+            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .expect("typed model");
+        let known = depthwise::declared(&typed);
+        let model = typed.into_optimized().expect("optimised model");
+        let mut seen = std::collections::HashSet::new();
+        for node in model.nodes().iter().filter(|n| n.op().name() == "DepthWiseConv") {
+            let Some(geo) = known.get(&node.name) else { continue };
+            let key = (geo.channels, geo.in_h, geo.in_w, geo.k_h, geo.stride_h);
+            if !seen.insert(key) {
+                continue;
+            }
+            let facts = model.node_input_facts(node.id).unwrap();
+            let x_shape = facts[0].shape.as_concrete().unwrap().to_vec();
+            let n: usize = x_shape.iter().product();
+            let x = Tensor::from_shape(&x_shape, &(0..n).map(|i| (i % 255) as f32 / 127.5 - 1.0).collect::<Vec<_>>())
+                .unwrap();
+            let k = facts[1].konst.as_ref().unwrap().as_ref().clone();
+            let bias = facts[2].konst.as_ref().unwrap().as_ref().clone();
+            let inputs = || tvec![x.clone().into_tvalue(), k.clone().into_tvalue(), bias.clone().into_tvalue()];
+            let ours = DepthwiseConv {
+                geometry: *geo,
+                isa,
+                output_shape: node.outputs[0].fact.shape.as_concrete().unwrap().into(),
+            };
+            let label = format!("{name}/{}x{}x{}_k{}_s{}", geo.channels, geo.in_h, geo.in_w, geo.k_h, geo.stride_h);
+            g.throughput(Throughput::Elements((geo.channels * geo.out_h * geo.out_w * geo.k_h * geo.k_w) as u64));
+            g.bench_function(format!("{label}/tract"), |b| {
+                b.iter(|| node.op.eval_out_of_plan(black_box(inputs())).unwrap())
+            });
+            g.bench_function(format!("{label}/cambox"), |b| {
+                b.iter(|| ours.eval_out_of_plan(black_box(inputs())).unwrap())
+            });
+        }
+    }
     g.finish();
 }
 

@@ -6,6 +6,7 @@
 //! plan is immutable and shared by every worker. Which map methods a head allows is not
 //! decided here but by the map stage ([`crate::stage::maps::MapMethod::applies`]).
 
+pub mod depthwise;
 mod features;
 pub mod graph;
 pub mod head;
@@ -242,6 +243,11 @@ impl ModelPlan {
         self.plans.iter().map(|p| p.size)
     }
 
+    /// The optimised tract plan of the `i`-th input size (for profiling and benchmarks).
+    pub fn tract_plan(&self, i: usize) -> Option<&Arc<TypedRunnableModel>> {
+        self.plans.get(i).map(|p| &p.plan)
+    }
+
     /// Runs the cut network on one preprocessed input tensor, with the plan of its size.
     pub fn infer(&self, input: ndarray::Array4<f32>) -> std::result::Result<Inference, String> {
         let size = match self.input.layout {
@@ -281,12 +287,18 @@ fn build_plan(
     let base = base
         .with_input_fact(0, f32::fact(input_shape(input)).into())
         .map_err(|e| merr("cannot fix the input shape", e))?;
-    base.with_outputs_by_name([cut.feature.as_str(), cut.logits.as_str()])
+    let typed = base
+        .with_outputs_by_name([cut.feature.as_str(), cut.logits.as_str()])
         .map_err(|e| merr("cannot select outputs", e))?
-        .into_optimized()
-        .map_err(|e| merr("tract cannot optimise the graph", e))?
-        .into_runnable()
-        .map_err(|e| merr("tract cannot plan the graph", e))
+        .into_typed()
+        .and_then(|m| m.into_decluttered())
+        .map_err(|e| merr("tract cannot optimise the graph", e))?;
+    // What each depthwise convolution computes, read before tract lowers it to its own op,
+    // for cambox's kernel to take its place (see depthwise).
+    let known = depthwise::declared(&typed);
+    let mut optimised = typed.into_optimized().map_err(|e| merr("tract cannot optimise the graph", e))?;
+    depthwise::substitute(&mut optimised, &known).map_err(|e| merr("cannot substitute the depthwise kernel", e))?;
+    optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))
 }
 
 /// The graph as tract reads it, before any input shape is fixed. With `retyped`, the

@@ -1,0 +1,684 @@
+//! A depthwise convolution kernel for the shapes EfficientNet and Xception use, put in
+//! place of tract's own op in the optimised plan.
+//!
+//! Why: profiled on one thread, tract's `DepthWiseConv` ran at 4.5-7 GFLOP/s (its NCHW
+//! path is generic scalar Rust that walks the kernel taps per output point), and took
+//! 43 % of EfficientNet-Lite0's network time and 19 % of Xception's, where the matrix
+//! products run at 60-70 GFLOP/s. A depthwise convolution is 9 or 25 multiply-adds per
+//! output per channel over planes that fit in L2, so it can be had at a good fraction of
+//! the CPU's vector throughput with the right loop order:
+//!
+//! - each channel's input plane is copied once into a zero-padded scratch plane, split by
+//!   column phase for a stride of 2 (`phase p` holds padded columns `p, p + s, ...`), so
+//!   that every tap of every output row reads a *contiguous* run of the scratch;
+//! - outputs are computed in blocks of 4 rows x 16 columns (AVX2: eight 8-lane
+//!   accumulators) or 4 rows x 32 columns (AVX-512: eight 16-lane accumulators), kept in
+//!   registers over all the taps: eight independent FMA chains, enough to hide the FMA
+//!   latency, and one store per output.
+//!
+//! The op is substituted by node id after tract has optimised the graph, only where the
+//! node is a float `DepthWiseConv` over NCHW (or CHW) data whose geometry cambox knows
+//! from the decluttered `Conv` of the same name, with no dilation, and only on a CPU with
+//! AVX2 and FMA; anywhere else tract's op stays. `CAMBOX_DEPTHWISE=tract` keeps tract's op
+//! everywhere (to compare the two end to end). The sums run in another order than tract's
+//! (and with fused multiply-adds): outputs agree with tract's op within 1e-5 of the
+//! tensor's scale, which `tests/depthwise.rs` checks on every shape of both models.
+
+use std::collections::HashMap;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::conv::Conv;
+use tract_onnx::tract_core::ops::nn::DataFormat;
+
+/// Environment variable: `tract` keeps tract's depthwise op (for benchmarks).
+pub const DEPTHWISE_ENV: &str = "CAMBOX_DEPTHWISE";
+
+/// Output rows of a block.
+const BLOCK_ROWS: usize = 4;
+
+/// Planes narrower than this are computed with the vector lanes across channels
+/// ([`packed`]): a row of 7, 9 or 14 outputs fills a vector badly, and such layers have
+/// hundreds of channels (EfficientNet's last stages, Xception's middle flow).
+const PACKED_BELOW_WIDTH: usize = 16;
+
+/// The geometry of one depthwise convolution over a `channels x in_h x in_w` plane stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DepthwiseGeometry {
+    pub channels: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+/// The vector instructions the kernel runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    Avx2Fma,
+    Avx512,
+}
+
+impl Isa {
+    /// The best this CPU has, or `None` when it lacks AVX2 and FMA (tract's op stays).
+    pub fn detect() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+                return Some(Isa::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return Some(Isa::Avx2Fma);
+            }
+        }
+        None
+    }
+
+    fn lanes(self) -> usize {
+        match self {
+            Isa::Avx2Fma => 8,
+            Isa::Avx512 => 16,
+        }
+    }
+}
+
+/// How a plane is cut into blocks of [`BLOCK_ROWS`] rows x `vectors` vectors of `isa`.
+/// Narrow planes (EfficientNet's last stages are 14 and 7 wide) take one vector per row,
+/// and 8 lanes rather than 16 when the row fits in 8: a block computes its whole width,
+/// so a 7-wide plane in 32-column blocks would compute 4.6 times the outputs it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Blocking {
+    isa: Isa,
+    vectors: usize,
+}
+
+impl Blocking {
+    fn for_width(isa: Isa, out_w: usize) -> Blocking {
+        let isa = if out_w <= 8 { Isa::Avx2Fma } else { isa };
+        let vectors = if out_w <= isa.lanes() { 1 } else { 2 };
+        Blocking { isa, vectors }
+    }
+
+    fn cols(self) -> usize {
+        self.vectors * self.isa.lanes()
+    }
+}
+
+/// cambox's depthwise convolution op: inputs `x` (`[1,] C, H, W`), kernel (`C x 1 x kh*kw`,
+/// tap-major rows as tract lays it out for NCHW), bias (`C` values, any shape, or one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DepthwiseConv {
+    pub geometry: DepthwiseGeometry,
+    pub isa: Isa,
+    /// The output shape (the input's rank: with or without the batch axis).
+    pub output_shape: TVec<usize>,
+}
+
+impl Op for DepthwiseConv {
+    fn name(&self) -> StaticName {
+        "CamboxDepthwise".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("{:?} {:?}", self.geometry, self.isa)])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for DepthwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let (x, kernel, bias) = args_3!(inputs);
+        let g = &self.geometry;
+        let x = x.to_plain_array_view::<f32>()?;
+        let x = x.as_slice().context("depthwise input is not contiguous")?;
+        let kernel = kernel.to_plain_array_view::<f32>()?;
+        let kernel = kernel.as_slice().context("depthwise kernel is not contiguous")?;
+        let bias = bias.to_plain_array_view::<f32>()?;
+        let bias = bias.as_slice().context("depthwise bias is not contiguous")?;
+        ensure!(x.len() == g.channels * g.in_h * g.in_w, "depthwise input of {} values", x.len());
+        ensure!(kernel.len() == g.channels * g.k_h * g.k_w, "depthwise kernel of {} values", kernel.len());
+        ensure!(bias.len() == g.channels || bias.len() == 1, "depthwise bias of {} values", bias.len());
+        // SAFETY: every output value is written by `depthwise` before it is read.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
+        let mut view = out.to_plain_array_view_mut::<f32>()?;
+        depthwise(g, self.isa, x, kernel, bias, view.as_slice_mut().context("fresh tensor is contiguous")?);
+        drop(view);
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for DepthwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 3);
+        Ok(tvec!(f32::fact(&*self.output_shape)))
+    }
+
+    fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let g = &self.geometry;
+        Ok(tvec!((Cost::FMA(f32::datum_type()), (g.channels * g.out_h * g.out_w * g.k_h * g.k_w).to_dim())))
+    }
+
+    as_op!();
+}
+
+/// The depthwise convolutions of a decluttered model, by node name: what tract's optimised
+/// `DepthWiseConv` nodes of the same name compute.
+pub fn declared(model: &TypedModel) -> HashMap<String, DepthwiseGeometry> {
+    let mut found = HashMap::new();
+    for node in model.nodes() {
+        let Some(conv) = node.op_as::<Conv>() else { continue };
+        let Ok(facts) = model.node_input_facts(node.id) else { continue };
+        if let Some(g) = geometry_of(conv, facts[0]) {
+            found.insert(node.name.clone(), g);
+        }
+    }
+    found
+}
+
+/// The geometry of a float NCHW depthwise `Conv` without dilation, with a concrete input.
+fn geometry_of(conv: &Conv, x: &TypedFact) -> Option<DepthwiseGeometry> {
+    let spec = &conv.pool_spec;
+    let channels = spec.input_channels;
+    let depthwise = conv.group == channels && spec.output_channels == channels && conv.q_params.is_none();
+    let nchw = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW);
+    if !depthwise || !nchw || x.datum_type != f32::datum_type() || spec.kernel_shape.len() != 2 {
+        return None;
+    }
+    if spec.dilations.as_ref().is_some_and(|d| d.iter().any(|&v| v != 1)) {
+        return None;
+    }
+    let shape = x.shape.as_concrete()?;
+    let hw = &shape[shape.len() - 2..];
+    let strides = spec.strides.clone().unwrap_or_else(|| tvec![1, 1]);
+    let padding = spec.padding.compute(hw, &spec.kernel_shape, &[1, 1], &strides);
+    Some(DepthwiseGeometry {
+        channels,
+        in_h: hw[0],
+        in_w: hw[1],
+        out_h: padding[0].convoluted,
+        out_w: padding[1].convoluted,
+        k_h: spec.kernel_shape[0],
+        k_w: spec.kernel_shape[1],
+        stride_h: strides[0],
+        stride_w: strides[1],
+        pad_top: padding[0].pad_before,
+        pad_left: padding[1].pad_before,
+    })
+}
+
+/// Puts [`DepthwiseConv`] in place of every optimised `DepthWiseConv` node that `known`
+/// describes and whose facts agree with it; returns how many. Nothing is changed without
+/// AVX2 and FMA, or with `CAMBOX_DEPTHWISE=tract`.
+pub fn substitute(model: &mut TypedModel, known: &HashMap<String, DepthwiseGeometry>) -> TractResult<usize> {
+    let Some(isa) = Isa::detect() else { return Ok(0) };
+    if std::env::var(DEPTHWISE_ENV).is_ok_and(|v| v == "tract") {
+        return Ok(0);
+    }
+    let mut swapped = 0;
+    for id in 0..model.nodes().len() {
+        let node = model.node(id);
+        if node.op().name() != "DepthWiseConv" {
+            continue;
+        }
+        let Some(g) = known.get(&node.name).copied() else { continue };
+        let facts = model.node_input_facts(id)?;
+        let Some(x) = facts[0].shape.as_concrete().map(|s| s.to_vec()) else { continue };
+        let Some(out) = node.outputs[0].fact.shape.as_concrete().map(|s| s.to_vec()) else { continue };
+        let agrees = x.len() >= 3
+            && x[..x.len() - 3].iter().all(|&d| d == 1)
+            && x[x.len() - 3..] == [g.channels, g.in_h, g.in_w]
+            && out.len() == x.len()
+            && out[out.len() - 3..] == [g.channels, g.out_h, g.out_w]
+            && facts[1].shape.as_concrete() == Some(&[g.channels, 1, g.k_h * g.k_w][..])
+            && facts.iter().all(|f| f.datum_type == f32::datum_type());
+        if !agrees {
+            continue;
+        }
+        let op = DepthwiseConv { geometry: g, isa, output_shape: out.into() };
+        drop(facts);
+        model.node_mut(id).op = Box::new(op);
+        swapped += 1;
+    }
+    Ok(swapped)
+}
+
+/// The convolution of every channel: `out[c] = bias[c] + sum_taps kernel[c][tap] * x[c]
+/// shifted`, zero padding, the geometry's strides.
+pub fn depthwise(g: &DepthwiseGeometry, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
+    if g.out_w < PACKED_BELOW_WIDTH {
+        return packed::depthwise(g, isa, x, kernel, bias, out);
+    }
+    let blocking = Blocking::for_width(isa, g.out_w);
+    let s = Scratch::new(g, blocking.cols());
+    // The padding is the same zeros for every channel: zeroed once, and each channel
+    // overwrites only the interior.
+    let mut plane = vec![0f32; s.len()];
+    let taps = g.k_h * g.k_w;
+    let offsets: Vec<usize> = (0..taps)
+        .map(|t| {
+            let (ky, kx) = (t / g.k_w, t % g.k_w);
+            ky * s.row_stride + (kx % g.stride_w) * s.phase_w + kx / g.stride_w
+        })
+        .collect();
+    for c in 0..g.channels {
+        s.fill(g, &x[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w], &mut plane);
+        let b = if bias.len() == 1 { bias[0] } else { bias[c] };
+        let w = &kernel[c * taps..(c + 1) * taps];
+        let o = &mut out[c * g.out_h * g.out_w..(c + 1) * g.out_h * g.out_w];
+        // SAFETY: the ISA was detected on this CPU (an AVX-512 CPU also has AVX2 and FMA),
+        // and `Scratch` sizes the plane so that every block, full or not, reads inside it.
+        unsafe {
+            match (blocking.isa, blocking.vectors) {
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx2Fma, 1) => x86::plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx2Fma, _) => x86::plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx512, 1) => x86::plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx512, _) => x86::plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => unreachable!("no vector kernel on this architecture"),
+            }
+        }
+    }
+}
+
+/// The padded, phase-split copy of one channel's plane.
+struct Scratch {
+    /// Floats per phase row.
+    phase_w: usize,
+    /// Floats per padded row (all phases).
+    row_stride: usize,
+    rows: usize,
+}
+
+impl Scratch {
+    fn new(g: &DepthwiseGeometry, cols: usize) -> Scratch {
+        // Blocks cover whole multiples of BLOCK_ROWS x cols outputs; the rows and columns
+        // past the output are computed from zeros and not stored.
+        let out_h = g.out_h.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+        let out_w = g.out_w.div_ceil(cols) * cols;
+        let rows = (out_h - 1) * g.stride_h + g.k_h;
+        let phase_w = out_w + (g.k_w - 1) / g.stride_w;
+        Scratch { phase_w, row_stride: phase_w * g.stride_w, rows }
+    }
+
+    fn len(&self) -> usize {
+        self.rows * self.row_stride
+    }
+
+    /// Copies the `in_h x in_w` plane into the padded rows, each split by column phase:
+    /// padded column `j` goes to phase `j % stride`, position `j / stride`. Writes the
+    /// same positions for every plane of a geometry, so the zeros around them stay.
+    fn fill(&self, g: &DepthwiseGeometry, x: &[f32], plane: &mut [f32]) {
+        for iy in 0..g.in_h {
+            let r = iy + g.pad_top;
+            if r >= self.rows {
+                break;
+            }
+            let row = &mut plane[r * self.row_stride..(r + 1) * self.row_stride];
+            let src = &x[iy * g.in_w..(iy + 1) * g.in_w];
+            if g.stride_w == 1 {
+                let n = g.in_w.min(self.phase_w.saturating_sub(g.pad_left));
+                row[g.pad_left..g.pad_left + n].copy_from_slice(&src[..n]);
+            } else if g.stride_w == 2 {
+                // Pairs of padded columns (2q, 2q + 1) go to the two phases at q: a loop
+                // with a constant stride, which the compiler turns into shuffles.
+                let (even, odd) = row.split_at_mut(self.phase_w);
+                let (q0, src) = if g.pad_left % 2 == 1 {
+                    // Source column 0 is padded column pad_left, odd: the first pair has
+                    // only its odd half.
+                    odd[g.pad_left / 2] = src[0];
+                    (g.pad_left / 2 + 1, &src[1..])
+                } else {
+                    (g.pad_left / 2, src)
+                };
+                let pairs = src.len() / 2;
+                let n = pairs.min(self.phase_w.saturating_sub(q0));
+                for (i, pair) in src.chunks_exact(2).take(n).enumerate() {
+                    even[q0 + i] = pair[0];
+                    odd[q0 + i] = pair[1];
+                }
+                if src.len() % 2 == 1 && q0 + pairs < self.phase_w {
+                    even[q0 + pairs] = src[src.len() - 1];
+                }
+            } else {
+                for (ix, &v) in src.iter().enumerate() {
+                    let j = ix + g.pad_left;
+                    let (p, q) = (j % g.stride_w, j / g.stride_w);
+                    if q < self.phase_w {
+                        row[p * self.phase_w + q] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The narrow planes, vector lanes across channels: a group of `lanes` channels is
+/// transposed into a zero-padded `rows x cols x lanes` scratch, every output position is
+/// one vector (its group's channels), accumulated over the taps with the taps' weights as
+/// vectors, four positions at a time (four independent FMA chains), and transposed back.
+mod packed {
+    use super::{DepthwiseGeometry, Isa};
+
+    pub(super) fn depthwise(g: &DepthwiseGeometry, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
+        let lanes = match isa {
+            Isa::Avx2Fma => 8,
+            Isa::Avx512 => 16,
+        };
+        let taps = g.k_h * g.k_w;
+        let rows = (g.out_h - 1) * g.stride_h + g.k_h;
+        let cols = ((g.out_w - 1) * g.stride_w + g.k_w).max(g.pad_left + g.in_w);
+        let rows = rows.max(g.pad_top + g.in_h);
+        let mut scratch = vec![0f32; rows * cols * lanes];
+        let mut weights = vec![0f32; (taps + 1) * lanes];
+        let mut packed_out = vec![0f32; g.out_h * g.out_w * lanes];
+        let offsets: Vec<usize> = (0..taps).map(|t| ((t / g.k_w) * cols + t % g.k_w) * lanes).collect();
+        let plane = g.in_h * g.in_w;
+        let out_plane = g.out_h * g.out_w;
+        for c0 in (0..g.channels).step_by(lanes) {
+            // The last group may have fewer channels: its other lanes get zero weights and
+            // whatever data is left from the group before; they are never stored.
+            let n = lanes.min(g.channels - c0);
+            weights.iter_mut().for_each(|w| *w = 0.0);
+            for l in 0..n {
+                let c = c0 + l;
+                for t in 0..taps {
+                    weights[t * lanes + l] = kernel[c * taps + t];
+                }
+                weights[taps * lanes + l] = if bias.len() == 1 { bias[0] } else { bias[c] };
+            }
+            let planes: Vec<&[f32]> = (0..n).map(|l| &x[(c0 + l) * plane..(c0 + l + 1) * plane]).collect();
+            for iy in 0..g.in_h {
+                let row = ((iy + g.pad_top) * cols + g.pad_left) * lanes;
+                let dst = &mut scratch[row..row + g.in_w * lanes];
+                for (ix, position) in dst.chunks_exact_mut(lanes).enumerate() {
+                    for (v, p) in position.iter_mut().zip(&planes) {
+                        *v = p[iy * g.in_w + ix];
+                    }
+                }
+            }
+            // SAFETY: the ISA was detected on this CPU; the scratch holds every position a
+            // tap of an output reads.
+            unsafe {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2Fma => x86::group_avx2(g, cols, &scratch, &offsets, &weights, &mut packed_out),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => x86::group_avx512(g, cols, &scratch, &offsets, &weights, &mut packed_out),
+                    #[cfg(not(target_arch = "x86_64"))]
+                    _ => unreachable!("no vector kernel on this architecture"),
+                }
+            }
+            let (head, _) = out.split_at_mut((c0 + n) * out_plane);
+            let mut outs: Vec<&mut [f32]> = head[c0 * out_plane..].chunks_exact_mut(out_plane).collect();
+            for (i, position) in packed_out.chunks_exact(lanes).enumerate() {
+                for (o, &v) in outs.iter_mut().zip(position) {
+                    o[i] = v;
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use super::super::DepthwiseGeometry;
+        use std::arch::x86_64::*;
+
+        macro_rules! group {
+            ($name:ident, $feature:literal, $lanes:expr, $vec:ty, $load:ident, $fma:ident, $store:ident) => {
+                /// One group of channels: every output position, four at a time.
+                #[target_feature(enable = $feature)]
+                pub(in super::super) unsafe fn $name(
+                    g: &DepthwiseGeometry,
+                    cols: usize,
+                    scratch: &[f32],
+                    offsets: &[usize],
+                    weights: &[f32],
+                    out: &mut [f32],
+                ) {
+                    const L: usize = $lanes;
+                    let taps = offsets.len();
+                    let (s, w, o) = (scratch.as_ptr(), weights.as_ptr(), out.as_mut_ptr());
+                    let bias = $load(w.add(taps * L));
+                    let at = |oy: usize, ox: usize| (oy * g.stride_h * cols + ox * g.stride_w) * L;
+                    for oy in 0..g.out_h {
+                        let mut ox = 0;
+                        while ox + 4 <= g.out_w {
+                            let base = [at(oy, ox), at(oy, ox + 1), at(oy, ox + 2), at(oy, ox + 3)];
+                            let mut acc: [$vec; 4] = [bias; 4];
+                            for (t, &off) in offsets.iter().enumerate() {
+                                let wv = $load(w.add(t * L));
+                                for i in 0..4 {
+                                    acc[i] = $fma(wv, $load(s.add(base[i] + off)), acc[i]);
+                                }
+                            }
+                            for i in 0..4 {
+                                $store(o.add((oy * g.out_w + ox + i) * L), acc[i]);
+                            }
+                            ox += 4;
+                        }
+                        while ox < g.out_w {
+                            let base = at(oy, ox);
+                            let mut acc = bias;
+                            for (t, &off) in offsets.iter().enumerate() {
+                                acc = $fma($load(w.add(t * L)), $load(s.add(base + off)), acc);
+                            }
+                            $store(o.add((oy * g.out_w + ox) * L), acc);
+                            ox += 1;
+                        }
+                    }
+                }
+            };
+        }
+
+        group!(group_avx2, "avx2,fma", 8, __m256, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
+        group!(group_avx512, "avx512f,avx2,fma", 16, __m512, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{DepthwiseGeometry, Scratch, BLOCK_ROWS};
+    use std::arch::x86_64::*;
+
+    /// One channel with 8-lane vectors: blocks of 4 rows x `V` vectors.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn plane_avx2<const V: usize>(
+        g: &DepthwiseGeometry,
+        s: &Scratch,
+        plane: &[f32],
+        offsets: &[usize],
+        w: &[f32],
+        bias: f32,
+        out: &mut [f32],
+    ) {
+        const L: usize = 8;
+        let base = plane.as_ptr();
+        let row_step = g.stride_h * s.row_stride;
+        for oy in (0..g.out_h).step_by(BLOCK_ROWS) {
+            for ox in (0..g.out_w).step_by(V * L) {
+                let mut acc = [_mm256_set1_ps(bias); 2 * BLOCK_ROWS];
+                let row0 = oy * row_step + ox;
+                for (&off, &wt) in offsets.iter().zip(w) {
+                    let wv = _mm256_set1_ps(wt);
+                    for r in 0..BLOCK_ROWS {
+                        let p = base.add(row0 + r * row_step + off);
+                        for v in 0..V {
+                            acc[V * r + v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p.add(v * L)), acc[V * r + v]);
+                        }
+                    }
+                }
+                if oy + BLOCK_ROWS <= g.out_h && ox + V * L <= g.out_w {
+                    // A whole block inside the plane: straight to the output.
+                    let o = out.as_mut_ptr();
+                    for r in 0..BLOCK_ROWS {
+                        for v in 0..V {
+                            _mm256_storeu_ps(o.add((oy + r) * g.out_w + ox + v * L), acc[V * r + v]);
+                        }
+                    }
+                } else {
+                    let mut block = [0f32; 2 * L * BLOCK_ROWS];
+                    for (i, a) in acc.iter().take(V * BLOCK_ROWS).enumerate() {
+                        _mm256_storeu_ps(block.as_mut_ptr().add(i * L), *a);
+                    }
+                    store(g, &block, V * L, oy, ox, out);
+                }
+            }
+        }
+    }
+
+    /// One channel with 16-lane vectors: blocks of 4 rows x `V` vectors.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn plane_avx512<const V: usize>(
+        g: &DepthwiseGeometry,
+        s: &Scratch,
+        plane: &[f32],
+        offsets: &[usize],
+        w: &[f32],
+        bias: f32,
+        out: &mut [f32],
+    ) {
+        const L: usize = 16;
+        let base = plane.as_ptr();
+        let row_step = g.stride_h * s.row_stride;
+        for oy in (0..g.out_h).step_by(BLOCK_ROWS) {
+            for ox in (0..g.out_w).step_by(V * L) {
+                let mut acc = [_mm512_set1_ps(bias); 2 * BLOCK_ROWS];
+                let row0 = oy * row_step + ox;
+                for (&off, &wt) in offsets.iter().zip(w) {
+                    let wv = _mm512_set1_ps(wt);
+                    for r in 0..BLOCK_ROWS {
+                        let p = base.add(row0 + r * row_step + off);
+                        for v in 0..V {
+                            acc[V * r + v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(v * L)), acc[V * r + v]);
+                        }
+                    }
+                }
+                if oy + BLOCK_ROWS <= g.out_h && ox + V * L <= g.out_w {
+                    // A whole block inside the plane: straight to the output.
+                    let o = out.as_mut_ptr();
+                    for r in 0..BLOCK_ROWS {
+                        for v in 0..V {
+                            _mm512_storeu_ps(o.add((oy + r) * g.out_w + ox + v * L), acc[V * r + v]);
+                        }
+                    }
+                } else {
+                    let mut block = [0f32; 2 * L * BLOCK_ROWS];
+                    for (i, a) in acc.iter().take(V * BLOCK_ROWS).enumerate() {
+                        _mm512_storeu_ps(block.as_mut_ptr().add(i * L), *a);
+                    }
+                    store(g, &block, V * L, oy, ox, out);
+                }
+            }
+        }
+    }
+
+    /// Stores the part of a `BLOCK_ROWS x cols` block that lies inside the output plane.
+    #[inline(always)]
+    fn store(g: &DepthwiseGeometry, block: &[f32], cols: usize, oy: usize, ox: usize, out: &mut [f32]) {
+        let n = cols.min(g.out_w - ox);
+        for r in 0..BLOCK_ROWS.min(g.out_h - oy) {
+            let o = (oy + r) * g.out_w + ox;
+            out[o..o + n].copy_from_slice(&block[r * cols..r * cols + n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, one output at a time, in f64.
+    fn naive(g: &DepthwiseGeometry, x: &[f32], k: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; g.channels * g.out_h * g.out_w];
+        for c in 0..g.channels {
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    let mut s = b[c] as f64;
+                    for ky in 0..g.k_h {
+                        for kx in 0..g.k_w {
+                            let iy = (oy * g.stride_h + ky) as isize - g.pad_top as isize;
+                            let ix = (ox * g.stride_w + kx) as isize - g.pad_left as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
+                                let v = x[(c * g.in_h + iy as usize) * g.in_w + ix as usize];
+                                s += v as f64 * k[c * g.k_h * g.k_w + ky * g.k_w + kx] as f64;
+                            }
+                        }
+                    }
+                    out[(c * g.out_h + oy) * g.out_w + ox] = s as f32;
+                }
+            }
+        }
+        out
+    }
+
+    fn pseudo(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_isa_matches_the_definition_on_odd_shapes() {
+        let Some(best) = Isa::detect() else { return };
+        let isas: Vec<Isa> = if best == Isa::Avx512 { vec![Isa::Avx2Fma, Isa::Avx512] } else { vec![best] };
+        // (in_h, in_w, k, stride, pad_top, pad_left, pad after): SAME-like and asymmetric
+        // pads, sizes that leave partial blocks, stride 2 with odd and even sizes.
+        for &(h, w, k, s, pt, pl, pa) in &[
+            (7, 9, 3, 1, 1, 1, 1),
+            (11, 5, 5, 2, 1, 2, 2),
+            (12, 12, 3, 2, 0, 0, 1),
+            (13, 37, 5, 1, 2, 2, 2),
+            (3, 3, 3, 1, 0, 0, 0),
+            (20, 33, 3, 2, 1, 1, 1),
+            // Narrow planes (lanes across channels): 7x7 5x5, 9x9 3x3, 14 -> 7 stride 2.
+            (7, 7, 5, 1, 2, 2, 2),
+            (9, 9, 3, 1, 1, 1, 1),
+            (14, 14, 5, 2, 1, 1, 2),
+        ] {
+            let g = DepthwiseGeometry {
+                channels: 19,
+                in_h: h,
+                in_w: w,
+                out_h: (h + pt + pa - k) / s + 1,
+                out_w: (w + pl + pa - k) / s + 1,
+                k_h: k,
+                k_w: k,
+                stride_h: s,
+                stride_w: s,
+                pad_top: pt,
+                pad_left: pl,
+            };
+            let x = pseudo(19 * h * w, 1);
+            let kern = pseudo(19 * k * k, 2);
+            let b = pseudo(19, 3);
+            let want = naive(&g, &x, &kern, &b);
+            for &isa in &isas {
+                let mut got = vec![f32::NAN; want.len()];
+                depthwise(&g, isa, &x, &kern, &b, &mut got);
+                let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(d < 1e-5, "{isa:?} {g:?}: differs by {d}");
+            }
+        }
+    }
+}
