@@ -14,6 +14,12 @@ the references run their network with `--threads` intra-op threads, so it is the
 inside the network calls times those threads, per image (an upper bound: it counts a thread
 as busy for the whole call). It says how far each pipeline is from its network's cost.
 
+The pneumonia set (the Xception pneumonia classifier, Grad-CAM of PNEUMONIA on every image
+whatever the prediction): top-1 agreement from images.csv (cambox's, and the one
+scripts/bench/pneumonia_reference.py writes), and the box IoU of the PNEUMONIA boxes over
+every image where both found one (the localised class is the same on both sides, whatever
+their top-1).
+
 Table 2: where cambox's worker time goes, stage by stage, from each cambox run's run.json.
 """
 import csv
@@ -39,6 +45,12 @@ def boxes(out):
             box = tuple(int(r[k]) for k in ("x1", "y1", "x2", "y2")) if r["x1"] else None
             rows[r["path"]] = (int(r["class_index"]), box)
     return rows
+
+
+def top1(out):
+    """path -> top-1 class index, from images.csv (rows without a class: errors, skipped)."""
+    with open(os.path.join(out, "images.csv"), newline="") as f:
+        return {r["path"]: int(r["class_index"]) for r in csv.DictReader(f) if r["class_index"]}
 
 
 def iou(a, b):
@@ -68,6 +80,10 @@ NAMES = {"cambox": "cambox (CAM)", "cambox-before": "cambox before this change (
          "cambox-dct": "cambox (CAM), jpeg_scaling = dct",
          "torch": "PyTorch + torchcam + OpenCV", "ort": "onnxruntime + numpy + OpenCV",
          "cambox-gradcam": "cambox --method gradcam", "gradcam": "PyTorch + pytorch-grad-cam GradCAM + OpenCV"}
+# The Xception pneumonia rows (set "pneumonia"), by pipeline.
+PNEUMONIA_NAMES = {"cambox": "cambox, Xception Grad-CAM (PNEUMONIA)",
+                   "keras": "Keras + tf.GradientTape (batch 1) + OpenCV",
+                   "ort": "onnxruntime + numpy Grad-CAM + OpenCV"}
 # Which cambox run each pipeline is compared with.
 BASE = {"gradcam": "cambox-gradcam"}
 print(f"| set ({n} images) | pipeline | wall (s) | images/s | cambox speed-up | peak RSS (MB) "
@@ -85,12 +101,21 @@ for label, (secs, rss) in times.items():
         ours = boxes(os.path.join(work, f"out-{s}-{base}"))
         theirs = boxes(out)
         common = set(ours) & set(theirs)
-        same = sum(ours[k][0] == theirs[k][0] for k in common)
-        agree = f"{same}/{len(common)}"
-        ious = [iou(ours[k][1], theirs[k][1]) for k in common
-                if ours[k][0] == theirs[k][0] and ours[k][1] and theirs[k][1]]
+        if s == "pneumonia":
+            # boxes.csv holds the PNEUMONIA box of every image: top-1 from images.csv, IoU
+            # wherever both found a box.
+            t_ours, t_theirs = top1(os.path.join(work, f"out-{s}-{base}")), top1(out)
+            same = sum(t_ours[k] == t_theirs[k] for k in set(t_ours) & set(t_theirs))
+            agree = f"{same}/{len(set(t_ours) & set(t_theirs))}"
+            ious = [iou(ours[k][1], theirs[k][1]) for k in common if ours[k][1] and theirs[k][1]]
+        else:
+            same = sum(ours[k][0] == theirs[k][0] for k in common)
+            agree = f"{same}/{len(common)}"
+            ious = [iou(ours[k][1], theirs[k][1]) for k in common
+                    if ours[k][0] == theirs[k][0] and ours[k][1] and theirs[k][1]]
         miou = f"{sum(ious) / len(ious):.3f}" if ious else "–"
-    print(f"| {s} | {NAMES[p]} | {secs:.1f} | {n / secs:.1f} | {speed} | {rss:.0f} | {agree} | {miou} | {net} |")
+    name = PNEUMONIA_NAMES[p] if s == "pneumonia" else NAMES[p]
+    print(f"| {s} | {name} | {secs:.1f} | {n / secs:.1f} | {speed} | {rss:.0f} | {agree} | {miou} | {net} |")
 
 runs = [(label, stages(os.path.join(work, "out-" + label.replace("/", "-"))))
         for label in times if label.split("/")[1].startswith("cambox")]
