@@ -98,8 +98,7 @@ fn depthwise_ops(c: &mut Criterion) {
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
             .expect("typed model");
-        let known = depthwise::declared(&typed);
-        let model = typed.into_optimized().expect("optimised model");
+        let (model, known) = depthwise::optimise(typed).expect("optimised model");
         let mut seen = std::collections::HashSet::new();
         for node in model.nodes().iter().filter(|n| n.op().name() == "DepthWiseConv") {
             let Some(geo) = known.get(&node.name) else { continue };

@@ -30,8 +30,8 @@ fn models(path: &std::path::Path) -> (HashMap<String, DepthwiseGeometry>, TypedM
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
         .unwrap();
-    let known = depthwise::declared(&typed);
-    (known, typed.into_optimized().unwrap())
+    let (model, known) = depthwise::optimise(typed).unwrap();
+    (known, model)
 }
 
 fn pseudo(n: usize, seed: u64) -> Vec<f32> {

@@ -48,9 +48,8 @@ impl Prediction {
     /// Probabilities of `logits` by `activation`, and the `top_k` classes.
     pub fn new(logits: Vec<f32>, top_k: usize, activation: Activation) -> Prediction {
         let probs = activation.probabilities(&logits);
-        let mut idx = ranked(&probs, 0..logits.len());
-        idx.truncate(top_k.max(1).min(logits.len()));
-        Prediction { logits, probs, top: idx }
+        let top = top_classes(&probs, top_k);
+        Prediction { logits, probs, top }
     }
 
     /// The mean of several passes' probabilities (`[cam] scales`, `flip`), each by
@@ -69,9 +68,8 @@ impl Prediction {
         }
         let mean = |v: Vec<f64>| v.into_iter().map(|s| (s / n.max(1) as f64) as f32).collect::<Vec<f32>>();
         let (logits, probs) = (mean(logits), mean(probs));
-        let mut idx = ranked(&probs, 0..probs.len());
-        idx.truncate(top_k.max(1).min(probs.len()));
-        Prediction { logits, probs, top: idx }
+        let top = top_classes(&probs, top_k);
+        Prediction { logits, probs, top }
     }
 
     pub fn top1(&self) -> usize {
@@ -99,6 +97,13 @@ pub fn sigmoid(l: f32) -> f32 {
 pub fn ranked(probs: &[f32], classes: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let mut idx: Vec<usize> = classes.into_iter().collect();
     idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    idx
+}
+
+/// The `top_k` classes (at least one) by descending probability.
+fn top_classes(probs: &[f32], top_k: usize) -> Vec<usize> {
+    let mut idx = ranked(probs, 0..probs.len());
+    idx.truncate(top_k.max(1).min(probs.len()));
     idx
 }
 

@@ -174,9 +174,18 @@ impl TypedOp for DepthwiseConv {
     as_op!();
 }
 
+/// Optimises a decluttered model as tract's `into_optimized` does (without decluttering it
+/// a second time), with tract's own ops, and says what each of its `DepthWiseConv` nodes
+/// computes, read before tract lowered it (see [`substitute`]).
+pub fn optimise(mut typed: TypedModel) -> TractResult<(TypedModel, HashMap<String, DepthwiseGeometry>)> {
+    let known = declared(&typed);
+    typed.optimize()?;
+    Ok((typed, known))
+}
+
 /// The depthwise convolutions of a decluttered model, by node name: what tract's optimised
 /// `DepthWiseConv` nodes of the same name compute.
-pub fn declared(model: &TypedModel) -> HashMap<String, DepthwiseGeometry> {
+fn declared(model: &TypedModel) -> HashMap<String, DepthwiseGeometry> {
     let mut found = HashMap::new();
     for node in model.nodes() {
         let Some(conv) = node.op_as::<Conv>() else { continue };
@@ -497,97 +506,58 @@ mod x86 {
     use super::{DepthwiseGeometry, Scratch, BLOCK_ROWS};
     use std::arch::x86_64::*;
 
-    /// One channel with 8-lane vectors: blocks of 4 rows x `V` vectors.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn plane_avx2<const V: usize>(
-        g: &DepthwiseGeometry,
-        s: &Scratch,
-        plane: &[f32],
-        offsets: &[usize],
-        w: &[f32],
-        bias: f32,
-        out: &mut [f32],
-    ) {
-        const L: usize = 8;
-        let base = plane.as_ptr();
-        let row_step = g.stride_h * s.row_stride;
-        for oy in (0..g.out_h).step_by(BLOCK_ROWS) {
-            for ox in (0..g.out_w).step_by(V * L) {
-                let mut acc = [_mm256_set1_ps(bias); 2 * BLOCK_ROWS];
-                let row0 = oy * row_step + ox;
-                for (&off, &wt) in offsets.iter().zip(w) {
-                    let wv = _mm256_set1_ps(wt);
-                    for r in 0..BLOCK_ROWS {
-                        let p = base.add(row0 + r * row_step + off);
-                        for v in 0..V {
-                            acc[V * r + v] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p.add(v * L)), acc[V * r + v]);
+    macro_rules! plane {
+        ($name:ident, $feature:literal, $lanes:expr, $set1:ident, $load:ident, $fma:ident, $store:ident) => {
+            /// One channel: blocks of 4 rows x `V` vectors of `$lanes` lanes.
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn $name<const V: usize>(
+                g: &DepthwiseGeometry,
+                s: &Scratch,
+                plane: &[f32],
+                offsets: &[usize],
+                w: &[f32],
+                bias: f32,
+                out: &mut [f32],
+            ) {
+                const L: usize = $lanes;
+                let base = plane.as_ptr();
+                let row_step = g.stride_h * s.row_stride;
+                for oy in (0..g.out_h).step_by(BLOCK_ROWS) {
+                    for ox in (0..g.out_w).step_by(V * L) {
+                        let mut acc = [$set1(bias); 2 * BLOCK_ROWS];
+                        let row0 = oy * row_step + ox;
+                        for (&off, &wt) in offsets.iter().zip(w) {
+                            let wv = $set1(wt);
+                            for r in 0..BLOCK_ROWS {
+                                let p = base.add(row0 + r * row_step + off);
+                                for v in 0..V {
+                                    acc[V * r + v] = $fma(wv, $load(p.add(v * L)), acc[V * r + v]);
+                                }
+                            }
+                        }
+                        if oy + BLOCK_ROWS <= g.out_h && ox + V * L <= g.out_w {
+                            // A whole block inside the plane: straight to the output.
+                            let o = out.as_mut_ptr();
+                            for r in 0..BLOCK_ROWS {
+                                for v in 0..V {
+                                    $store(o.add((oy + r) * g.out_w + ox + v * L), acc[V * r + v]);
+                                }
+                            }
+                        } else {
+                            let mut block = [0f32; 2 * L * BLOCK_ROWS];
+                            for (i, a) in acc.iter().take(V * BLOCK_ROWS).enumerate() {
+                                $store(block.as_mut_ptr().add(i * L), *a);
+                            }
+                            store(g, &block, V * L, oy, ox, out);
                         }
                     }
-                }
-                if oy + BLOCK_ROWS <= g.out_h && ox + V * L <= g.out_w {
-                    // A whole block inside the plane: straight to the output.
-                    let o = out.as_mut_ptr();
-                    for r in 0..BLOCK_ROWS {
-                        for v in 0..V {
-                            _mm256_storeu_ps(o.add((oy + r) * g.out_w + ox + v * L), acc[V * r + v]);
-                        }
-                    }
-                } else {
-                    let mut block = [0f32; 2 * L * BLOCK_ROWS];
-                    for (i, a) in acc.iter().take(V * BLOCK_ROWS).enumerate() {
-                        _mm256_storeu_ps(block.as_mut_ptr().add(i * L), *a);
-                    }
-                    store(g, &block, V * L, oy, ox, out);
                 }
             }
-        }
+        };
     }
 
-    /// One channel with 16-lane vectors: blocks of 4 rows x `V` vectors.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn plane_avx512<const V: usize>(
-        g: &DepthwiseGeometry,
-        s: &Scratch,
-        plane: &[f32],
-        offsets: &[usize],
-        w: &[f32],
-        bias: f32,
-        out: &mut [f32],
-    ) {
-        const L: usize = 16;
-        let base = plane.as_ptr();
-        let row_step = g.stride_h * s.row_stride;
-        for oy in (0..g.out_h).step_by(BLOCK_ROWS) {
-            for ox in (0..g.out_w).step_by(V * L) {
-                let mut acc = [_mm512_set1_ps(bias); 2 * BLOCK_ROWS];
-                let row0 = oy * row_step + ox;
-                for (&off, &wt) in offsets.iter().zip(w) {
-                    let wv = _mm512_set1_ps(wt);
-                    for r in 0..BLOCK_ROWS {
-                        let p = base.add(row0 + r * row_step + off);
-                        for v in 0..V {
-                            acc[V * r + v] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(p.add(v * L)), acc[V * r + v]);
-                        }
-                    }
-                }
-                if oy + BLOCK_ROWS <= g.out_h && ox + V * L <= g.out_w {
-                    // A whole block inside the plane: straight to the output.
-                    let o = out.as_mut_ptr();
-                    for r in 0..BLOCK_ROWS {
-                        for v in 0..V {
-                            _mm512_storeu_ps(o.add((oy + r) * g.out_w + ox + v * L), acc[V * r + v]);
-                        }
-                    }
-                } else {
-                    let mut block = [0f32; 2 * L * BLOCK_ROWS];
-                    for (i, a) in acc.iter().take(V * BLOCK_ROWS).enumerate() {
-                        _mm512_storeu_ps(block.as_mut_ptr().add(i * L), *a);
-                    }
-                    store(g, &block, V * L, oy, ox, out);
-                }
-            }
-        }
-    }
+    plane!(plane_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
+    plane!(plane_avx512, "avx512f,avx2,fma", 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
 
     /// Stores the part of a `BLOCK_ROWS x cols` block that lies inside the output plane.
     #[inline(always)]

@@ -293,10 +293,9 @@ fn build_plan(
         .into_typed()
         .and_then(|m| m.into_decluttered())
         .map_err(|e| merr("tract cannot optimise the graph", e))?;
-    // What each depthwise convolution computes, read before tract lowers it to its own op,
-    // for cambox's kernel to take its place (see depthwise).
-    let known = depthwise::declared(&typed);
-    let mut optimised = typed.into_optimized().map_err(|e| merr("tract cannot optimise the graph", e))?;
+    // What each depthwise convolution computes is read before tract lowers it to its own
+    // op, for cambox's kernel to take its place (see depthwise).
+    let (mut optimised, known) = depthwise::optimise(typed).map_err(|e| merr("tract cannot optimise the graph", e))?;
     depthwise::substitute(&mut optimised, &known).map_err(|e| merr("cannot substitute the depthwise kernel", e))?;
     optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))
 }
