@@ -11,13 +11,18 @@
 //! (`stage::model::depthwise`), on every distinct depthwise shape of EfficientNet-Lite0 (and
 //! of the Xception pneumonia model when `data/models/` or `$CAMBOX_SHARED/models/` has it),
 //! with the model's own kernels; `efficientnet_lite0/cambox_plan_one_thread` is the whole
-//! network as cambox plans it (the depthwise ops replaced).
+//! network as cambox plans it (the depthwise and pointwise ops replaced).
+//!
+//! `pointwise/...`: tract's ops for a 1x1 convolution chain (its matrix product with the
+//! input packing, bias, clamp and residual add) against cambox's fused op
+//! (`stage::model::pointwise`), with the scheme cambox picks, on every distinct chain.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use cambox::stage::model::depthwise::{self, DepthwiseConv, Isa};
+use cambox::stage::model::pointwise::{self, PointwiseChain};
 use cambox::stage::model::{Layout, ModelPlan};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tract_onnx::prelude::*;
@@ -71,6 +76,79 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
     depthwise_ops(c);
+    pointwise_ops(c);
+}
+
+/// The two models' files: EfficientNet-Lite0, and the Xception model when present.
+fn models() -> Vec<(&'static str, PathBuf)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut models = vec![("efficientnet_lite0", root.join("data/models/efficientnet-lite0.onnx"))];
+    let xception = std::iter::once(root.join("data/models/pneumonia_xception.onnx"))
+        .chain(std::env::var_os("CAMBOX_SHARED").map(|s| PathBuf::from(s).join("models/pneumonia_xception.onnx")))
+        .find(|p| p.is_file());
+    models.extend(xception.map(|p| ("xception", p)));
+    models
+}
+
+/// The model decluttered at the input shape cambox plans.
+fn decluttered(path: &std::path::Path) -> TypedModel {
+    let input = ModelPlan::open(path).expect("model loads").input;
+    let shape = match input.layout {
+        Layout::Nchw => [1, input.channels, input.height, input.width],
+        Layout::Nhwc => [1, input.height, input.width, input.channels],
+    };
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .expect("typed model")
+}
+
+/// tract's ops for each distinct 1x1 convolution chain and cambox's fused op.
+fn pointwise_ops(c: &mut Criterion) {
+    if !pointwise::available() {
+        eprintln!("no AVX-512: cambox's pointwise kernel is not used on this CPU");
+        return;
+    }
+    let mut g = c.benchmark_group("pointwise");
+    for (name, path) in models() {
+        let model = decluttered(&path);
+        let mut seen = std::collections::HashSet::new();
+        for id in 0..model.nodes().len() {
+            let Some(chain) = PointwiseChain::find(&model, id).unwrap() else { continue };
+            let geo = chain.op.geometry;
+            if !seen.insert((geo, chain.op.residual)) {
+                continue;
+            }
+            let inputs: Vec<Tensor> = chain
+                .inputs
+                .iter()
+                .map(|&o| {
+                    let shape = model.outlet_fact(o).unwrap().shape.as_concrete().unwrap().to_vec();
+                    let n: usize = shape.iter().product();
+                    Tensor::from_shape(&shape, &(0..n).map(|i| (i % 255) as f32 / 127.5 - 1.0).collect::<Vec<_>>())
+                        .unwrap()
+                })
+                .collect();
+            let values = || inputs.iter().map(|t| t.clone().into_tvalue()).collect::<TVec<_>>();
+            let tract = chain.tract_model(&model).unwrap().into_runnable().unwrap();
+            let label = format!(
+                "{name}/{}to{}x{}{}_{:?}",
+                geo.channels_in,
+                geo.channels_out,
+                geo.pixels,
+                if chain.op.residual { "_residual" } else { "" },
+                chain.op.weights.scheme
+            );
+            g.throughput(Throughput::Elements((geo.channels_in * geo.channels_out * geo.pixels) as u64));
+            g.bench_function(format!("{label}/tract"), |b| b.iter(|| tract.run(black_box(values())).unwrap()));
+            g.bench_function(format!("{label}/cambox"), |b| {
+                b.iter(|| chain.op.eval_out_of_plan(black_box(values())).unwrap())
+            });
+        }
+    }
+    g.finish();
 }
 
 /// tract's depthwise op and cambox's, per distinct shape of the models.
@@ -79,25 +157,9 @@ fn depthwise_ops(c: &mut Criterion) {
         eprintln!("no AVX2/FMA: cambox's depthwise kernel is not used on this CPU");
         return;
     };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut models = vec![("efficientnet_lite0", root.join("data/models/efficientnet-lite0.onnx"))];
-    let xception = std::iter::once(root.join("data/models/pneumonia_xception.onnx"))
-        .chain(std::env::var_os("CAMBOX_SHARED").map(|s| PathBuf::from(s).join("models/pneumonia_xception.onnx")))
-        .find(|p| p.is_file());
-    models.extend(xception.map(|p| ("xception", p)));
     let mut g = c.benchmark_group("depthwise");
-    for (name, path) in models {
-        let input = ModelPlan::open(&path).expect("model loads").input;
-        let shape = match input.layout {
-            Layout::Nchw => [1, input.channels, input.height, input.width],
-            Layout::Nhwc => [1, input.height, input.width, input.channels],
-        };
-        let typed = tract_onnx::onnx()
-            .model_for_path(&path)
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-            .and_then(|m| m.into_typed())
-            .and_then(|m| m.into_decluttered())
-            .expect("typed model");
+    for (name, path) in models() {
+        let typed = decluttered(&path);
         let (model, known) = depthwise::optimise(typed).expect("optimised model");
         let mut seen = std::collections::HashSet::new();
         for node in model.nodes().iter().filter(|n| n.op().name() == "DepthWiseConv") {

@@ -70,14 +70,16 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("PER_NODE").is_some() {
         for (id, secs) in &per_node {
             let node = model.node(*id);
-            if node.op().name().contains("epth") {
+            let name = node.op().name();
+            if name.contains("epth") || name.contains("MatMul") || name.contains("Pointwise") {
                 let facts = model.node_input_facts(*id)?;
+                let ms = secs / iterations as f64 * 1e3;
+                let gflops = fma.get(id).map(|f| 2.0 * f / (ms * 1e-3) / 1e9).unwrap_or(0.0);
                 eprintln!(
-                    "{:8.3} ms {} {:?} -> {:?}",
-                    secs / iterations as f64 * 1e3,
-                    node.op().name(),
-                    facts[0].shape,
-                    node.outputs[0].fact.shape
+                    "{ms:8.3} ms {gflops:6.1} GFLOP/s {name} {:?} -> {:?} {}",
+                    facts.iter().map(|f| f.shape.to_vec()).collect::<Vec<_>>(),
+                    node.outputs[0].fact.shape,
+                    node.op().info()?.join("; ")
                 );
             }
         }

@@ -4,8 +4,9 @@ WORK/network-runs/, writes WORK/network.json and WORK/profile-MODEL-VARIANT.md, 
 the markdown table.
 
 Raw runs, three invocations (REP = 1, 2, 3) per model and variant:
-  MODEL-cambox-tract.REP.md   examples/op_profile with CAMBOX_DEPTHWISE=tract
-  MODEL-cambox.REP.md         examples/op_profile, cambox's depthwise kernel
+  MODEL-cambox-tract.REP.md      examples/op_profile, CAMBOX_DEPTHWISE=tract CAMBOX_POINTWISE=tract
+  MODEL-cambox-depthwise.REP.md  examples/op_profile, CAMBOX_POINTWISE=tract
+  MODEL-cambox.REP.md            examples/op_profile, cambox's depthwise and pointwise kernels
   MODEL-onnxruntime.REP.json  scripts/bench/network_alone.py
 
 An invocation's figure: op_profile's "ms per run" (wall time of its timed runs over their
@@ -24,13 +25,14 @@ import sys
 
 work = sys.argv[1]
 raw = os.path.join(work, "network-runs")
-VARIANTS = [("cambox-tract", "cambox, tract's depthwise"), ("cambox", "cambox"),
-            ("onnxruntime", "onnxruntime")]
+VARIANTS = [("cambox-tract", "cambox plan, tract's own ops"),
+            ("cambox-depthwise", "cambox's depthwise, tract's matrix products"),
+            ("cambox", "cambox (depthwise and pointwise kernels)"), ("onnxruntime", "onnxruntime")]
 HEAD = re.compile(r"^model (\S+) at (\d+x\d+), one thread, (\d+) runs: ([0-9.]+) ms per run "
                   r"\(([0-9.]+) ms inside ops\)")
 
 files = sorted(os.listdir(raw))
-models = sorted({re.sub(r"-(cambox-tract|cambox|onnxruntime)\.\d+\.(md|json)$", "", f) for f in files})
+models = sorted({re.sub(r"-(cambox-tract|cambox-depthwise|cambox|onnxruntime)\.\d+\.(md|json)$", "", f) for f in files})
 # Keep run.sh's order (EfficientNet-Lite0 first) rather than the alphabet's, when both are there.
 models.sort(key=lambda m: (not m.startswith("efficientnet"), m))
 

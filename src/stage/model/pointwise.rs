@@ -1,0 +1,728 @@
+//! A pointwise (1x1) convolution kernel for NCHW data, with its bias, clamp and residual
+//! add fused, put in place of tract's matrix product in the decluttered graph.
+//!
+//! Why: profiled on one thread, tract's matrix products were 68 % of EfficientNet-Lite0's
+//! network time and 85 % of Xception's after cambox's depthwise kernel, at 18-98 GFLOP/s
+//! (this CPU's FMA peak is about 117). Two things cost it the most. Every product first
+//! packs its input into column panels (`OptMatMulPack`, about 1.1 ms an image on either
+//! model); and its choice of which operand to vectorise is poor where the shapes are
+//! lopsided (EfficientNet's first expansion, 16 -> 96 channels over 112 x 112 pixels, ran
+//! at 18 GFLOP/s, and the 24- and 40-channel layers at 45-56). A 1x1 convolution over
+//! NCHW data needs no packing of its input at all: each input channel is a contiguous
+//! row of pixels. So cambox computes `y[o, p] = sum_i w[o, i] x[i, p]` two ways, and
+//! picks per layer the one that wastes fewer vector lanes:
+//!
+//! - **by pixel** ([`Scheme::ByPixel`]): tiles of 6 output channels x 64 pixels, 24
+//!   accumulators of 16 lanes; each step loads 4 vectors of one input row and broadcasts
+//!   6 weights. Good wherever the plane is large; the last tile of a row is masked.
+//! - **by channel** ([`Scheme::ByChannel`]): tiles of 32 output channels x up to 12
+//!   pixels; each step loads 2 vectors of weights and broadcasts 12 input values. Good for
+//!   the small planes (7 x 7, 9 x 9, 5 x 5) of the last stages, whose hundreds of channels
+//!   fill vectors where 49 or 81 pixels do not.
+//!
+//! The weights are packed once, when the plan is built. The node pattern is tract's own
+//! decluttered form of a 1x1 `Conv` (stride 1, no padding, one group): an `EinSum` of the
+//! input with a constant `O x I` weight matrix, then optionally `Add` of a per-channel
+//! constant (the bias), `Max` and `Min` of constant scalars (ReLU, ReLU6) and an `Add` of
+//! another tensor of the output's shape (a residual); each node of the chain but the last
+//! has one successor and is not a model output. It needs AVX-512 (tract's op stays on a
+//! CPU without it), and `CAMBOX_POINTWISE=tract` keeps tract's op everywhere. Sums run in
+//! another order than tract's: outputs agree with tract's within 1e-5 of the tensor's
+//! scale, which `tests/pointwise.rs` checks on every layer of both models.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::math::{Add, Max, Min};
+
+/// Environment variable: `tract` keeps tract's matrix product for 1x1 convolutions.
+pub const POINTWISE_ENV: &str = "CAMBOX_POINTWISE";
+
+/// Lanes of a vector (AVX-512, f32).
+const LANES: usize = 16;
+/// By pixel: output channels per tile, and vectors of pixels per tile.
+const PIXEL_TILE_ROWS: usize = 6;
+const PIXEL_TILE_VECTORS: usize = 4;
+/// By channel: output channels per tile (two vectors), and pixels per tile.
+const CHANNEL_TILE_ROWS: usize = 32;
+const CHANNEL_TILE_PIXELS: usize = 12;
+/// By channel keeps the vector units busy less well than by pixel (12 broadcasts feed 24
+/// FMAs, against 6 broadcasts and 4 loads for 24): it is chosen only where by pixel would
+/// waste more than this factor more lanes. Measured on the two models' layers
+/// (`cargo bench --bench network`).
+const CHANNEL_SCHEME_HANDICAP: f32 = 0.85;
+
+/// What one 1x1 convolution computes: `channels_out x pixels` from `channels_in x pixels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PointwiseGeometry {
+    pub channels_in: usize,
+    pub channels_out: usize,
+    pub pixels: usize,
+}
+
+/// Which operand the vector lanes run along (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    ByPixel,
+    ByChannel,
+}
+
+impl Scheme {
+    /// The scheme that wastes fewer lanes on this geometry.
+    pub fn for_geometry(g: &PointwiseGeometry) -> Scheme {
+        let fill = |n: usize, tile: usize| n as f32 / (n.div_ceil(tile) * tile) as f32;
+        let by_pixel = fill(g.pixels, LANES) * fill(g.channels_out, PIXEL_TILE_ROWS);
+        let by_channel = fill(g.channels_out, CHANNEL_TILE_ROWS) * CHANNEL_SCHEME_HANDICAP;
+        if by_channel > by_pixel {
+            Scheme::ByChannel
+        } else {
+            Scheme::ByPixel
+        }
+    }
+
+    fn tile_rows(self) -> usize {
+        match self {
+            Scheme::ByPixel => PIXEL_TILE_ROWS,
+            Scheme::ByChannel => CHANNEL_TILE_ROWS,
+        }
+    }
+}
+
+/// What is applied to each output after the product: `min(max(y + bias, low), high)`, then
+/// `+ residual` when the op has a second input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Epilogue {
+    /// One value per output channel, padded with zeros to whole tiles.
+    pub bias: Vec<f32>,
+    pub low: f32,
+    pub high: f32,
+}
+
+/// The weights, packed for a scheme: tile after tile of `tile_rows` output channels, each
+/// `channels_in` steps of `tile_rows` values, zero past the last channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedWeights {
+    pub scheme: Scheme,
+    pub values: Vec<f32>,
+}
+
+impl PackedWeights {
+    /// Packs an `channels_out x channels_in` row-major matrix.
+    pub fn pack(g: &PointwiseGeometry, scheme: Scheme, weights: &[f32]) -> PackedWeights {
+        assert_eq!(weights.len(), g.channels_out * g.channels_in);
+        let rows = scheme.tile_rows();
+        let tiles = g.channels_out.div_ceil(rows);
+        let mut values = vec![0f32; tiles * rows * g.channels_in];
+        for o in 0..g.channels_out {
+            let (tile, r) = (o / rows, o % rows);
+            for i in 0..g.channels_in {
+                values[(tile * g.channels_in + i) * rows + r] = weights[o * g.channels_in + i];
+            }
+        }
+        PackedWeights { scheme, values }
+    }
+}
+
+/// cambox's 1x1 convolution op: input `x` (`[1,] C_in, H, W`) and, when `residual`, a
+/// second input of the output's shape added last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointwiseConv {
+    pub geometry: PointwiseGeometry,
+    pub weights: Arc<PackedWeights>,
+    pub epilogue: Arc<Epilogue>,
+    pub residual: bool,
+    pub output_shape: TVec<usize>,
+}
+
+// tract merges equal ops on equal inputs; float fields compared by value make a NaN
+// weight never equal, which only forgoes a merge.
+impl Eq for PointwiseConv {}
+
+impl PointwiseConv {
+    /// The op for `weights` (`channels_out x channels_in`), `bias` (one per output channel)
+    /// and the clamp, with the scheme that suits the geometry.
+    pub fn new(
+        geometry: PointwiseGeometry,
+        weights: &[f32],
+        bias: &[f32],
+        (low, high): (f32, f32),
+        residual: bool,
+        output_shape: TVec<usize>,
+        scheme: Option<Scheme>,
+    ) -> PointwiseConv {
+        let scheme = scheme.unwrap_or_else(|| Scheme::for_geometry(&geometry));
+        let weights = PackedWeights::pack(&geometry, scheme, weights);
+        let padded = geometry.channels_out.div_ceil(scheme.tile_rows()) * scheme.tile_rows();
+        let mut b = vec![0f32; padded];
+        b[..geometry.channels_out].copy_from_slice(bias);
+        PointwiseConv {
+            geometry,
+            weights: Arc::new(weights),
+            epilogue: Arc::new(Epilogue { bias: b, low, high }),
+            residual,
+            output_shape,
+        }
+    }
+}
+
+impl Op for PointwiseConv {
+    fn name(&self) -> StaticName {
+        "CamboxPointwise".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let e = &self.epilogue;
+        Ok(vec![format!(
+            "{:?} {:?} clamp [{}, {}]{}",
+            self.geometry,
+            self.weights.scheme,
+            e.low,
+            e.high,
+            if self.residual { " + residual" } else { "" }
+        )])
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PointwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let g = &self.geometry;
+        let x = inputs[0].to_plain_array_view::<f32>()?;
+        let x = x.as_slice().context("pointwise input is not contiguous")?;
+        ensure!(x.len() == g.channels_in * g.pixels, "pointwise input of {} values", x.len());
+        let residual = match self.residual {
+            true => {
+                let r = inputs.get(1).context("pointwise residual input missing")?;
+                ensure!(r.len() == g.channels_out * g.pixels, "pointwise residual of {} values", r.len());
+                Some(r.to_plain_array_view::<f32>()?)
+            }
+            false => None,
+        };
+        let residual = match &residual {
+            Some(r) => Some(r.as_slice().context("pointwise residual is not contiguous")?),
+            None => None,
+        };
+        // SAFETY: `pointwise` writes every output value.
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
+        let mut view = out.to_plain_array_view_mut::<f32>()?;
+        let y = view.as_slice_mut().context("fresh tensor is contiguous")?;
+        pointwise(g, &self.weights, &self.epilogue, x, residual, y);
+        drop(view);
+        Ok(tvec!(out.into_tvalue()))
+    }
+}
+
+impl TypedOp for PointwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 + self.residual as usize);
+        Ok(tvec!(f32::fact(&*self.output_shape)))
+    }
+
+    fn cost(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let g = &self.geometry;
+        Ok(tvec!((Cost::FMA(f32::datum_type()), (g.channels_in * g.channels_out * g.pixels).to_dim())))
+    }
+
+    as_op!();
+}
+
+/// `y = clamp(w x + bias) (+ residual)` for one `channels_in x pixels` input.
+///
+/// Panics unless the CPU has AVX-512 (callers check with [`available`]).
+pub fn pointwise(
+    g: &PointwiseGeometry,
+    w: &PackedWeights,
+    e: &Epilogue,
+    x: &[f32],
+    residual: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    assert!(available(), "the pointwise kernel needs AVX-512");
+    assert_eq!(x.len(), g.channels_in * g.pixels);
+    assert_eq!(y.len(), g.channels_out * g.pixels);
+    assert!(residual.is_none_or(|r| r.len() == y.len()));
+    assert_eq!(w.values.len(), g.channels_out.div_ceil(w.scheme.tile_rows()) * w.scheme.tile_rows() * g.channels_in);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512 is present (asserted), and the slices have the lengths the tiles
+    // index (asserted above; the packed weights and the bias cover whole tiles).
+    unsafe {
+        match w.scheme {
+            Scheme::ByPixel => x86::by_pixel(g, w, e, x, residual, y),
+            Scheme::ByChannel => x86::by_channel(g, w, e, x, residual, y),
+        }
+    }
+}
+
+/// Whether this CPU runs the kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    /// Tiles of 6 output channels x 64 pixels (the last tile of a row narrower, masked).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn by_pixel(
+        g: &PointwiseGeometry,
+        w: &PackedWeights,
+        e: &Epilogue,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        const WIDTH: usize = PIXEL_TILE_VECTORS * LANES;
+        let tiles = g.channels_out.div_ceil(PIXEL_TILE_ROWS);
+        let r = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+        for p0 in (0..g.pixels).step_by(WIDTH) {
+            let n = (g.pixels - p0).min(WIDTH);
+            let vectors = n.div_ceil(LANES);
+            let last = mask(n - (vectors - 1) * LANES);
+            for t in 0..tiles {
+                let o0 = t * PIXEL_TILE_ROWS;
+                let rows = (g.channels_out - o0).min(PIXEL_TILE_ROWS);
+                let a = w.values.as_ptr().add(t * PIXEL_TILE_ROWS * g.channels_in);
+                let tile = Tile { g, e, a, x: x.as_ptr(), r, y: y.as_mut_ptr(), p0, o0, rows, last };
+                match vectors {
+                    4 => pixel_tile::<4>(tile),
+                    3 => pixel_tile::<3>(tile),
+                    2 => pixel_tile::<2>(tile),
+                    _ => pixel_tile::<1>(tile),
+                }
+            }
+        }
+    }
+
+    fn mask(n: usize) -> __mmask16 {
+        if n >= LANES {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    }
+
+    /// Where one tile reads and writes: `rows` output channels from `o0` (their packed
+    /// weights at `a`), pixels from `p0` (the last vector of a by-pixel tile masked by
+    /// `last`); `r` is null without a residual.
+    #[derive(Clone, Copy)]
+    struct Tile<'a> {
+        g: &'a PointwiseGeometry,
+        e: &'a Epilogue,
+        a: *const f32,
+        x: *const f32,
+        r: *const f32,
+        y: *mut f32,
+        p0: usize,
+        o0: usize,
+        rows: usize,
+        last: __mmask16,
+    }
+
+    /// One by-pixel tile of `V` vectors of pixels.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn pixel_tile<const V: usize>(Tile { g, e, a, x, r, y, p0, o0, rows, last }: Tile) {
+        const R: usize = PIXEL_TILE_ROWS;
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        let mut row = x.add(p0);
+        let mut a = a;
+        for _ in 0..g.channels_in {
+            let mut b = [_mm512_setzero_ps(); V];
+            for (v, b) in b.iter_mut().enumerate() {
+                *b = if v + 1 == V {
+                    _mm512_maskz_loadu_ps(last, row.add(v * LANES))
+                } else {
+                    _mm512_loadu_ps(row.add(v * LANES))
+                };
+            }
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let wv = _mm512_set1_ps(*a.add(i));
+                for v in 0..V {
+                    acc[v] = _mm512_fmadd_ps(wv, b[v], acc[v]);
+                }
+            }
+            row = row.add(g.pixels);
+            a = a.add(R);
+        }
+        let (low, high) = (_mm512_set1_ps(e.low), _mm512_set1_ps(e.high));
+        for (i, acc) in acc.iter().enumerate().take(rows) {
+            let o = o0 + i;
+            let bias = _mm512_set1_ps(*e.bias.get_unchecked(o));
+            let at = o * g.pixels + p0;
+            for (v, acc) in acc.iter().enumerate() {
+                let m = if v + 1 == V { last } else { 0xffff };
+                let mut out = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(*acc, bias), low), high);
+                if !r.is_null() {
+                    out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(m, r.add(at + v * LANES)));
+                }
+                _mm512_mask_storeu_ps(y.add(at + v * LANES), m, out);
+            }
+        }
+    }
+
+    /// Tiles of 32 output channels x 12 pixels; each tile's outputs are transposed through
+    /// a small buffer into the channel-major output.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn by_channel(
+        g: &PointwiseGeometry,
+        w: &PackedWeights,
+        e: &Epilogue,
+        x: &[f32],
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        let tiles = g.channels_out.div_ceil(CHANNEL_TILE_ROWS);
+        let r = residual.map_or(std::ptr::null(), |r| r.as_ptr());
+        for t in 0..tiles {
+            let o0 = t * CHANNEL_TILE_ROWS;
+            let rows = (g.channels_out - o0).min(CHANNEL_TILE_ROWS);
+            let a = w.values.as_ptr().add(t * CHANNEL_TILE_ROWS * g.channels_in);
+            for p0 in (0..g.pixels).step_by(CHANNEL_TILE_PIXELS) {
+                let tile = Tile { g, e, a, x: x.as_ptr(), r, y: y.as_mut_ptr(), p0, o0, rows, last: 0 };
+                match g.pixels - p0 {
+                    1 => channel_tile::<1>(tile),
+                    2 => channel_tile::<2>(tile),
+                    3 => channel_tile::<3>(tile),
+                    4 => channel_tile::<4>(tile),
+                    5 => channel_tile::<5>(tile),
+                    6 => channel_tile::<6>(tile),
+                    7 => channel_tile::<7>(tile),
+                    8 => channel_tile::<8>(tile),
+                    9 => channel_tile::<9>(tile),
+                    10 => channel_tile::<10>(tile),
+                    11 => channel_tile::<11>(tile),
+                    _ => channel_tile::<12>(tile),
+                }
+            }
+        }
+    }
+
+    /// One by-channel tile of `N` pixels.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn channel_tile<const N: usize>(Tile { g, e, a, x, r, y, p0, o0, rows, .. }: Tile) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; N];
+        let mut col = x.add(p0);
+        let mut a = a;
+        for _ in 0..g.channels_in {
+            let (w0, w1) = (_mm512_loadu_ps(a), _mm512_loadu_ps(a.add(LANES)));
+            for (n, acc) in acc.iter_mut().enumerate() {
+                let xv = _mm512_set1_ps(*col.add(n));
+                acc[0] = _mm512_fmadd_ps(w0, xv, acc[0]);
+                acc[1] = _mm512_fmadd_ps(w1, xv, acc[1]);
+            }
+            col = col.add(g.pixels);
+            a = a.add(CHANNEL_TILE_ROWS);
+        }
+        let (low, high) = (_mm512_set1_ps(e.low), _mm512_set1_ps(e.high));
+        let bias = e.bias.as_ptr().add(o0);
+        let (b0, b1) = (_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(LANES)));
+        let mut block = [[0f32; CHANNEL_TILE_ROWS]; N];
+        for (acc, out) in acc.iter().zip(block.iter_mut()) {
+            let v0 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(acc[0], b0), low), high);
+            let v1 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(acc[1], b1), low), high);
+            _mm512_storeu_ps(out.as_mut_ptr(), v0);
+            _mm512_storeu_ps(out.as_mut_ptr().add(LANES), v1);
+        }
+        for i in 0..rows {
+            let at = (o0 + i) * g.pixels + p0;
+            for (n, out) in block.iter().enumerate() {
+                let v = out[i] + if r.is_null() { 0.0 } else { *r.add(at + n) };
+                *y.add(at + n) = v;
+            }
+        }
+    }
+}
+
+/// Puts [`PointwiseConv`] in place of every 1x1 convolution chain of a decluttered model
+/// (see the module docs); returns how many. Nothing changes without AVX-512 or with
+/// `CAMBOX_POINTWISE=tract`.
+pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {
+    if !available() || std::env::var(POINTWISE_ENV).is_ok_and(|v| v == "tract") {
+        return Ok(0);
+    }
+    let mut swapped = 0;
+    // Patches append nodes and leave the replaced ones dead, so ids stay valid; each
+    // chain is found on the graph as the previous patches left it (a residual input may
+    // be the output of a chain replaced before).
+    for id in 0..model.nodes().len() {
+        let Some(chain) = PointwiseChain::find(model, id)? else { continue };
+        let name = model.node(id).name.clone();
+        let mut patch = TypedModelPatch::new(format!("cambox pointwise {name}"));
+        let inputs = chain.inputs.iter().map(|&o| patch.tap_model(model, o)).collect::<TractResult<TVec<_>>>()?;
+        let wire = patch.wire_node(format!("{name}.cambox_pointwise"), chain.op, &inputs)?[0];
+        patch.shunt_outside(model, OutletId::new(*chain.nodes.last().unwrap_or(&id), 0), wire)?;
+        patch.apply(model)?;
+        swapped += 1;
+    }
+    Ok(swapped)
+}
+
+/// [`substitute`], then the replaced nodes dropped.
+pub fn substitute_all(mut model: TypedModel) -> TractResult<TypedModel> {
+    if substitute(&mut model)? > 0 {
+        model.compact()?;
+    }
+    Ok(model)
+}
+
+/// A 1x1 convolution's node chain, read from the graph.
+#[derive(Debug)]
+pub struct PointwiseChain {
+    /// What computes the whole chain.
+    pub op: PointwiseConv,
+    /// The op's inputs: the convolution's, then the residual's when there is one.
+    pub inputs: TVec<OutletId>,
+    /// The chain's nodes, the `EinSum` first; the last one's output is the op's.
+    pub nodes: Vec<usize>,
+}
+
+impl PointwiseChain {
+    /// The chain that starts at node `id`, when it is an `EinSum` of a 1x1 convolution.
+    pub fn find(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseChain>> {
+        let node = model.node(id);
+        let Some(einsum) = node.op_as::<EinSum>() else { return Ok(None) };
+        if einsum.q_params.is_some() || einsum.operating_dt != f32::datum_type() || node.inputs.len() != 2 {
+            return Ok(None);
+        }
+        let facts = model.node_input_facts(id)?;
+        let Some(weights) = facts[1].konst.clone() else { return Ok(None) };
+        let (Some(x), Some(out)) = (facts[0].shape.as_concrete(), node.outputs[0].fact.shape.as_concrete()) else {
+            return Ok(None);
+        };
+        if facts[0].datum_type != f32::datum_type() || weights.datum_type() != f32::datum_type() || weights.rank() != 2
+        {
+            return Ok(None);
+        }
+        let (co, ci) = (weights.shape()[0], weights.shape()[1]);
+        let Some([xi, xh, xw]) = chw(x) else { return Ok(None) };
+        let Some([oc, oh, ow]) = chw(out) else { return Ok(None) };
+        if xi != ci || oc != co || (oh, ow) != (xh, xw) || !is_pointwise(einsum, x.len(), out.len())? {
+            return Ok(None);
+        }
+        let geometry = PointwiseGeometry { channels_in: ci, channels_out: co, pixels: xh * xw };
+
+        // Walk the epilogue: bias, then clamps, then one residual add.
+        let mut bias = vec![0f32; co];
+        let (mut low, mut high) = (f32::NEG_INFINITY, f32::INFINITY);
+        let (mut seen_bias, mut seen_low, mut seen_high) = (false, false, false);
+        let mut residual = None;
+        let mut nodes = vec![id];
+        let outputs = model.output_outlets()?;
+        loop {
+            let last = *nodes.last().unwrap_or(&id);
+            let here = model.node(last);
+            if here.outputs[0].successors.len() != 1 || outputs.contains(&OutletId::new(last, 0)) {
+                break;
+            }
+            let next = model.node(here.outputs[0].successors[0].node);
+            let Some(bin) = next.op_as::<TypedBinOp>() else { break };
+            let next_facts = model.node_input_facts(next.id)?;
+            let other = (next.inputs[0].node == last) as usize;
+            if next.inputs[1 - other].node != last
+                || next.inputs[other].node == last
+                || next.outputs[0].fact.shape.as_concrete() != Some(out)
+            {
+                break;
+            }
+            let konst = next_facts[other].konst.as_ref().filter(|k| k.datum_type() == f32::datum_type());
+            let uniform = konst.and_then(|k| uniform(k));
+            if bin.0.is::<Add>() && !seen_bias && !seen_low && !seen_high && konst.is_some() {
+                let Some(per_channel) = konst.and_then(|k| per_channel(k, co)) else { break };
+                bias = per_channel;
+                seen_bias = true;
+            } else if bin.0.is::<Max>() && !seen_low && uniform.is_some() {
+                low = uniform.unwrap_or_default();
+                seen_low = true;
+            } else if bin.0.is::<Min>() && !seen_high && uniform.is_some() {
+                high = uniform.unwrap_or_default();
+                seen_high = true;
+            } else if bin.0.is::<Add>()
+                && konst.is_none()
+                && next_facts[other].datum_type == f32::datum_type()
+                && next_facts[other].shape.as_concrete() == Some(out)
+            {
+                residual = Some(next.inputs[other]);
+                nodes.push(next.id);
+                break;
+            } else {
+                break;
+            }
+            nodes.push(next.id);
+        }
+        // max(min(y, h), l) is min(max(y, l), h) only when l <= h.
+        if low > high {
+            return Ok(None);
+        }
+        let w = weights.to_plain_array_view::<f32>()?;
+        let w = w.as_slice().context("constant weights are contiguous")?;
+        let op = PointwiseConv::new(geometry, w, &bias, (low, high), residual.is_some(), out.into(), None);
+        let inputs = std::iter::once(node.inputs[0]).chain(residual).collect();
+        Ok(Some(PointwiseChain { op, inputs, nodes }))
+    }
+}
+
+impl PointwiseChain {
+    /// The chain's nodes alone, as tract optimises and runs them: its outside inputs as
+    /// sources, its constants kept. What cambox's op is compared and timed against.
+    pub fn tract_model(&self, model: &TypedModel) -> TractResult<TypedModel> {
+        let mut m = TypedModel::default();
+        let mut mapped = std::collections::HashMap::new();
+        for (i, &outlet) in self.inputs.iter().enumerate() {
+            let fact = model.outlet_fact(outlet)?.clone().without_value();
+            mapped.insert(outlet, m.add_source(format!("input{i}"), fact)?);
+        }
+        for &id in &self.nodes {
+            let node = model.node(id);
+            let mut inputs = tvec![];
+            for o in &node.inputs {
+                let wire = match mapped.get(o) {
+                    Some(w) => *w,
+                    None => {
+                        let k = model.outlet_fact(*o)?.konst.clone().context("outside inputs are constants")?;
+                        m.add_const(format!("{}.const{}", node.name, o.node), k)?
+                    }
+                };
+                inputs.push(wire);
+            }
+            let out = m.wire_node(&node.name, node.op.clone(), &inputs)?[0];
+            mapped.insert(OutletId::new(id, 0), out);
+        }
+        let last = self.nodes.last().and_then(|&id| mapped.get(&OutletId::new(id, 0))).context("empty chain")?;
+        m.select_output_outlets(&[*last])?;
+        m.into_optimized()
+    }
+}
+
+/// `[C, H, W]` of a shape that is that with leading axes of 1.
+fn chw(shape: &[usize]) -> Option<[usize; 3]> {
+    let n = shape.len();
+    if n < 3 || shape[..n - 3].iter().any(|&d| d != 1) {
+        return None;
+    }
+    Some([shape[n - 3], shape[n - 2], shape[n - 1]])
+}
+
+/// Whether the einsum sums the input's channel axis against the weights' second axis and
+/// maps the weights' first axis, and the input's two last axes, to the output's last three.
+fn is_pointwise(einsum: &EinSum, x_rank: usize, out_rank: usize) -> TractResult<bool> {
+    let axes = &einsum.axes;
+    let place = |axis: &Axis| -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+        (axis.inputs[0].to_vec(), axis.inputs[1].to_vec(), axis.outputs[0].to_vec())
+    };
+    let summed = place(axes.axis((InOut::In(1), 1))?);
+    let channel = place(axes.axis((InOut::In(1), 0))?);
+    let h = place(axes.axis((InOut::In(0), x_rank - 2))?);
+    let w = place(axes.axis((InOut::In(0), x_rank - 1))?);
+    Ok(summed == (vec![x_rank - 3], vec![1], vec![])
+        && channel == (vec![], vec![0], vec![out_rank - 3])
+        && h == (vec![x_rank - 2], vec![], vec![out_rank - 2])
+        && w == (vec![x_rank - 1], vec![], vec![out_rank - 1]))
+}
+
+/// The value of a constant whose every element is the same, of a shape of ones.
+fn uniform(k: &Tensor) -> Option<f32> {
+    if k.shape().iter().any(|&d| d != 1) {
+        return None;
+    }
+    k.to_plain_array_view::<f32>().ok()?.iter().next().copied()
+}
+
+/// A constant broadcast along the channel axis of a `[C, H, W]` tensor: `co` values, or
+/// one repeated.
+fn per_channel(k: &Tensor, co: usize) -> Option<Vec<f32>> {
+    let s = k.shape();
+    let values: Vec<f32> = k.to_plain_array_view::<f32>().ok()?.iter().copied().collect();
+    if s.iter().all(|&d| d == 1) {
+        return Some(vec![values[0]; co]);
+    }
+    // A shorter shape would broadcast along the last axes, not the channels.
+    let [c, h, w] = chw(s)?;
+    (c == co && h == 1 && w == 1).then_some(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition in f64.
+    fn naive(g: &PointwiseGeometry, w: &[f32], x: &[f32], e: &Epilogue, r: Option<&[f32]>) -> Vec<f32> {
+        let mut y = vec![0f32; g.channels_out * g.pixels];
+        for o in 0..g.channels_out {
+            for p in 0..g.pixels {
+                let mut s = e.bias[o] as f64;
+                for i in 0..g.channels_in {
+                    s += w[o * g.channels_in + i] as f64 * x[i * g.pixels + p] as f64;
+                }
+                let v = (s as f32).max(e.low).min(e.high);
+                y[o * g.pixels + p] = v + r.map_or(0.0, |r| r[o * g.pixels + p]);
+            }
+        }
+        y
+    }
+
+    fn pseudo(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn both_schemes_match_the_definition_on_ragged_shapes() {
+        if !available() {
+            eprintln!("no AVX-512: the kernel is not used on this CPU");
+            return;
+        }
+        for &(ci, co, pixels) in
+            &[(3, 5, 7), (16, 96, 130), (24, 40, 49), (33, 70, 81), (17, 7, 64), (40, 33, 25), (5, 1, 1)]
+        {
+            let g = PointwiseGeometry { channels_in: ci, channels_out: co, pixels };
+            let w = pseudo(ci * co, 1);
+            let x = pseudo(ci * pixels, 2);
+            let r = pseudo(co * pixels, 3);
+            let bias = pseudo(co, 4);
+            for scheme in [Scheme::ByPixel, Scheme::ByChannel] {
+                for (clamp, residual) in [((f32::NEG_INFINITY, f32::INFINITY), false), ((0.0, 0.5), true)] {
+                    let op = PointwiseConv::new(g, &w, &bias, clamp, residual, tvec![co, pixels], Some(scheme));
+                    let want = naive(&g, &w, &x, &op.epilogue, residual.then_some(&r[..]));
+                    let mut got = vec![f32::NAN; co * pixels];
+                    pointwise(&g, &op.weights, &op.epilogue, &x, residual.then_some(&r[..]), &mut got);
+                    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    assert!(worst < 1e-5, "{g:?} {scheme:?} {clamp:?}: {worst:e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scheme_follows_the_lanes_each_would_fill() {
+        let g = |ci, co, pixels| PointwiseGeometry { channels_in: ci, channels_out: co, pixels };
+        assert_eq!(Scheme::for_geometry(&g(16, 96, 12544)), Scheme::ByPixel);
+        assert_eq!(Scheme::for_geometry(&g(728, 728, 81)), Scheme::ByChannel);
+        assert_eq!(Scheme::for_geometry(&g(320, 1280, 49)), Scheme::ByChannel);
+        assert_eq!(Scheme::for_geometry(&g(40, 24, 49)), Scheme::ByPixel);
+    }
+}
