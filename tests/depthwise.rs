@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use cambox::stage::model::depthwise::{self, DepthwiseConv, DepthwiseGeometry, Isa};
+use cambox::stage::model::depthwise::{self, ConvWindow, DepthwiseConv, Isa};
 use cambox::stage::model::{Layout, ModelPlan};
 use common::*;
 use tract_onnx::prelude::*;
@@ -17,7 +17,7 @@ use tract_onnx::tract_core::internal::EvalOp;
 const TOL: f32 = 1e-5;
 
 /// The decluttered model's depthwise geometries and tract's optimised model.
-fn models(path: &std::path::Path) -> (HashMap<String, DepthwiseGeometry>, TypedModel) {
+fn models(path: &std::path::Path) -> (HashMap<String, ConvWindow>, TypedModel) {
     // The input shape as cambox plans it (batch 1, the declared size).
     let input = ModelPlan::open(path).unwrap().input;
     let shape = match input.layout {

@@ -1,6 +1,7 @@
 //! cambox's 1x1 convolution against tract's own ops, on every 1x1 convolution chain of the
-//! real models at the shapes the plans run them: each chain (the `EinSum`, its bias,
-//! clamps and residual add) is copied into a model of its own, which tract optimises and
+//! real models at the shapes the plans run them (and the one-group convolutions with
+//! larger windows, the stems, run through their patch matrices): each chain (the `EinSum`
+//! or `Conv`, its bias, clamps and residual add) is copied into a model of its own, which tract optimises and
 //! runs as it would in the network ([`PointwiseChain::tract_model`]), and cambox's op gets
 //! the same random inputs (by each scheme, whichever the plan would pick); outputs
 //! agree within 1e-5 of the tensor's scale. The end-to-end references (onnxruntime, Keras)
@@ -74,7 +75,8 @@ fn compare_all(path: &std::path::Path) -> usize {
             let bias = &e.bias[..g.channels_out];
             let shape = chain.op.output_shape.clone();
             let w = w.as_slice().unwrap();
-            let op = PointwiseConv::new(g, w, bias, (e.low, e.high), chain.op.residual, shape, Some(scheme));
+            let op = PointwiseConv::new(g, w, bias, (e.low, e.high), chain.op.residual, shape, Some(scheme))
+                .with_window(chain.op.window);
             let got = op.eval_out_of_plan(values()).unwrap().unwrap().remove(0).into_tensor();
             let got = got.to_plain_array_view::<f32>().unwrap().to_owned();
             assert_eq!(got.shape(), want.shape(), "{}", model.node(id).name);
@@ -89,7 +91,7 @@ fn compare_all(path: &std::path::Path) -> usize {
 #[test]
 fn every_pointwise_chain_of_efficientnet_lite0_matches_tract() {
     let n = compare_all(&root().join("data/models/efficientnet-lite0.onnx"));
-    assert!(n >= 32, "{n} pointwise chains compared");
+    assert!(n >= 33, "{n} pointwise chains compared");
 }
 
 #[test]
@@ -104,7 +106,7 @@ fn every_pointwise_chain_of_the_xception_model_matches_tract() {
         return;
     };
     let n = compare_all(&path);
-    assert!(n >= 38, "{n} pointwise chains compared");
+    assert!(n >= 40, "{n} pointwise chains compared");
 }
 
 #[test]
@@ -112,15 +114,17 @@ fn the_chains_take_the_bias_clamps_and_residuals_of_efficientnet() {
     let mut model = decluttered(&root().join("data/models/efficientnet-lite0.onnx"));
     let chains: Vec<PointwiseChain> =
         (0..model.nodes().len()).filter_map(|id| PointwiseChain::find(&model, id).unwrap()).collect();
-    // 16 blocks: a projection each, an expansion in all but the first; the head's 1x1.
-    assert_eq!(chains.len(), 32);
+    // The stem's 3x3 convolution; 16 blocks: a projection each, an expansion in all but
+    // the first; the head's 1x1.
+    assert_eq!(chains.len(), 33);
+    assert_eq!(chains.iter().filter(|c| c.op.window.is_some()).count(), 1, "the stem");
     let relu6 = chains.iter().filter(|c| (c.op.epilogue.low, c.op.epilogue.high) == (0.0, 6.0)).count();
     let residual = chains.iter().filter(|c| c.op.residual).count();
-    assert_eq!(relu6, 16, "15 expansions and the head");
+    assert_eq!(relu6, 17, "the stem, 15 expansions and the head");
     assert_eq!(residual, 9, "the blocks whose input and output shapes agree");
     let swapped = pointwise::substitute(&mut model).unwrap();
     if pointwise::available() && std::env::var(pointwise::POINTWISE_ENV).map_or(true, |v| v != "tract") {
-        assert_eq!(swapped, 32);
+        assert_eq!(swapped, 33);
     } else {
         assert_eq!(swapped, 0);
     }

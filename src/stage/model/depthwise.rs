@@ -42,9 +42,10 @@ const BLOCK_ROWS: usize = 4;
 /// hundreds of channels (EfficientNet's last stages, Xception's middle flow).
 const PACKED_BELOW_WIDTH: usize = 16;
 
-/// The geometry of one depthwise convolution over a `channels x in_h x in_w` plane stack.
+/// The window of one 2-D convolution over a `channels x in_h x in_w` plane stack (for a
+/// depthwise convolution, also its output channels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DepthwiseGeometry {
+pub struct ConvWindow {
     pub channels: usize,
     pub in_h: usize,
     pub in_w: usize,
@@ -114,7 +115,7 @@ impl Blocking {
 /// tap-major rows as tract lays it out for NCHW), bias (`C` values, any shape, or one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DepthwiseConv {
-    pub geometry: DepthwiseGeometry,
+    pub geometry: ConvWindow,
     pub isa: Isa,
     /// The output shape (the input's rank: with or without the batch axis).
     pub output_shape: TVec<usize>,
@@ -177,7 +178,7 @@ impl TypedOp for DepthwiseConv {
 /// Optimises a decluttered model as tract's `into_optimized` does (without decluttering it
 /// a second time), with tract's own ops, and says what each of its `DepthWiseConv` nodes
 /// computes, read before tract lowered it (see [`substitute`]).
-pub fn optimise(mut typed: TypedModel) -> TractResult<(TypedModel, HashMap<String, DepthwiseGeometry>)> {
+pub fn optimise(mut typed: TypedModel) -> TractResult<(TypedModel, HashMap<String, ConvWindow>)> {
     let known = declared(&typed);
     typed.optimize()?;
     Ok((typed, known))
@@ -185,7 +186,7 @@ pub fn optimise(mut typed: TypedModel) -> TractResult<(TypedModel, HashMap<Strin
 
 /// The depthwise convolutions of a decluttered model, by node name: what tract's optimised
 /// `DepthWiseConv` nodes of the same name compute.
-fn declared(model: &TypedModel) -> HashMap<String, DepthwiseGeometry> {
+fn declared(model: &TypedModel) -> HashMap<String, ConvWindow> {
     let mut found = HashMap::new();
     for node in model.nodes() {
         let Some(conv) = node.op_as::<Conv>() else { continue };
@@ -198,12 +199,20 @@ fn declared(model: &TypedModel) -> HashMap<String, DepthwiseGeometry> {
 }
 
 /// The geometry of a float NCHW depthwise `Conv` without dilation, with a concrete input.
-fn geometry_of(conv: &Conv, x: &TypedFact) -> Option<DepthwiseGeometry> {
+fn geometry_of(conv: &Conv, x: &TypedFact) -> Option<ConvWindow> {
     let spec = &conv.pool_spec;
     let channels = spec.input_channels;
-    let depthwise = conv.group == channels && spec.output_channels == channels && conv.q_params.is_none();
+    let depthwise = conv.group == channels && spec.output_channels == channels;
+    depthwise.then(|| window_of(conv, x)).flatten()
+}
+
+/// The window of a float, unquantised NCHW 2-D `Conv` without dilation, with a concrete
+/// input; any number of groups.
+pub(crate) fn window_of(conv: &Conv, x: &TypedFact) -> Option<ConvWindow> {
+    let spec = &conv.pool_spec;
+    let channels = spec.input_channels;
     let nchw = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW);
-    if !depthwise || !nchw || x.datum_type != f32::datum_type() || spec.kernel_shape.len() != 2 {
+    if conv.q_params.is_some() || !nchw || x.datum_type != f32::datum_type() || spec.kernel_shape.len() != 2 {
         return None;
     }
     if spec.dilations.as_ref().is_some_and(|d| d.iter().any(|&v| v != 1)) {
@@ -213,7 +222,7 @@ fn geometry_of(conv: &Conv, x: &TypedFact) -> Option<DepthwiseGeometry> {
     let hw = &shape[shape.len() - 2..];
     let strides = spec.strides.clone().unwrap_or_else(|| tvec![1, 1]);
     let padding = spec.padding.compute(hw, &spec.kernel_shape, &[1, 1], &strides);
-    Some(DepthwiseGeometry {
+    Some(ConvWindow {
         channels,
         in_h: hw[0],
         in_w: hw[1],
@@ -231,7 +240,7 @@ fn geometry_of(conv: &Conv, x: &TypedFact) -> Option<DepthwiseGeometry> {
 /// Puts [`DepthwiseConv`] in place of every optimised `DepthWiseConv` node that `known`
 /// describes and whose facts agree with it; returns how many. Nothing is changed without
 /// AVX2 and FMA, or with `CAMBOX_DEPTHWISE=tract`.
-pub fn substitute(model: &mut TypedModel, known: &HashMap<String, DepthwiseGeometry>) -> TractResult<usize> {
+pub fn substitute(model: &mut TypedModel, known: &HashMap<String, ConvWindow>) -> TractResult<usize> {
     let Some(isa) = Isa::detect() else { return Ok(0) };
     if std::env::var(DEPTHWISE_ENV).is_ok_and(|v| v == "tract") {
         return Ok(0);
@@ -266,7 +275,7 @@ pub fn substitute(model: &mut TypedModel, known: &HashMap<String, DepthwiseGeome
 
 /// The convolution of every channel: `out[c] = bias[c] + sum_taps kernel[c][tap] * x[c]
 /// shifted`, zero padding, the geometry's strides.
-pub fn depthwise(g: &DepthwiseGeometry, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
+pub fn depthwise(g: &ConvWindow, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
     if g.out_w < PACKED_BELOW_WIDTH {
         return packed::depthwise(g, isa, x, kernel, bias, out);
     }
@@ -316,7 +325,7 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(g: &DepthwiseGeometry, cols: usize) -> Scratch {
+    fn new(g: &ConvWindow, cols: usize) -> Scratch {
         // Blocks cover whole multiples of BLOCK_ROWS x cols outputs; the rows and columns
         // past the output are computed from zeros and not stored.
         let out_h = g.out_h.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
@@ -333,7 +342,7 @@ impl Scratch {
     /// Copies the `in_h x in_w` plane into the padded rows, each split by column phase:
     /// padded column `j` goes to phase `j % stride`, position `j / stride`. Writes the
     /// same positions for every plane of a geometry, so the zeros around them stay.
-    fn fill(&self, g: &DepthwiseGeometry, x: &[f32], plane: &mut [f32]) {
+    fn fill(&self, g: &ConvWindow, x: &[f32], plane: &mut [f32]) {
         for iy in 0..g.in_h {
             let r = iy + g.pad_top;
             if r >= self.rows {
@@ -383,9 +392,9 @@ impl Scratch {
 /// one vector (its group's channels), accumulated over the taps with the taps' weights as
 /// vectors, four positions at a time (four independent FMA chains), and transposed back.
 mod packed {
-    use super::{DepthwiseGeometry, Isa};
+    use super::{ConvWindow, Isa};
 
-    pub(super) fn depthwise(g: &DepthwiseGeometry, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
+    pub(super) fn depthwise(g: &ConvWindow, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
         let lanes = match isa {
             Isa::Avx2Fma => 8,
             Isa::Avx512 => 16,
@@ -446,7 +455,7 @@ mod packed {
 
     #[cfg(target_arch = "x86_64")]
     mod x86 {
-        use super::super::DepthwiseGeometry;
+        use super::super::ConvWindow;
         use std::arch::x86_64::*;
 
         macro_rules! group {
@@ -454,7 +463,7 @@ mod packed {
                 /// One group of channels: every output position, four at a time.
                 #[target_feature(enable = $feature)]
                 pub(in super::super) unsafe fn $name(
-                    g: &DepthwiseGeometry,
+                    g: &ConvWindow,
                     cols: usize,
                     scratch: &[f32],
                     offsets: &[usize],
@@ -503,7 +512,7 @@ mod packed {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{DepthwiseGeometry, Scratch, BLOCK_ROWS};
+    use super::{ConvWindow, Scratch, BLOCK_ROWS};
     use std::arch::x86_64::*;
 
     macro_rules! plane {
@@ -511,7 +520,7 @@ mod x86 {
             /// One channel: blocks of 4 rows x `V` vectors of `$lanes` lanes.
             #[target_feature(enable = $feature)]
             pub(super) unsafe fn $name<const V: usize>(
-                g: &DepthwiseGeometry,
+                g: &ConvWindow,
                 s: &Scratch,
                 plane: &[f32],
                 offsets: &[usize],
@@ -561,7 +570,7 @@ mod x86 {
 
     /// Stores the part of a `BLOCK_ROWS x cols` block that lies inside the output plane.
     #[inline(always)]
-    fn store(g: &DepthwiseGeometry, block: &[f32], cols: usize, oy: usize, ox: usize, out: &mut [f32]) {
+    fn store(g: &ConvWindow, block: &[f32], cols: usize, oy: usize, ox: usize, out: &mut [f32]) {
         let n = cols.min(g.out_w - ox);
         for r in 0..BLOCK_ROWS.min(g.out_h - oy) {
             let o = (oy + r) * g.out_w + ox;
@@ -575,7 +584,7 @@ mod tests {
     use super::*;
 
     /// The definition, one output at a time, in f64.
-    fn naive(g: &DepthwiseGeometry, x: &[f32], k: &[f32], b: &[f32]) -> Vec<f32> {
+    fn naive(g: &ConvWindow, x: &[f32], k: &[f32], b: &[f32]) -> Vec<f32> {
         let mut out = vec![0f32; g.channels * g.out_h * g.out_w];
         for c in 0..g.channels {
             for oy in 0..g.out_h {
@@ -626,7 +635,7 @@ mod tests {
             (9, 9, 3, 1, 1, 1, 1),
             (14, 14, 5, 2, 1, 1, 2),
         ] {
-            let g = DepthwiseGeometry {
+            let g = ConvWindow {
                 channels: 19,
                 in_h: h,
                 in_w: w,
