@@ -421,13 +421,21 @@ mod packed {
                 }
                 weights[taps * lanes + l] = if bias.len() == 1 { bias[0] } else { bias[c] };
             }
-            let planes: Vec<&[f32]> = (0..n).map(|l| &x[(c0 + l) * plane..(c0 + l + 1) * plane]).collect();
+            let group = &x[c0 * plane..(c0 + n) * plane];
             for iy in 0..g.in_h {
                 let row = ((iy + g.pad_top) * cols + g.pad_left) * lanes;
                 let dst = &mut scratch[row..row + g.in_w * lanes];
-                for (ix, position) in dst.chunks_exact_mut(lanes).enumerate() {
-                    for (v, p) in position.iter_mut().zip(&planes) {
-                        *v = p[iy * g.in_w + ix];
+                let src = &group[iy * g.in_w..];
+                match isa {
+                    // SAFETY: AVX-512 was detected; `src` holds `n` planes from this row on.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { x86::interleave_avx512(src, plane, n, dst) },
+                    _ => {
+                        for (ix, position) in dst.chunks_exact_mut(lanes).enumerate() {
+                            for (l, v) in position.iter_mut().enumerate().take(n) {
+                                *v = src[l * plane + ix];
+                            }
+                        }
                     }
                 }
             }
@@ -443,11 +451,17 @@ mod packed {
                     _ => unreachable!("no vector kernel on this architecture"),
                 }
             }
-            let (head, _) = out.split_at_mut((c0 + n) * out_plane);
-            let mut outs: Vec<&mut [f32]> = head[c0 * out_plane..].chunks_exact_mut(out_plane).collect();
-            for (i, position) in packed_out.chunks_exact(lanes).enumerate() {
-                for (o, &v) in outs.iter_mut().zip(position) {
-                    o[i] = v;
+            let outs = &mut out[c0 * out_plane..(c0 + n) * out_plane];
+            for (l, o) in outs.chunks_exact_mut(out_plane).enumerate() {
+                match isa {
+                    // SAFETY: AVX-512 was detected; `packed_out` holds `out_plane` positions.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { x86::lane_avx512(&packed_out, l, o) },
+                    _ => {
+                        for (v, position) in o.iter_mut().zip(packed_out.chunks_exact(lanes)) {
+                            *v = position[l];
+                        }
+                    }
                 }
             }
         }
@@ -507,6 +521,35 @@ mod packed {
 
         group!(group_avx2, "avx2,fma", 8, __m256, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
         group!(group_avx512, "avx512f,avx2,fma", 16, __m512, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+
+        /// `dst[ix * 16 + l] = src[l * plane + ix]` for the `n` planes of a group, one
+        /// gather per position (lanes past `n` zero).
+        #[target_feature(enable = "avx512f")]
+        pub(in super::super) unsafe fn interleave_avx512(src: &[f32], plane: usize, n: usize, dst: &mut [f32]) {
+            let index = _mm512_mullo_epi32(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(plane as i32),
+            );
+            let mask = ((1u32 << n) - 1) as __mmask16;
+            let zero = _mm512_setzero_ps();
+            for (ix, position) in dst.chunks_exact_mut(16).enumerate() {
+                let v = _mm512_mask_i32gather_ps::<4>(zero, mask, index, src.as_ptr().add(ix));
+                _mm512_storeu_ps(position.as_mut_ptr(), v);
+            }
+        }
+
+        /// `out[i] = packed[i * 16 + lane]`: one channel out of the interleaved outputs,
+        /// sixteen positions per gather.
+        #[target_feature(enable = "avx512f")]
+        pub(in super::super) unsafe fn lane_avx512(packed: &[f32], lane: usize, out: &mut [f32]) {
+            let index = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
+            let base = packed.as_ptr().add(lane);
+            for (i, chunk) in out.chunks_mut(16).enumerate() {
+                let mask = ((1u32 << chunk.len()) - 1) as __mmask16;
+                let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, index, base.add(i * 256));
+                _mm512_mask_storeu_ps(chunk.as_mut_ptr(), mask, v);
+            }
+        }
     }
 }
 
