@@ -16,12 +16,14 @@
 //! `pointwise/...`: tract's ops for a 1x1 convolution chain (its matrix product with the
 //! input packing, bias, clamp and residual add) against cambox's fused op
 //! (`stage::model::pointwise`), with the scheme cambox picks, on every distinct chain.
+//! `maxpool/...`: tract's max pooling against cambox's (`stage::model::maxpool`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use cambox::stage::model::depthwise::{self, DepthwiseConv, Isa};
+use cambox::stage::model::maxpool;
 use cambox::stage::model::pointwise::{self, PointwiseChain};
 use cambox::stage::model::{Layout, ModelPlan};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -77,6 +79,43 @@ fn benches(c: &mut Criterion) {
     g.finish();
     depthwise_ops(c);
     pointwise_ops(c);
+    maxpool_ops(c);
+}
+
+/// tract's max pooling (a model of the one node, optimised by tract) and cambox's, per
+/// max pooling node of the models.
+fn maxpool_ops(c: &mut Criterion) {
+    let Some(isa) = Isa::detect() else {
+        eprintln!("no AVX2/FMA: cambox's max pooling is not used on this CPU");
+        return;
+    };
+    let mut g = c.benchmark_group("maxpool");
+    for (name, path) in models() {
+        let model = decluttered(&path);
+        for node in model.nodes() {
+            let Some(ours) = maxpool::for_node(&model, node, isa).unwrap() else { continue };
+            let fact = model.outlet_fact(node.inputs[0]).unwrap().clone().without_value();
+            let shape = fact.shape.as_concrete().unwrap().to_vec();
+            let n: usize = shape.iter().product();
+            let x = Tensor::from_shape(&shape, &(0..n).map(|i| (i % 255) as f32 / 127.5 - 1.0).collect::<Vec<_>>())
+                .unwrap();
+            let mut single = TypedModel::default();
+            let source = single.add_source("x", fact).unwrap();
+            let out = single.wire_node(&node.name, node.op.clone(), &[source]).unwrap();
+            single.select_output_outlets(&out).unwrap();
+            let tract = single.into_optimized().unwrap().into_runnable().unwrap();
+            let w = ours.window;
+            let label = format!("{name}/{}x{}x{}_k{}_s{}", w.channels, w.in_h, w.in_w, w.k_h, w.stride_h);
+            g.throughput(Throughput::Elements((w.channels * w.out_h * w.out_w) as u64));
+            g.bench_function(format!("{label}/tract"), |b| {
+                b.iter(|| tract.run(tvec![black_box(x.clone()).into_tvalue()]).unwrap())
+            });
+            g.bench_function(format!("{label}/cambox"), |b| {
+                b.iter(|| ours.eval_out_of_plan(tvec![black_box(x.clone()).into_tvalue()]).unwrap())
+            });
+        }
+    }
+    g.finish();
 }
 
 /// The two models' files: EfficientNet-Lite0, and the Xception model when present.

@@ -1,6 +1,7 @@
 //! cambox's depthwise convolution against tract's own op, on every depthwise node of the
 //! real models at the shapes the plans run them: the same inputs (random data, the model's
-//! own kernel and bias) through both ops, outputs within 1e-5 of the tensor's scale. The
+//! own kernel and bias) through both ops, outputs within 1e-5 of the tensor's scale; and
+//! the max poolings, which share the kernel's plane walk, equal to tract's. The
 //! end-to-end references (onnxruntime, Keras) are in real_models.rs and gradcam_reference.rs.
 
 mod common;
@@ -112,4 +113,56 @@ fn only_known_depthwise_nodes_are_replaced() {
     } else {
         assert_eq!(swapped, 0);
     }
+}
+
+/// Every max pooling of the Xception model through tract's op (a model of the one node,
+/// optimised by tract) and cambox's: equal, value for value (a maximum does not round).
+#[test]
+fn every_max_pooling_of_the_xception_model_matches_tract() {
+    use cambox::stage::model::maxpool;
+    let local = root().join("data/models/pneumonia_xception.onnx");
+    let path = if local.is_file() {
+        local
+    } else if let Some(s) = shared() {
+        s.join("models/pneumonia_xception.onnx")
+    } else {
+        eprintln!("skipped: no Xception model (data/models/ or $CAMBOX_SHARED/models/)");
+        return;
+    };
+    let Some(best) = Isa::detect() else {
+        eprintln!("no AVX2/FMA: cambox's kernel is not used on this CPU, nothing to compare");
+        return;
+    };
+    let isas = if best == Isa::Avx512 { vec![Isa::Avx2Fma, Isa::Avx512] } else { vec![best] };
+    let input = ModelPlan::open(&path).unwrap().input;
+    let shape = match input.layout {
+        Layout::Nchw => [1, input.channels, input.height, input.width],
+        Layout::Nhwc => [1, input.height, input.width, input.channels],
+    };
+    let model = tract_onnx::onnx()
+        .model_for_path(&path)
+        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .unwrap();
+    let mut compared = 0;
+    for node in model.nodes() {
+        let Some(ours) = maxpool::for_node(&model, node, best).unwrap() else { continue };
+        let fact = model.outlet_fact(node.inputs[0]).unwrap().clone().without_value();
+        let shape = fact.shape.as_concrete().unwrap().to_vec();
+        let x = Tensor::from_shape(&shape, &pseudo(shape.iter().product(), node.id as u64)).unwrap();
+        let mut single = TypedModel::default();
+        let source = single.add_source("x", fact).unwrap();
+        let out = single.wire_node(&node.name, node.op.clone(), &[source]).unwrap();
+        single.select_output_outlets(&out).unwrap();
+        let tract = single.into_optimized().unwrap().into_runnable().unwrap();
+        let want = tract.run(tvec![x.clone().into_tvalue()]).unwrap().remove(0).into_tensor();
+        for &isa in &isas {
+            let op = maxpool::CamboxMaxPool { isa, ..ours.clone() };
+            let got = op.eval_out_of_plan(tvec![x.clone().into_tvalue()]).unwrap().unwrap().remove(0).into_tensor();
+            assert_eq!(got, want, "{} {isa:?}", node.name);
+        }
+        compared += 1;
+    }
+    assert_eq!(compared, 4, "Xception's four max poolings");
 }

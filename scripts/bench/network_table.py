@@ -4,9 +4,9 @@ WORK/network-runs/, writes WORK/network.json and WORK/profile-MODEL-VARIANT.md, 
 the markdown table.
 
 Raw runs, three invocations (REP = 1, 2, 3) per model and variant:
-  MODEL-cambox-tract.REP.md      examples/op_profile, CAMBOX_DEPTHWISE=tract CAMBOX_POINTWISE=tract
-  MODEL-cambox-depthwise.REP.md  examples/op_profile, CAMBOX_POINTWISE=tract
-  MODEL-cambox.REP.md            examples/op_profile, cambox's depthwise and pointwise kernels
+  MODEL-cambox-tract.REP.md      examples/op_profile, CAMBOX_{DEPTHWISE,POINTWISE,MAXPOOL}=tract
+  MODEL-cambox-depthwise.REP.md  examples/op_profile, CAMBOX_{POINTWISE,MAXPOOL}=tract
+  MODEL-cambox.REP.md            examples/op_profile, all of cambox's kernels
   MODEL-onnxruntime.REP.json  scripts/bench/network_alone.py
 
 An invocation's figure: op_profile's "ms per run" (wall time of its timed runs over their
@@ -27,7 +27,7 @@ work = sys.argv[1]
 raw = os.path.join(work, "network-runs")
 VARIANTS = [("cambox-tract", "cambox plan, tract's own ops"),
             ("cambox-depthwise", "cambox's depthwise, tract's matrix products"),
-            ("cambox", "cambox (depthwise and pointwise kernels)"), ("onnxruntime", "onnxruntime")]
+            ("cambox", "cambox (depthwise, pointwise, max pooling kernels)"), ("onnxruntime", "onnxruntime")]
 HEAD = re.compile(r"^model (\S+) at (\d+x\d+), one thread, (\d+) runs: ([0-9.]+) ms per run "
                   r"\(([0-9.]+) ms inside ops\)")
 

@@ -165,8 +165,8 @@ fi
 
 if [ -z "${SKIP_NETWORK:-}" ]; then
   # The network alone on one thread, no decoding or maps: cambox's tract plan as op_profile
-  # builds it (tract's own ops; cambox's depthwise kernel only; cambox's depthwise and
-  # pointwise kernels) against onnxruntime, same input.
+  # builds it (tract's own ops; cambox's depthwise kernel only; all of cambox's kernels:
+  # depthwise, pointwise, max pooling) against onnxruntime, same input.
   # Interleaved (the three cambox variants, onnxruntime; three times) so that a change in machine load
   # hits every variant alike; each invocation warms up, then times NET_RUNS runs.
   cargo build --release --quiet --example op_profile
@@ -175,14 +175,14 @@ if [ -z "${SKIP_NETWORK:-}" ]; then
   network_alone() { # NAME MODEL SIZE(WxH, or - for the model's declared size)
     local raw=$work/network-runs/$1 rep
     for rep in 1 2 3; do
-      CAMBOX_DEPTHWISE=tract CAMBOX_POINTWISE=tract RAYON_NUM_THREADS=1 "$prof" "$2" "$3" "$NET_RUNS" \
-        > "$raw-cambox-tract.$rep.md"
-      # env -u: a CAMBOX_DEPTHWISE or CAMBOX_POINTWISE exported in the caller's shell must
-      # not make these tract's too.
-      env -u CAMBOX_DEPTHWISE CAMBOX_POINTWISE=tract RAYON_NUM_THREADS=1 "$prof" "$2" "$3" "$NET_RUNS" \
-        > "$raw-cambox-depthwise.$rep.md"
-      env -u CAMBOX_DEPTHWISE -u CAMBOX_POINTWISE RAYON_NUM_THREADS=1 "$prof" "$2" "$3" "$NET_RUNS" \
-        > "$raw-cambox.$rep.md"
+      CAMBOX_DEPTHWISE=tract CAMBOX_POINTWISE=tract CAMBOX_MAXPOOL=tract RAYON_NUM_THREADS=1 \
+        "$prof" "$2" "$3" "$NET_RUNS" > "$raw-cambox-tract.$rep.md"
+      # env -u: a CAMBOX_DEPTHWISE, CAMBOX_POINTWISE or CAMBOX_MAXPOOL exported in the
+      # caller's shell must not make these tract's too.
+      env -u CAMBOX_DEPTHWISE CAMBOX_POINTWISE=tract CAMBOX_MAXPOOL=tract RAYON_NUM_THREADS=1 \
+        "$prof" "$2" "$3" "$NET_RUNS" > "$raw-cambox-depthwise.$rep.md"
+      env -u CAMBOX_DEPTHWISE -u CAMBOX_POINTWISE -u CAMBOX_MAXPOOL RAYON_NUM_THREADS=1 \
+        "$prof" "$2" "$3" "$NET_RUNS" > "$raw-cambox.$rep.md"
       "$py" scripts/bench/network_alone.py "$2" --runs "$NET_RUNS" > "$raw-onnxruntime.$rep.json"
     done
   }

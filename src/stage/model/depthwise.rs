@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::conv::Conv;
+use tract_onnx::tract_core::ops::cnn::PoolSpec;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// Environment variable: `tract` keeps tract's depthwise op (for benchmarks).
@@ -209,21 +210,29 @@ fn geometry_of(conv: &Conv, x: &TypedFact) -> Option<ConvWindow> {
 /// The window of a float, unquantised NCHW 2-D `Conv` without dilation, with a concrete
 /// input; any number of groups.
 pub(crate) fn window_of(conv: &Conv, x: &TypedFact) -> Option<ConvWindow> {
-    let spec = &conv.pool_spec;
-    let channels = spec.input_channels;
+    let w = pool_window(&conv.pool_spec, x)?;
+    (conv.q_params.is_none() && w.channels == conv.pool_spec.input_channels).then_some(w)
+}
+
+/// The window of a float NCHW (or CHW, or with more leading axes of 1) 2-D pooling
+/// specification without dilation, with a concrete input.
+pub(crate) fn pool_window(spec: &PoolSpec, x: &TypedFact) -> Option<ConvWindow> {
     let nchw = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW);
-    if conv.q_params.is_some() || !nchw || x.datum_type != f32::datum_type() || spec.kernel_shape.len() != 2 {
+    if !nchw || x.datum_type != f32::datum_type() || spec.kernel_shape.len() != 2 {
         return None;
     }
     if spec.dilations.as_ref().is_some_and(|d| d.iter().any(|&v| v != 1)) {
         return None;
     }
     let shape = x.shape.as_concrete()?;
+    if shape.len() < 3 || shape[..shape.len() - 3].iter().any(|&d| d != 1) {
+        return None;
+    }
     let hw = &shape[shape.len() - 2..];
     let strides = spec.strides.clone().unwrap_or_else(|| tvec![1, 1]);
     let padding = spec.padding.compute(hw, &spec.kernel_shape, &[1, 1], &strides);
     Some(ConvWindow {
-        channels,
+        channels: shape[shape.len() - 3],
         in_h: hw[0],
         in_w: hw[1],
         out_h: padding[0].convoluted,
@@ -279,11 +288,36 @@ pub fn depthwise(g: &ConvWindow, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f3
     if g.out_w < PACKED_BELOW_WIDTH {
         return packed::depthwise(g, isa, x, kernel, bias, out);
     }
+    planes(g, isa, Reduce::MultiplyAdd { kernel, bias }, x, out)
+}
+
+/// Max pooling of every channel over the window (the padding never wins), with the same
+/// plane walk as [`depthwise`]; narrow planes too (pooling is a small share of any
+/// network, and the lanes-across-channels path has no max variant).
+pub fn max_pool(g: &ConvWindow, isa: Isa, x: &[f32], out: &mut [f32]) {
+    planes(g, isa, Reduce::Max, x, out)
+}
+
+/// What a window computes over its taps.
+#[derive(Clone, Copy)]
+enum Reduce<'a> {
+    /// `bias[c] + sum kernel[c][tap] * x`, padding zero.
+    MultiplyAdd { kernel: &'a [f32], bias: &'a [f32] },
+    /// `max x`, padding minus infinity.
+    Max,
+}
+
+/// Each channel's plane: copied into the padded scratch, then reduced block by block.
+fn planes(g: &ConvWindow, isa: Isa, reduce: Reduce, x: &[f32], out: &mut [f32]) {
     let blocking = Blocking::for_width(isa, g.out_w);
     let s = Scratch::new(g, blocking.cols());
-    // The padding is the same zeros for every channel: zeroed once, and each channel
+    // The padding is the same for every channel: written once, and each channel
     // overwrites only the interior.
-    let mut plane = vec![0f32; s.len()];
+    let pad = match reduce {
+        Reduce::MultiplyAdd { .. } => 0.0,
+        Reduce::Max => f32::NEG_INFINITY,
+    };
+    let mut plane = vec![pad; s.len()];
     let taps = g.k_h * g.k_w;
     let offsets: Vec<usize> = (0..taps)
         .map(|t| {
@@ -291,23 +325,36 @@ pub fn depthwise(g: &ConvWindow, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f3
             ky * s.row_stride + (kx % g.stride_w) * s.phase_w + kx / g.stride_w
         })
         .collect();
+    let unweighted = vec![0f32; taps];
     for c in 0..g.channels {
         s.fill(g, &x[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w], &mut plane);
-        let b = if bias.len() == 1 { bias[0] } else { bias[c] };
-        let w = &kernel[c * taps..(c + 1) * taps];
+        let (w, b, max) = match reduce {
+            Reduce::MultiplyAdd { kernel, bias } => {
+                (&kernel[c * taps..(c + 1) * taps], if bias.len() == 1 { bias[0] } else { bias[c] }, false)
+            }
+            Reduce::Max => (&unweighted[..], f32::NEG_INFINITY, true),
+        };
         let o = &mut out[c * g.out_h * g.out_w..(c + 1) * g.out_h * g.out_w];
         // SAFETY: the ISA was detected on this CPU (an AVX-512 CPU also has AVX2 and FMA),
         // and `Scratch` sizes the plane so that every block, full or not, reads inside it.
         unsafe {
-            match (blocking.isa, blocking.vectors) {
+            match (blocking.isa, blocking.vectors, max) {
                 #[cfg(target_arch = "x86_64")]
-                (Isa::Avx2Fma, 1) => x86::plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
+                (Isa::Avx2Fma, 1, false) => x86::plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
                 #[cfg(target_arch = "x86_64")]
-                (Isa::Avx2Fma, _) => x86::plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
+                (Isa::Avx2Fma, _, false) => x86::plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
                 #[cfg(target_arch = "x86_64")]
-                (Isa::Avx512, 1) => x86::plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
+                (Isa::Avx512, 1, false) => x86::plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
                 #[cfg(target_arch = "x86_64")]
-                (Isa::Avx512, _) => x86::plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
+                (Isa::Avx512, _, false) => x86::plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx2Fma, 1, true) => x86::max_plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx2Fma, _, true) => x86::max_plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx512, 1, true) => x86::max_plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
+                #[cfg(target_arch = "x86_64")]
+                (Isa::Avx512, _, true) => x86::max_plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
                 #[cfg(not(target_arch = "x86_64"))]
                 _ => unreachable!("no vector kernel on this architecture"),
             }
@@ -559,8 +606,9 @@ mod x86 {
     use std::arch::x86_64::*;
 
     macro_rules! plane {
-        ($name:ident, $feature:literal, $lanes:expr, $set1:ident, $load:ident, $fma:ident, $store:ident) => {
-            /// One channel: blocks of 4 rows x `V` vectors of `$lanes` lanes.
+        ($name:ident, $feature:literal, $lanes:expr, $set1:ident, $load:ident, $step:ident, $store:ident) => {
+            /// One channel: blocks of 4 rows x `V` vectors of `$lanes` lanes; each tap
+            /// folds its input into the block with `$step(weight, input, accumulator)`.
             #[target_feature(enable = $feature)]
             pub(super) unsafe fn $name<const V: usize>(
                 g: &ConvWindow,
@@ -583,7 +631,7 @@ mod x86 {
                             for r in 0..BLOCK_ROWS {
                                 let p = base.add(row0 + r * row_step + off);
                                 for v in 0..V {
-                                    acc[V * r + v] = $fma(wv, $load(p.add(v * L)), acc[V * r + v]);
+                                    acc[V * r + v] = $step(wv, $load(p.add(v * L)), acc[V * r + v]);
                                 }
                             }
                         }
@@ -610,6 +658,21 @@ mod x86 {
 
     plane!(plane_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
     plane!(plane_avx512, "avx512f,avx2,fma", 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+    plane!(max_plane_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, max_avx2, _mm256_storeu_ps);
+    plane!(max_plane_avx512, "avx512f,avx2,fma", 16, _mm512_set1_ps, _mm512_loadu_ps, max_avx512, _mm512_storeu_ps);
+
+    /// Max pooling's step: the weight is not used.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn max_avx2(_w: __m256, x: __m256, acc: __m256) -> __m256 {
+        _mm256_max_ps(acc, x)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn max_avx512(_w: __m512, x: __m512, acc: __m512) -> __m512 {
+        _mm512_max_ps(acc, x)
+    }
 
     /// Stores the part of a `BLOCK_ROWS x cols` block that lies inside the output plane.
     #[inline(always)]
@@ -645,6 +708,25 @@ mod tests {
                     }
                     out[(c * g.out_h + oy) * g.out_w + ox] = s as f32;
                 }
+            }
+        }
+        out
+    }
+
+    /// Max pooling by its definition: the largest input under the window.
+    fn naive_max(g: &ConvWindow, x: &[f32]) -> Vec<f32> {
+        let mut out = vec![f32::NEG_INFINITY; g.channels * g.out_h * g.out_w];
+        for (c, oy, ox, ky, kx) in (0..g.channels).flat_map(|c| {
+            (0..g.out_h).flat_map(move |oy| {
+                (0..g.out_w)
+                    .flat_map(move |ox| (0..g.k_h).flat_map(move |ky| (0..g.k_w).map(move |kx| (c, oy, ox, ky, kx))))
+            })
+        }) {
+            let iy = (oy * g.stride_h + ky) as isize - g.pad_top as isize;
+            let ix = (ox * g.stride_w + kx) as isize - g.pad_left as isize;
+            if iy >= 0 && ix >= 0 && (iy as usize) < g.in_h && (ix as usize) < g.in_w {
+                let o = &mut out[(c * g.out_h + oy) * g.out_w + ox];
+                *o = o.max(x[(c * g.in_h + iy as usize) * g.in_w + ix as usize]);
             }
         }
         out
@@ -695,11 +777,14 @@ mod tests {
             let kern = pseudo(19 * k * k, 2);
             let b = pseudo(19, 3);
             let want = naive(&g, &x, &kern, &b);
+            let want_max = naive_max(&g, &x);
             for &isa in &isas {
                 let mut got = vec![f32::NAN; want.len()];
                 depthwise(&g, isa, &x, &kern, &b, &mut got);
                 let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-5, "{isa:?} {g:?}: differs by {d}");
+                max_pool(&g, isa, &x, &mut got);
+                assert_eq!(got, want_max, "{isa:?} {g:?}: max pooling");
             }
         }
     }

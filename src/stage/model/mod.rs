@@ -10,6 +10,7 @@ pub mod depthwise;
 mod features;
 pub mod graph;
 pub mod head;
+pub mod maxpool;
 pub mod pointwise;
 pub mod retype;
 pub mod surgery;
@@ -294,10 +295,12 @@ fn build_plan(
         .into_typed()
         .and_then(|m| m.into_decluttered())
         .map_err(|e| merr("tract cannot optimise the graph", e))?;
-    // cambox's 1x1 convolutions go in before tract lowers the graph (see pointwise); what
+    // cambox's 1x1 convolutions and max poolings go in before tract lowers the graph (see
+    // pointwise, maxpool); what
     // each depthwise convolution computes is read then too, for cambox's kernel to take
     // the place of tract's lowered op (see depthwise).
-    let typed = pointwise::substitute_all(typed).map_err(|e| merr("cannot substitute the pointwise kernel", e))?;
+    let mut typed = pointwise::substitute_all(typed).map_err(|e| merr("cannot substitute the pointwise kernel", e))?;
+    maxpool::substitute(&mut typed).map_err(|e| merr("cannot substitute the max pooling kernel", e))?;
     let (mut optimised, known) = depthwise::optimise(typed).map_err(|e| merr("tract cannot optimise the graph", e))?;
     depthwise::substitute(&mut optimised, &known).map_err(|e| merr("cannot substitute the depthwise kernel", e))?;
     optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))
