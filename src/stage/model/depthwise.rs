@@ -606,7 +606,7 @@ mod x86 {
     use std::arch::x86_64::*;
 
     macro_rules! plane {
-        ($name:ident, $feature:literal, $lanes:expr, $set1:ident, $load:ident, $step:ident, $store:ident) => {
+        ($name:ident, $feature:literal, $lanes:expr, $set1:ident, $load:ident, $step:ident, $store:ident, $store_first:ident) => {
             /// One channel: blocks of 4 rows x `V` vectors of `$lanes` lanes; each tap
             /// folds its input into the block with `$step(weight, input, accumulator)`.
             #[target_feature(enable = $feature)]
@@ -644,11 +644,16 @@ mod x86 {
                                 }
                             }
                         } else {
-                            let mut block = [0f32; 2 * L * BLOCK_ROWS];
-                            for (i, a) in acc.iter().take(V * BLOCK_ROWS).enumerate() {
-                                $store(block.as_mut_ptr().add(i * L), *a);
+                            // The block's rows and lanes inside the plane, by masked stores.
+                            let o = out.as_mut_ptr();
+                            for r in 0..BLOCK_ROWS.min(g.out_h - oy) {
+                                for v in 0..V {
+                                    let n = (g.out_w - ox).saturating_sub(v * L).min(L);
+                                    if n > 0 {
+                                        $store_first(o.add((oy + r) * g.out_w + ox + v * L), n, acc[V * r + v]);
+                                    }
+                                }
                             }
-                            store(g, &block, V * L, oy, ox, out);
                         }
                     }
                 }
@@ -656,10 +661,43 @@ mod x86 {
         };
     }
 
-    plane!(plane_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
-    plane!(plane_avx512, "avx512f,avx2,fma", 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
-    plane!(max_plane_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, max_avx2, _mm256_storeu_ps);
-    plane!(max_plane_avx512, "avx512f,avx2,fma", 16, _mm512_set1_ps, _mm512_loadu_ps, max_avx512, _mm512_storeu_ps);
+    plane!(plane_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, _mm256_fmadd_ps, _mm256_storeu_ps, first_avx2);
+    plane!(
+        plane_avx512,
+        "avx512f,avx2,fma",
+        16,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps,
+        first_avx512
+    );
+    plane!(max_plane_avx2, "avx2,fma", 8, _mm256_set1_ps, _mm256_loadu_ps, max_avx2, _mm256_storeu_ps, first_avx2);
+    plane!(
+        max_plane_avx512,
+        "avx512f,avx2,fma",
+        16,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        max_avx512,
+        _mm512_storeu_ps,
+        first_avx512
+    );
+
+    /// Stores the first `n` (1 to 8) lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn first_avx2(p: *mut f32, n: usize, v: __m256) {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes), v);
+    }
+
+    /// Stores the first `n` (1 to 16) lanes.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn first_avx512(p: *mut f32, n: usize, v: __m512) {
+        _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v);
+    }
 
     /// Max pooling's step: the weight is not used.
     #[target_feature(enable = "avx2,fma")]
@@ -672,16 +710,6 @@ mod x86 {
     #[inline]
     unsafe fn max_avx512(_w: __m512, x: __m512, acc: __m512) -> __m512 {
         _mm512_max_ps(acc, x)
-    }
-
-    /// Stores the part of a `BLOCK_ROWS x cols` block that lies inside the output plane.
-    #[inline(always)]
-    fn store(g: &ConvWindow, block: &[f32], cols: usize, oy: usize, ox: usize, out: &mut [f32]) {
-        let n = cols.min(g.out_w - ox);
-        for r in 0..BLOCK_ROWS.min(g.out_h - oy) {
-            let o = (oy + r) * g.out_w + ox;
-            out[o..o + n].copy_from_slice(&block[r * cols..r * cols + n]);
-        }
     }
 }
 
