@@ -7,11 +7,12 @@
 //! tract's intra-op threading (its `multithread-mm` feature) is not built into cambox, so
 //! it is not measured here: with one worker per core the cores are already busy.
 //!
-//! `depthwise/...`: tract's depthwise convolution op against cambox's
-//! (`stage::model::depthwise`), on every distinct depthwise shape of EfficientNet-Lite0 (and
-//! of the Xception pneumonia model when `data/models/` or `$CAMBOX_SHARED/models/` has it),
-//! with the model's own kernels; `efficientnet_lite0/cambox_plan_one_thread` is the whole
-//! network as cambox plans it (the depthwise and pointwise ops replaced).
+//! `depthwise/...`: tract's ops for a depthwise convolution and the clamp after it against
+//! cambox's (`stage::model::depthwise`), on every distinct depthwise shape of
+//! EfficientNet-Lite0 (and of the Xception pneumonia model when `data/models/` or
+//! `$CAMBOX_SHARED/models/` has it), with the model's own kernels;
+//! `efficientnet_lite0/cambox_plan_one_thread` is the whole network as cambox plans it
+//! (with all of cambox's kernels).
 //!
 //! `pointwise/...`: tract's ops for a 1x1 convolution chain (its matrix product with the
 //! input packing, bias, clamp and residual add) against cambox's fused op
@@ -22,7 +23,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cambox::stage::model::depthwise::{self, DepthwiseConv, Isa};
+use cambox::stage::model::depthwise::{DepthwiseChain, Isa};
 use cambox::stage::model::maxpool;
 use cambox::stage::model::pointwise::{self, PointwiseChain};
 use cambox::stage::model::{Layout, ModelPlan};
@@ -198,35 +199,37 @@ fn depthwise_ops(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("depthwise");
     for (name, path) in models() {
-        let typed = decluttered(&path);
-        let (model, known) = depthwise::optimise(typed).expect("optimised model");
+        let model = decluttered(&path);
         let mut seen = std::collections::HashSet::new();
-        for node in model.nodes().iter().filter(|n| n.op().name() == "DepthWiseConv") {
-            let Some(geo) = known.get(&node.name) else { continue };
-            let key = (geo.channels, geo.in_h, geo.in_w, geo.k_h, geo.stride_h);
-            if !seen.insert(key) {
+        for id in 0..model.nodes().len() {
+            let Some(chain) = DepthwiseChain::find(&model, id, isa).unwrap() else { continue };
+            let geo = chain.op.geometry;
+            if !seen.insert((geo, chain.op.clamp.1.to_bits())) {
                 continue;
             }
-            let facts = model.node_input_facts(node.id).unwrap();
-            let x_shape = facts[0].shape.as_concrete().unwrap().to_vec();
+            let x_shape = model.outlet_fact(chain.inputs[0]).unwrap().shape.as_concrete().unwrap().to_vec();
             let n: usize = x_shape.iter().product();
             let x = Tensor::from_shape(&x_shape, &(0..n).map(|i| (i % 255) as f32 / 127.5 - 1.0).collect::<Vec<_>>())
                 .unwrap();
-            let k = facts[1].konst.as_ref().unwrap().as_ref().clone();
-            let bias = facts[2].konst.as_ref().unwrap().as_ref().clone();
+            let konst = |i: usize| model.outlet_fact(chain.inputs[i]).unwrap().konst.clone().unwrap();
+            let (k, bias) = (konst(1), konst(2));
             let inputs = || tvec![x.clone().into_tvalue(), k.clone().into_tvalue(), bias.clone().into_tvalue()];
-            let ours = DepthwiseConv {
-                geometry: *geo,
-                isa,
-                output_shape: node.outputs[0].fact.shape.as_concrete().unwrap().into(),
-            };
-            let label = format!("{name}/{}x{}x{}_k{}_s{}", geo.channels, geo.in_h, geo.in_w, geo.k_h, geo.stride_h);
+            let tract = chain.tract_model(&model).unwrap().into_runnable().unwrap();
+            let label = format!(
+                "{name}/{}x{}x{}_k{}_s{}{}",
+                geo.channels,
+                geo.in_h,
+                geo.in_w,
+                geo.k_h,
+                geo.stride_h,
+                if chain.op.clamp.1.is_finite() { "_relu6" } else { "" }
+            );
             g.throughput(Throughput::Elements((geo.channels * geo.out_h * geo.out_w * geo.k_h * geo.k_w) as u64));
             g.bench_function(format!("{label}/tract"), |b| {
-                b.iter(|| node.op.eval_out_of_plan(black_box(inputs())).unwrap())
+                b.iter(|| tract.run(tvec![black_box(x.clone()).into_tvalue()]).unwrap())
             });
             g.bench_function(format!("{label}/cambox"), |b| {
-                b.iter(|| ours.eval_out_of_plan(black_box(inputs())).unwrap())
+                b.iter(|| chain.op.eval_out_of_plan(black_box(inputs())).unwrap())
             });
         }
     }

@@ -1,14 +1,14 @@
-//! cambox's depthwise convolution against tract's own op, on every depthwise node of the
-//! real models at the shapes the plans run them: the same inputs (random data, the model's
-//! own kernel and bias) through both ops, outputs within 1e-5 of the tensor's scale; and
-//! the max poolings, which share the kernel's plane walk, equal to tract's. The
-//! end-to-end references (onnxruntime, Keras) are in real_models.rs and gradcam_reference.rs.
+//! cambox's depthwise convolution against tract's own ops, on every depthwise chain of
+//! the real models at the shapes the plans run them (the `Conv` and the clamp after it):
+//! the same inputs (random data, the model's own kernel and bias) through tract's ops
+//! (the chain alone, optimised by tract) and cambox's op with each instruction set,
+//! outputs within 1e-5 of the tensor's scale; and the max poolings, which share the
+//! kernel's plane walk, equal to tract's. The end-to-end references (onnxruntime, Keras)
+//! are in real_models.rs and gradcam_reference.rs.
 
 mod common;
 
-use std::collections::HashMap;
-
-use cambox::stage::model::depthwise::{self, ConvWindow, DepthwiseConv, Isa};
+use cambox::stage::model::depthwise::{self, DepthwiseChain, Isa};
 use cambox::stage::model::{Layout, ModelPlan};
 use common::*;
 use tract_onnx::prelude::*;
@@ -17,22 +17,19 @@ use tract_onnx::tract_core::internal::EvalOp;
 /// Relative tolerance: max |cambox - tract| / max |tract|.
 const TOL: f32 = 1e-5;
 
-/// The decluttered model's depthwise geometries and tract's optimised model.
-fn models(path: &std::path::Path) -> (HashMap<String, ConvWindow>, TypedModel) {
-    // The input shape as cambox plans it (batch 1, the declared size).
+/// The decluttered model, at the input shape cambox plans (batch 1, the declared size).
+fn decluttered(path: &std::path::Path) -> TypedModel {
     let input = ModelPlan::open(path).unwrap().input;
     let shape = match input.layout {
         Layout::Nchw => [1, input.channels, input.height, input.width],
         Layout::Nhwc => [1, input.height, input.width, input.channels],
     };
-    let typed = tract_onnx::onnx()
+    tract_onnx::onnx()
         .model_for_path(path)
         .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
-        .unwrap();
-    let (model, known) = depthwise::optimise(typed).unwrap();
-    (known, model)
+        .unwrap()
 }
 
 fn pseudo(n: usize, seed: u64) -> Vec<f32> {
@@ -45,35 +42,33 @@ fn pseudo(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Every tract depthwise node of the model, evaluated by both ops with each ISA this CPU
-/// has; returns how many nodes were compared.
+/// Every depthwise chain of the model, through tract's ops and cambox's op with each ISA
+/// this CPU has; returns how many chains were compared.
 fn compare_all(path: &std::path::Path) -> usize {
     let Some(best) = Isa::detect() else {
         eprintln!("no AVX2/FMA: cambox's kernel is not used on this CPU, nothing to compare");
         return usize::MAX;
     };
     let isas = if best == Isa::Avx512 { vec![Isa::Avx2Fma, Isa::Avx512] } else { vec![best] };
-    let (known, model) = models(path);
+    let model = decluttered(path);
     let mut compared = 0;
-    for node in model.nodes().iter().filter(|n| n.op().name() == "DepthWiseConv") {
-        let g = known.get(&node.name).unwrap_or_else(|| panic!("{}: no geometry", node.name));
-        let facts = model.node_input_facts(node.id).unwrap();
-        let shape = facts[0].shape.as_concrete().unwrap().to_vec();
-        let x = Tensor::from_shape(&shape, &pseudo(shape.iter().product(), node.id as u64)).unwrap();
-        let k = facts[1].konst.as_ref().map(|t| t.as_ref().clone()).expect("the kernel is a constant");
-        let b = facts[2].konst.as_ref().map(|t| t.as_ref().clone()).expect("the bias is a constant");
-        let inputs = || tvec![x.clone().into_tvalue(), k.clone().into_tvalue(), b.clone().into_tvalue()];
-        let want = node.op.eval_out_of_plan(inputs()).unwrap().unwrap().remove(0).into_tensor();
+    for id in 0..model.nodes().len() {
+        let Some(chain) = DepthwiseChain::find(&model, id, best).unwrap() else { continue };
+        let name = &model.node(id).name;
+        let shape = model.outlet_fact(chain.inputs[0]).unwrap().shape.as_concrete().unwrap().to_vec();
+        let x = Tensor::from_shape(&shape, &pseudo(shape.iter().product(), id as u64)).unwrap();
+        let tract = chain.tract_model(&model).unwrap().into_runnable().unwrap();
+        let want = tract.run(tvec![x.clone().into_tvalue()]).unwrap().remove(0).into_tensor();
         let want = want.to_plain_array_view::<f32>().unwrap().to_owned();
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-30);
+        let konst = |i: usize| model.outlet_fact(chain.inputs[i]).unwrap().konst.clone().unwrap().into_tvalue();
         for &isa in &isas {
-            let output_shape = node.outputs[0].fact.shape.as_concrete().unwrap().into();
-            let op = DepthwiseConv { geometry: *g, isa, output_shape };
-            let got = op.eval_out_of_plan(inputs()).unwrap().unwrap().remove(0).into_tensor();
-            let got = got.to_plain_array_view::<f32>().unwrap().to_owned();
-            assert_eq!(got.shape(), want.shape(), "{}", node.name);
+            let op = depthwise::DepthwiseConv { isa, ..chain.op.clone() };
+            let got = op.eval_out_of_plan(tvec![x.clone().into_tvalue(), konst(1), konst(2)]).unwrap().unwrap();
+            let got = got[0].to_plain_array_view::<f32>().unwrap().to_owned();
+            assert_eq!(got.shape(), want.shape(), "{name}");
             let d = max_abs_diff(got.iter(), want.iter()) / scale;
-            assert!(d <= TOL, "{} {g:?} {isa:?}: relative difference {d:.2e}", node.name);
+            assert!(d <= TOL, "{name} {:?} {isa:?}: relative difference {d:.2e}", chain.op.geometry);
         }
         compared += 1;
     }
@@ -102,14 +97,18 @@ fn every_depthwise_node_of_the_xception_model_matches_tract() {
 }
 
 #[test]
-fn only_known_depthwise_nodes_are_replaced() {
-    let (known, mut model) = models(&root().join("data/models/efficientnet-lite0.onnx"));
-    let tract_nodes = model.nodes().iter().filter(|n| n.op().name() == "DepthWiseConv").count();
-    assert_eq!(depthwise::substitute(&mut model.clone(), &HashMap::new()).unwrap(), 0);
-    let swapped = depthwise::substitute(&mut model, &known).unwrap();
-    if Isa::detect().is_some() && std::env::var(depthwise::DEPTHWISE_ENV).map_or(true, |v| v != "tract") {
-        assert_eq!(swapped, tract_nodes);
-        assert!(model.nodes().iter().all(|n| n.op().name() != "DepthWiseConv"));
+fn every_depthwise_convolution_of_efficientnet_is_replaced_with_its_relu6() {
+    let mut model = decluttered(&root().join("data/models/efficientnet-lite0.onnx"));
+    let Some(isa) = Isa::detect() else { return };
+    let chains: Vec<DepthwiseChain> =
+        (0..model.nodes().len()).filter_map(|id| DepthwiseChain::find(&model, id, isa).unwrap()).collect();
+    assert_eq!(chains.len(), 16);
+    assert!(chains.iter().all(|c| c.op.clamp == (0.0, 6.0) && c.nodes.len() == 3), "Conv, Max, Min");
+    let swapped = depthwise::substitute(&mut model).unwrap();
+    if std::env::var(depthwise::DEPTHWISE_ENV).map_or(true, |v| v != "tract") {
+        assert_eq!(swapped, 16);
+        let optimised = model.into_optimized().unwrap();
+        assert!(optimised.nodes().iter().all(|n| n.op().name() != "DepthWiseConv"));
     } else {
         assert_eq!(swapped, 0);
     }

@@ -1,5 +1,6 @@
-//! A depthwise convolution kernel for the shapes EfficientNet and Xception use, put in
-//! place of tract's own op in the optimised plan.
+//! A depthwise convolution kernel for the shapes EfficientNet and Xception use, with the
+//! clamp that follows it (ReLU6) fused, put in place of tract's ops in the decluttered
+//! graph.
 //!
 //! Why: profiled on one thread, tract's `DepthWiseConv` ran at 4.5-7 GFLOP/s (its NCHW
 //! path is generic scalar Rust that walks the kernel taps per output point), and took
@@ -16,20 +17,23 @@
 //!   registers over all the taps: eight independent FMA chains, enough to hide the FMA
 //!   latency, and one store per output.
 //!
-//! The op is substituted by node id after tract has optimised the graph, only where the
-//! node is a float `DepthWiseConv` over NCHW (or CHW) data whose geometry cambox knows
-//! from the decluttered `Conv` of the same name, with no dilation, and only on a CPU with
-//! AVX2 and FMA; anywhere else tract's op stays. `CAMBOX_DEPTHWISE=tract` keeps tract's op
-//! everywhere (to compare the two end to end). The sums run in another order than tract's
-//! (and with fused multiply-adds): outputs agree with tract's op within 1e-5 of the
-//! tensor's scale, which `tests/depthwise.rs` checks on every shape of both models.
-
-use std::collections::HashMap;
+//! The op replaces, before tract optimises the graph, each decluttered float `Conv` over
+//! NCHW (or CHW) data with one group per channel, constant kernel and bias, and no
+//! dilation, together with the `Max` and `Min` of constants that follow it
+//! ([`DepthwiseChain`], read by [`fusion::Tail`]): the clamp is applied to each channel's
+//! plane while it is in cache, where tract ran it as a pass of its own over the output.
+//! Only on a CPU with AVX2 and FMA; anywhere else tract's ops stay.
+//! `CAMBOX_DEPTHWISE=tract` keeps tract's ops everywhere (to compare the two end to end).
+//! The sums run in another order than tract's (and with fused multiply-adds): outputs
+//! agree with tract's ops within 1e-5 of the tensor's scale, which `tests/depthwise.rs`
+//! checks on every depthwise chain of both models.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::conv::Conv;
-use tract_onnx::tract_core::ops::cnn::PoolSpec;
+use tract_onnx::tract_core::ops::cnn::{KernelFormat, PoolSpec};
+
+use super::fusion::{self, Fusable, Tail};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// Environment variable: `tract` keeps tract's depthwise op (for benchmarks).
@@ -112,15 +116,22 @@ impl Blocking {
     }
 }
 
-/// cambox's depthwise convolution op: inputs `x` (`[1,] C, H, W`), kernel (`C x 1 x kh*kw`,
-/// tap-major rows as tract lays it out for NCHW), bias (`C` values, any shape, or one).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// cambox's depthwise convolution op: inputs `x` (`[1,] C, H, W`), kernel (`C x 1 x kh x
+/// kw`, or any shape of that many values in that order), bias (`C` values, any shape, or
+/// one); outputs clamped to `clamp`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DepthwiseConv {
     pub geometry: ConvWindow,
     pub isa: Isa,
     /// The output shape (the input's rank: with or without the batch axis).
     pub output_shape: TVec<usize>,
+    /// `(low, high)`: infinite bounds for none.
+    pub clamp: (f32, f32),
 }
+
+// tract merges equal ops on equal inputs; a NaN bound never equals, which only forgoes a
+// merge.
+impl Eq for DepthwiseConv {}
 
 impl Op for DepthwiseConv {
     fn name(&self) -> StaticName {
@@ -128,7 +139,7 @@ impl Op for DepthwiseConv {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{:?} {:?}", self.geometry, self.isa)])
+        Ok(vec![format!("{:?} {:?} clamp [{}, {}]", self.geometry, self.isa, self.clamp.0, self.clamp.1)])
     }
 
     fn validation(&self) -> Validation {
@@ -156,7 +167,8 @@ impl EvalOp for DepthwiseConv {
         // SAFETY: every output value is written by `depthwise` before it is read.
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         let mut view = out.to_plain_array_view_mut::<f32>()?;
-        depthwise(g, self.isa, x, kernel, bias, view.as_slice_mut().context("fresh tensor is contiguous")?);
+        let slice = view.as_slice_mut().context("fresh tensor is contiguous")?;
+        depthwise(g, self.isa, x, kernel, bias, self.clamp, slice);
         drop(view);
         Ok(tvec!(out.into_tvalue()))
     }
@@ -174,29 +186,6 @@ impl TypedOp for DepthwiseConv {
     }
 
     as_op!();
-}
-
-/// Optimises a decluttered model as tract's `into_optimized` does (without decluttering it
-/// a second time), with tract's own ops, and says what each of its `DepthWiseConv` nodes
-/// computes, read before tract lowered it (see [`substitute`]).
-pub fn optimise(mut typed: TypedModel) -> TractResult<(TypedModel, HashMap<String, ConvWindow>)> {
-    let known = declared(&typed);
-    typed.optimize()?;
-    Ok((typed, known))
-}
-
-/// The depthwise convolutions of a decluttered model, by node name: what tract's optimised
-/// `DepthWiseConv` nodes of the same name compute.
-fn declared(model: &TypedModel) -> HashMap<String, ConvWindow> {
-    let mut found = HashMap::new();
-    for node in model.nodes() {
-        let Some(conv) = node.op_as::<Conv>() else { continue };
-        let Ok(facts) = model.node_input_facts(node.id) else { continue };
-        if let Some(g) = geometry_of(conv, facts[0]) {
-            found.insert(node.name.clone(), g);
-        }
-    }
-    found
 }
 
 /// The geometry of a float NCHW depthwise `Conv` without dilation, with a concrete input.
@@ -246,37 +235,67 @@ pub(crate) fn pool_window(spec: &PoolSpec, x: &TypedFact) -> Option<ConvWindow> 
     })
 }
 
-/// Puts [`DepthwiseConv`] in place of every optimised `DepthWiseConv` node that `known`
-/// describes and whose facts agree with it; returns how many. Nothing is changed without
-/// AVX2 and FMA, or with `CAMBOX_DEPTHWISE=tract`.
-pub fn substitute(model: &mut TypedModel, known: &HashMap<String, ConvWindow>) -> TractResult<usize> {
+/// A depthwise convolution and the clamps after it, read from the decluttered graph.
+#[derive(Debug)]
+pub struct DepthwiseChain {
+    /// What computes the whole chain.
+    pub op: DepthwiseConv,
+    /// The op's inputs: the convolution's (data, kernel, bias).
+    pub inputs: TVec<OutletId>,
+    /// The chain's nodes, the `Conv` first; the last one's output is the op's.
+    pub nodes: Vec<usize>,
+}
+
+impl DepthwiseChain {
+    /// The chain that starts at node `id`, when it is a depthwise `Conv` cambox covers,
+    /// for the instructions `isa`.
+    pub fn find(model: &TypedModel, id: usize, isa: Isa) -> TractResult<Option<DepthwiseChain>> {
+        let node = model.node(id);
+        let Some(conv) = node.op_as::<Conv>() else { return Ok(None) };
+        if node.inputs.len() != 3 {
+            return Ok(None);
+        }
+        let facts = model.node_input_facts(id)?;
+        let Some(g) = geometry_of(conv, facts[0]) else { return Ok(None) };
+        let Some(out) = node.outputs[0].fact.shape.as_concrete().map(|s| s.to_vec()) else { return Ok(None) };
+        let constant = |i: usize, len: &[usize]| {
+            facts[i].konst.as_ref().is_some_and(|k| k.datum_type() == f32::datum_type() && len.contains(&k.len()))
+        };
+        let fits = fusion::chw(&out) == Some([g.channels, g.out_h, g.out_w])
+            && facts[0].shape.as_concrete().and_then(fusion::chw) == Some([g.channels, g.in_h, g.in_w])
+            && conv.kernel_fmt == KernelFormat::OIHW
+            && constant(1, &[g.channels * g.k_h * g.k_w])
+            && constant(2, &[g.channels, 1]);
+        if !fits {
+            return Ok(None);
+        }
+        let tail = Tail::after(model, id, &out, g.channels, Fusable { bias: false, residual: false })?;
+        let op = DepthwiseConv { geometry: g, isa, output_shape: out.into(), clamp: (tail.low, tail.high) };
+        let nodes = std::iter::once(id).chain(tail.nodes).collect();
+        Ok(Some(DepthwiseChain { op, inputs: node.inputs.iter().copied().collect(), nodes }))
+    }
+
+    /// The chain's nodes alone, as tract optimises and runs them (the data as the source,
+    /// kernel and bias constants).
+    pub fn tract_model(&self, model: &TypedModel) -> TractResult<TypedModel> {
+        fusion::tract_model(model, &self.inputs[..1], &self.nodes)
+    }
+}
+
+/// Puts [`DepthwiseConv`] in place of every depthwise chain of a decluttered model
+/// ([`DepthwiseChain`]); returns how many. Nothing changes without AVX2 and FMA, or with
+/// `CAMBOX_DEPTHWISE=tract`.
+pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {
     let Some(isa) = Isa::detect() else { return Ok(0) };
     if std::env::var(DEPTHWISE_ENV).is_ok_and(|v| v == "tract") {
         return Ok(0);
     }
     let mut swapped = 0;
+    // Patches append nodes and leave the replaced ones dead, so ids stay valid.
     for id in 0..model.nodes().len() {
-        let node = model.node(id);
-        if node.op().name() != "DepthWiseConv" {
-            continue;
-        }
-        let Some(g) = known.get(&node.name).copied() else { continue };
-        let facts = model.node_input_facts(id)?;
-        let Some(x) = facts[0].shape.as_concrete().map(|s| s.to_vec()) else { continue };
-        let Some(out) = node.outputs[0].fact.shape.as_concrete().map(|s| s.to_vec()) else { continue };
-        let agrees = x.len() >= 3
-            && x[..x.len() - 3].iter().all(|&d| d == 1)
-            && x[x.len() - 3..] == [g.channels, g.in_h, g.in_w]
-            && out.len() == x.len()
-            && out[out.len() - 3..] == [g.channels, g.out_h, g.out_w]
-            && facts[1].shape.as_concrete() == Some(&[g.channels, 1, g.k_h * g.k_w][..])
-            && facts.iter().all(|f| f.datum_type == f32::datum_type());
-        if !agrees {
-            continue;
-        }
-        let op = DepthwiseConv { geometry: g, isa, output_shape: out.into() };
-        drop(facts);
-        model.node_mut(id).op = Box::new(op);
+        let Some(chain) = DepthwiseChain::find(model, id, isa)? else { continue };
+        let name = format!("{}.cambox_depthwise", model.node(id).name);
+        fusion::replace(model, &name, Box::new(chain.op), &chain.inputs, &chain.nodes)?;
         swapped += 1;
     }
     Ok(swapped)
@@ -284,11 +303,19 @@ pub fn substitute(model: &mut TypedModel, known: &HashMap<String, ConvWindow>) -
 
 /// The convolution of every channel: `out[c] = bias[c] + sum_taps kernel[c][tap] * x[c]
 /// shifted`, zero padding, the geometry's strides.
-pub fn depthwise(g: &ConvWindow, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
+pub fn depthwise(
+    g: &ConvWindow,
+    isa: Isa,
+    x: &[f32],
+    kernel: &[f32],
+    bias: &[f32],
+    clamp: (f32, f32),
+    out: &mut [f32],
+) {
     if g.out_w < PACKED_BELOW_WIDTH {
-        return packed::depthwise(g, isa, x, kernel, bias, out);
+        return packed::depthwise(g, isa, x, kernel, bias, clamp, out);
     }
-    planes(g, isa, Reduce::MultiplyAdd { kernel, bias }, x, out)
+    planes(g, isa, Reduce::MultiplyAdd { kernel, bias, clamp }, x, out)
 }
 
 /// Max pooling of every channel over the window (the padding never wins), with the same
@@ -301,8 +328,8 @@ pub fn max_pool(g: &ConvWindow, isa: Isa, x: &[f32], out: &mut [f32]) {
 /// What a window computes over its taps.
 #[derive(Clone, Copy)]
 enum Reduce<'a> {
-    /// `bias[c] + sum kernel[c][tap] * x`, padding zero.
-    MultiplyAdd { kernel: &'a [f32], bias: &'a [f32] },
+    /// `bias[c] + sum kernel[c][tap] * x`, padding zero, then clamped.
+    MultiplyAdd { kernel: &'a [f32], bias: &'a [f32], clamp: (f32, f32) },
     /// `max x`, padding minus infinity.
     Max,
 }
@@ -328,11 +355,12 @@ fn planes(g: &ConvWindow, isa: Isa, reduce: Reduce, x: &[f32], out: &mut [f32]) 
     let unweighted = vec![0f32; taps];
     for c in 0..g.channels {
         s.fill(g, &x[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w], &mut plane);
-        let (w, b, max) = match reduce {
-            Reduce::MultiplyAdd { kernel, bias } => {
-                (&kernel[c * taps..(c + 1) * taps], if bias.len() == 1 { bias[0] } else { bias[c] }, false)
+        let (w, b, max, clamp) = match reduce {
+            Reduce::MultiplyAdd { kernel, bias, clamp } => {
+                let b = if bias.len() == 1 { bias[0] } else { bias[c] };
+                (&kernel[c * taps..(c + 1) * taps], b, false, clamp)
             }
-            Reduce::Max => (&unweighted[..], f32::NEG_INFINITY, true),
+            Reduce::Max => (&unweighted[..], f32::NEG_INFINITY, true, (f32::NEG_INFINITY, f32::INFINITY)),
         };
         let o = &mut out[c * g.out_h * g.out_w..(c + 1) * g.out_h * g.out_w];
         // SAFETY: the ISA was detected on this CPU (an AVX-512 CPU also has AVX2 and FMA),
@@ -358,6 +386,10 @@ fn planes(g: &ConvWindow, isa: Isa, reduce: Reduce, x: &[f32], out: &mut [f32]) 
                 #[cfg(not(target_arch = "x86_64"))]
                 _ => unreachable!("no vector kernel on this architecture"),
             }
+        }
+        // While the plane is in cache (the compiler vectorises this loop).
+        if clamp != (f32::NEG_INFINITY, f32::INFINITY) {
+            o.iter_mut().for_each(|v| *v = v.max(clamp.0).min(clamp.1));
         }
     }
 }
@@ -441,7 +473,15 @@ impl Scratch {
 mod packed {
     use super::{ConvWindow, Isa};
 
-    pub(super) fn depthwise(g: &ConvWindow, isa: Isa, x: &[f32], kernel: &[f32], bias: &[f32], out: &mut [f32]) {
+    pub(super) fn depthwise(
+        g: &ConvWindow,
+        isa: Isa,
+        x: &[f32],
+        kernel: &[f32],
+        bias: &[f32],
+        (low, high): (f32, f32),
+        out: &mut [f32],
+    ) {
         let lanes = match isa {
             Isa::Avx2Fma => 8,
             Isa::Avx512 => 16,
@@ -503,10 +543,10 @@ mod packed {
                 match isa {
                     // SAFETY: AVX-512 was detected; `packed_out` holds `out_plane` positions.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { x86::lane_avx512(&packed_out, l, o) },
+                    Isa::Avx512 => unsafe { x86::lane_avx512(&packed_out, l, (low, high), o) },
                     _ => {
                         for (v, position) in o.iter_mut().zip(packed_out.chunks_exact(lanes)) {
-                            *v = position[l];
+                            *v = position[l].max(low).min(high);
                         }
                     }
                 }
@@ -585,15 +625,21 @@ mod packed {
             }
         }
 
-        /// `out[i] = packed[i * 16 + lane]`: one channel out of the interleaved outputs,
-        /// sixteen positions per gather.
+        /// `out[i] = packed[i * 16 + lane]`, clamped: one channel out of the interleaved
+        /// outputs, sixteen positions per gather.
         #[target_feature(enable = "avx512f")]
-        pub(in super::super) unsafe fn lane_avx512(packed: &[f32], lane: usize, out: &mut [f32]) {
+        pub(in super::super) unsafe fn lane_avx512(
+            packed: &[f32],
+            lane: usize,
+            (low, high): (f32, f32),
+            out: &mut [f32],
+        ) {
             let index = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240);
             let base = packed.as_ptr().add(lane);
             for (i, chunk) in out.chunks_mut(16).enumerate() {
                 let mask = ((1u32 << chunk.len()) - 1) as __mmask16;
                 let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, index, base.add(i * 256));
+                let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(low)), _mm512_set1_ps(high));
                 _mm512_mask_storeu_ps(chunk.as_mut_ptr(), mask, v);
             }
         }
@@ -808,7 +854,7 @@ mod tests {
             let want_max = naive_max(&g, &x);
             for &isa in &isas {
                 let mut got = vec![f32::NAN; want.len()];
-                depthwise(&g, isa, &x, &kern, &b, &mut got);
+                depthwise(&g, isa, &x, &kern, &b, (f32::NEG_INFINITY, f32::INFINITY), &mut got);
                 let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 assert!(d < 1e-5, "{isa:?} {g:?}: differs by {d}");
                 max_pool(&g, isa, &x, &mut got);

@@ -8,6 +8,7 @@
 
 pub mod depthwise;
 mod features;
+pub mod fusion;
 pub mod graph;
 pub mod head;
 pub mod maxpool;
@@ -295,14 +296,15 @@ fn build_plan(
         .into_typed()
         .and_then(|m| m.into_decluttered())
         .map_err(|e| merr("tract cannot optimise the graph", e))?;
-    // cambox's 1x1 convolutions and max poolings go in before tract lowers the graph (see
-    // pointwise, maxpool); what
-    // each depthwise convolution computes is read then too, for cambox's kernel to take
-    // the place of tract's lowered op (see depthwise).
-    let mut typed = pointwise::substitute_all(typed).map_err(|e| merr("cannot substitute the pointwise kernel", e))?;
+    // cambox's kernels go in before tract lowers the graph, each in place of the chain of
+    // decluttered nodes it computes (see pointwise, depthwise, maxpool).
+    let mut typed = typed;
+    pointwise::substitute(&mut typed).map_err(|e| merr("cannot substitute the pointwise kernel", e))?;
+    depthwise::substitute(&mut typed).map_err(|e| merr("cannot substitute the depthwise kernel", e))?;
     maxpool::substitute(&mut typed).map_err(|e| merr("cannot substitute the max pooling kernel", e))?;
-    let (mut optimised, known) = depthwise::optimise(typed).map_err(|e| merr("tract cannot optimise the graph", e))?;
-    depthwise::substitute(&mut optimised, &known).map_err(|e| merr("cannot substitute the depthwise kernel", e))?;
+    // As tract's `into_optimized`, without the second declutter it would start with.
+    let optimised = typed.into_compact().and_then(|mut m| m.optimize().map(|_| m));
+    let optimised = optimised.map_err(|e| merr("tract cannot optimise the graph", e))?;
     optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))
 }
 

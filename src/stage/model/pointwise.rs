@@ -39,14 +39,13 @@
 use std::sync::Arc;
 
 use super::depthwise::{window_of, ConvWindow};
+use super::fusion::{self, chw, Fusable, Tail};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::conv::Conv;
 use tract_onnx::tract_core::ops::cnn::KernelFormat;
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::math::{Add, Max, Min};
 
 /// Environment variable: `tract` keeps tract's matrix product for 1x1 convolutions.
 pub const POINTWISE_ENV: &str = "CAMBOX_POINTWISE";
@@ -523,23 +522,11 @@ pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {
     // be the output of a chain replaced before).
     for id in 0..model.nodes().len() {
         let Some(chain) = PointwiseChain::find(model, id)? else { continue };
-        let name = model.node(id).name.clone();
-        let mut patch = TypedModelPatch::new(format!("cambox pointwise {name}"));
-        let inputs = chain.inputs.iter().map(|&o| patch.tap_model(model, o)).collect::<TractResult<TVec<_>>>()?;
-        let wire = patch.wire_node(format!("{name}.cambox_pointwise"), chain.op, &inputs)?[0];
-        patch.shunt_outside(model, OutletId::new(*chain.nodes.last().unwrap_or(&id), 0), wire)?;
-        patch.apply(model)?;
+        let name = format!("{}.cambox_pointwise", model.node(id).name);
+        fusion::replace(model, &name, Box::new(chain.op), &chain.inputs, &chain.nodes)?;
         swapped += 1;
     }
     Ok(swapped)
-}
-
-/// [`substitute`], then the replaced nodes dropped.
-pub fn substitute_all(mut model: TypedModel) -> TractResult<TypedModel> {
-    if substitute(&mut model)? > 0 {
-        model.compact()?;
-    }
-    Ok(model)
 }
 
 /// A 1x1 convolution's node chain, read from the graph.
@@ -564,62 +551,14 @@ impl PointwiseChain {
         let out = &out[..];
         let co = geometry.channels_out;
 
-        // Walk the epilogue: bias, then clamps, then one residual add.
-        let seen_bias = conv_bias.is_some();
-        let mut bias = conv_bias.unwrap_or_else(|| vec![0f32; co]);
-        let (mut low, mut high) = (f32::NEG_INFINITY, f32::INFINITY);
-        let (mut seen_bias, mut seen_low, mut seen_high) = (seen_bias, false, false);
-        let mut residual = None;
-        let mut nodes = vec![id];
-        let outputs = model.output_outlets()?;
-        loop {
-            let last = *nodes.last().unwrap_or(&id);
-            let here = model.node(last);
-            if here.outputs[0].successors.len() != 1 || outputs.contains(&OutletId::new(last, 0)) {
-                break;
-            }
-            let next = model.node(here.outputs[0].successors[0].node);
-            let Some(bin) = next.op_as::<TypedBinOp>() else { break };
-            let next_facts = model.node_input_facts(next.id)?;
-            let other = (next.inputs[0].node == last) as usize;
-            if next.inputs[1 - other].node != last
-                || next.inputs[other].node == last
-                || next.outputs[0].fact.shape.as_concrete() != Some(out)
-            {
-                break;
-            }
-            let konst = next_facts[other].konst.as_ref().filter(|k| k.datum_type() == f32::datum_type());
-            let uniform = konst.and_then(|k| uniform(k));
-            if bin.0.is::<Add>() && !seen_bias && !seen_low && !seen_high && konst.is_some() {
-                let Some(per_channel) = konst.and_then(|k| per_channel(k, co)) else { break };
-                bias = per_channel;
-                seen_bias = true;
-            } else if bin.0.is::<Max>() && !seen_low && uniform.is_some() {
-                low = uniform.unwrap_or_default();
-                seen_low = true;
-            } else if bin.0.is::<Min>() && !seen_high && uniform.is_some() {
-                high = uniform.unwrap_or_default();
-                seen_high = true;
-            } else if bin.0.is::<Add>()
-                && konst.is_none()
-                && next_facts[other].datum_type == f32::datum_type()
-                && next_facts[other].shape.as_concrete() == Some(out)
-            {
-                residual = Some(next.inputs[other]);
-                nodes.push(next.id);
-                break;
-            } else {
-                break;
-            }
-            nodes.push(next.id);
-        }
-        // max(min(y, h), l) is min(max(y, l), h) only when l <= h.
-        if low > high {
-            return Ok(None);
-        }
+        let fusable = Fusable { bias: conv_bias.is_none(), residual: true };
+        let tail = Tail::after(model, id, out, co, fusable)?;
+        let bias = conv_bias.or(tail.bias).unwrap_or_else(|| vec![0f32; co]);
+        let residual = tail.residual;
+        let nodes = std::iter::once(id).chain(tail.nodes).collect();
         let w = weights.to_plain_array_view::<f32>()?;
         let w = w.as_slice().context("constant weights are contiguous")?;
-        let op = PointwiseConv::new(geometry, w, &bias, (low, high), residual.is_some(), out.into(), None)
+        let op = PointwiseConv::new(geometry, w, &bias, (tail.low, tail.high), residual.is_some(), out.into(), None)
             .with_window(window);
         let inputs = std::iter::once(node.inputs[0]).chain(residual).collect();
         Ok(Some(PointwiseChain { op, inputs, nodes }))
@@ -630,31 +569,7 @@ impl PointwiseChain {
     /// The chain's nodes alone, as tract optimises and runs them: its outside inputs as
     /// sources, its constants kept. What cambox's op is compared and timed against.
     pub fn tract_model(&self, model: &TypedModel) -> TractResult<TypedModel> {
-        let mut m = TypedModel::default();
-        let mut mapped = std::collections::HashMap::new();
-        for (i, &outlet) in self.inputs.iter().enumerate() {
-            let fact = model.outlet_fact(outlet)?.clone().without_value();
-            mapped.insert(outlet, m.add_source(format!("input{i}"), fact)?);
-        }
-        for &id in &self.nodes {
-            let node = model.node(id);
-            let mut inputs = tvec![];
-            for o in &node.inputs {
-                let wire = match mapped.get(o) {
-                    Some(w) => *w,
-                    None => {
-                        let k = model.outlet_fact(*o)?.konst.clone().context("outside inputs are constants")?;
-                        m.add_const(format!("{}.const{}", node.name, o.node), k)?
-                    }
-                };
-                inputs.push(wire);
-            }
-            let out = m.wire_node(&node.name, node.op.clone(), &inputs)?[0];
-            mapped.insert(OutletId::new(id, 0), out);
-        }
-        let last = self.nodes.last().and_then(|&id| mapped.get(&OutletId::new(id, 0))).context("empty chain")?;
-        m.select_output_outlets(&[*last])?;
-        m.into_optimized()
+        fusion::tract_model(model, &self.inputs, &self.nodes)
     }
 }
 
@@ -712,15 +627,6 @@ impl Start {
     }
 }
 
-/// `[C, H, W]` of a shape that is that with leading axes of 1.
-fn chw(shape: &[usize]) -> Option<[usize; 3]> {
-    let n = shape.len();
-    if n < 3 || shape[..n - 3].iter().any(|&d| d != 1) {
-        return None;
-    }
-    Some([shape[n - 3], shape[n - 2], shape[n - 1]])
-}
-
 /// Whether the einsum sums the input's channel axis against the weights' second axis and
 /// maps the weights' first axis, and the input's two last axes, to the output's last three.
 fn is_pointwise(einsum: &EinSum, x_rank: usize, out_rank: usize) -> TractResult<bool> {
@@ -736,27 +642,6 @@ fn is_pointwise(einsum: &EinSum, x_rank: usize, out_rank: usize) -> TractResult<
         && channel == (vec![], vec![0], vec![out_rank - 3])
         && h == (vec![x_rank - 2], vec![], vec![out_rank - 2])
         && w == (vec![x_rank - 1], vec![], vec![out_rank - 1]))
-}
-
-/// The value of a constant whose every element is the same, of a shape of ones.
-fn uniform(k: &Tensor) -> Option<f32> {
-    if k.shape().iter().any(|&d| d != 1) {
-        return None;
-    }
-    k.to_plain_array_view::<f32>().ok()?.iter().next().copied()
-}
-
-/// A constant broadcast along the channel axis of a `[C, H, W]` tensor: `co` values, or
-/// one repeated.
-fn per_channel(k: &Tensor, co: usize) -> Option<Vec<f32>> {
-    let s = k.shape();
-    let values: Vec<f32> = k.to_plain_array_view::<f32>().ok()?.iter().copied().collect();
-    if s.iter().all(|&d| d == 1) {
-        return Some(vec![values[0]; co]);
-    }
-    // A shorter shape would broadcast along the last axes, not the channels.
-    let [c, h, w] = chw(s)?;
-    (c == co && h == 1 && w == 1).then_some(values)
 }
 
 #[cfg(test)]
