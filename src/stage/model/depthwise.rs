@@ -490,9 +490,12 @@ mod packed {
         let rows = (g.out_h - 1) * g.stride_h + g.k_h;
         let cols = ((g.out_w - 1) * g.stride_w + g.k_w).max(g.pad_left + g.in_w);
         let rows = rows.max(g.pad_top + g.in_h);
-        let mut scratch = vec![0f32; rows * cols * lanes];
-        let mut weights = vec![0f32; (taps + 1) * lanes];
-        let mut packed_out = vec![0f32; g.out_h * g.out_w * lanes];
+        // Every vector the kernel loads or stores is a whole position of `lanes` floats:
+        // 64-byte aligned buffers keep each in one cache line.
+        let (mut scratch_buf, mut weights_buf, mut out_buf) = (Vec::new(), Vec::new(), Vec::new());
+        let scratch = aligned_zeros(&mut scratch_buf, rows * cols * lanes);
+        let weights = aligned_zeros(&mut weights_buf, (taps + 1) * lanes);
+        let packed_out = aligned_zeros(&mut out_buf, g.out_h * g.out_w * lanes);
         let offsets: Vec<usize> = (0..taps).map(|t| ((t / g.k_w) * cols + t % g.k_w) * lanes).collect();
         let plane = g.in_h * g.in_w;
         let out_plane = g.out_h * g.out_w;
@@ -531,9 +534,9 @@ mod packed {
             unsafe {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2Fma => x86::group_avx2(g, cols, &scratch, &offsets, &weights, &mut packed_out),
+                    Isa::Avx2Fma => x86::group_avx2(g, cols, scratch, &offsets, weights, packed_out),
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => x86::group_avx512(g, cols, &scratch, &offsets, &weights, &mut packed_out),
+                    Isa::Avx512 => x86::group_avx512(g, cols, scratch, &offsets, weights, packed_out),
                     #[cfg(not(target_arch = "x86_64"))]
                     _ => unreachable!("no vector kernel on this architecture"),
                 }
@@ -552,6 +555,14 @@ mod packed {
                 }
             }
         }
+    }
+
+    /// `len` zeros in `buf`, starting at a 64-byte boundary.
+    fn aligned_zeros(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+        const FLOATS: usize = 64 / std::mem::size_of::<f32>();
+        *buf = vec![0f32; len + FLOATS - 1];
+        let skip = buf.as_ptr().align_offset(64).min(FLOATS - 1);
+        &mut buf[skip..skip + len]
     }
 
     #[cfg(target_arch = "x86_64")]
