@@ -546,7 +546,7 @@ mod packed {
                 match isa {
                     // SAFETY: AVX-512 was detected; `packed_out` holds `out_plane` positions.
                     #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { x86::lane_avx512(&packed_out, l, (low, high), o) },
+                    Isa::Avx512 => unsafe { x86::lane_avx512(packed_out, l, (low, high), o) },
                     _ => {
                         for (v, position) in o.iter_mut().zip(packed_out.chunks_exact(lanes)) {
                             *v = position[l].max(low).min(high);
