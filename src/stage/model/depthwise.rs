@@ -572,7 +572,10 @@ mod packed {
 
         macro_rules! group {
             ($name:ident, $feature:literal, $lanes:expr, $vec:ty, $load:ident, $fma:ident, $store:ident) => {
-                /// One group of channels: every output position, four at a time.
+                /// One group of channels: every output position, eight at a time in the
+                /// order of the output (a block may span rows: each position has its own
+                /// base), the last block moved back to end at the last position (it then
+                /// computes some positions twice, to the same values).
                 #[target_feature(enable = $feature)]
                 pub(in super::super) unsafe fn $name(
                     g: &ConvWindow,
@@ -583,35 +586,36 @@ mod packed {
                     out: &mut [f32],
                 ) {
                     const L: usize = $lanes;
+                    const B: usize = 8;
                     let taps = offsets.len();
                     let (s, w, o) = (scratch.as_ptr(), weights.as_ptr(), out.as_mut_ptr());
                     let bias = $load(w.add(taps * L));
-                    let at = |oy: usize, ox: usize| (oy * g.stride_h * cols + ox * g.stride_w) * L;
-                    for oy in 0..g.out_h {
-                        let mut ox = 0;
-                        while ox + 4 <= g.out_w {
-                            let base = [at(oy, ox), at(oy, ox + 1), at(oy, ox + 2), at(oy, ox + 3)];
-                            let mut acc: [$vec; 4] = [bias; 4];
-                            for (t, &off) in offsets.iter().enumerate() {
-                                let wv = $load(w.add(t * L));
-                                for i in 0..4 {
-                                    acc[i] = $fma(wv, $load(s.add(base[i] + off)), acc[i]);
-                                }
+                    let at = |p: usize| ((p / g.out_w) * g.stride_h * cols + (p % g.out_w) * g.stride_w) * L;
+                    let positions = g.out_h * g.out_w;
+                    let mut next = 0;
+                    while next < positions && positions >= B {
+                        let p0 = next.min(positions - B);
+                        let base: [usize; B] = std::array::from_fn(|i| at(p0 + i));
+                        let mut acc: [$vec; B] = [bias; B];
+                        for (t, &off) in offsets.iter().enumerate() {
+                            let wv = $load(w.add(t * L));
+                            for i in 0..B {
+                                acc[i] = $fma(wv, $load(s.add(base[i] + off)), acc[i]);
                             }
-                            for i in 0..4 {
-                                $store(o.add((oy * g.out_w + ox + i) * L), acc[i]);
-                            }
-                            ox += 4;
                         }
-                        while ox < g.out_w {
-                            let base = at(oy, ox);
-                            let mut acc = bias;
-                            for (t, &off) in offsets.iter().enumerate() {
-                                acc = $fma($load(w.add(t * L)), $load(s.add(base + off)), acc);
-                            }
-                            $store(o.add((oy * g.out_w + ox) * L), acc);
-                            ox += 1;
+                        for i in 0..B {
+                            $store(o.add((p0 + i) * L), acc[i]);
                         }
+                        next = p0 + B;
+                    }
+                    // Fewer positions than a block.
+                    for p in next..positions {
+                        let base = at(p);
+                        let mut acc = bias;
+                        for (t, &off) in offsets.iter().enumerate() {
+                            acc = $fma($load(w.add(t * L)), $load(s.add(base + off)), acc);
+                        }
+                        $store(o.add(p * L), acc);
                     }
                 }
             };
