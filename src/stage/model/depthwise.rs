@@ -354,7 +354,7 @@ fn planes(g: &ConvWindow, isa: Isa, reduce: Reduce, x: &[f32], out: &mut [f32]) 
         .collect();
     let unweighted = vec![0f32; taps];
     for c in 0..g.channels {
-        s.fill(g, &x[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w], &mut plane);
+        s.fill(g, isa, &x[c * g.in_h * g.in_w..(c + 1) * g.in_h * g.in_w], &mut plane);
         let (w, b, max, clamp) = match reduce {
             Reduce::MultiplyAdd { kernel, bias, clamp } => {
                 let b = if bias.len() == 1 { bias[0] } else { bias[c] };
@@ -421,7 +421,7 @@ impl Scratch {
     /// Copies the `in_h x in_w` plane into the padded rows, each split by column phase:
     /// padded column `j` goes to phase `j % stride`, position `j / stride`. Writes the
     /// same positions for every plane of a geometry, so the zeros around them stay.
-    fn fill(&self, g: &ConvWindow, x: &[f32], plane: &mut [f32]) {
+    fn fill(&self, g: &ConvWindow, isa: Isa, x: &[f32], plane: &mut [f32]) {
         for iy in 0..g.in_h {
             let r = iy + g.pad_top;
             if r >= self.rows {
@@ -446,9 +446,16 @@ impl Scratch {
                 };
                 let pairs = src.len() / 2;
                 let n = pairs.min(self.phase_w.saturating_sub(q0));
-                for (i, pair) in src.chunks_exact(2).take(n).enumerate() {
-                    even[q0 + i] = pair[0];
-                    odd[q0 + i] = pair[1];
+                let (to_even, to_odd) = (&mut even[q0..q0 + n], &mut odd[q0..q0 + n]);
+                let done = match isa {
+                    // SAFETY: AVX-512 was detected; the slices hold `n` pairs and `n` slots.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { x86::deinterleave_avx512(&src[..2 * n], to_even, to_odd) },
+                    _ => 0,
+                };
+                for (i, pair) in src.chunks_exact(2).enumerate().take(n).skip(done) {
+                    to_even[i] = pair[0];
+                    to_odd[i] = pair[1];
                 }
                 if src.len() % 2 == 1 && q0 + pairs < self.phase_w {
                     even[q0 + pairs] = src[src.len() - 1];
@@ -744,6 +751,22 @@ mod x86 {
         _mm512_storeu_ps,
         first_avx512
     );
+
+    /// `even[i] = src[2i]`, `odd[i] = src[2i + 1]` sixteen pairs at a time (two loads and
+    /// two permutes); returns how many pairs it did (the rest is left to the caller).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn deinterleave_avx512(src: &[f32], even: &mut [f32], odd: &mut [f32]) -> usize {
+        let pick_even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let pick_odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+        let blocks = (src.len() / 2).min(even.len()).min(odd.len()) / 16;
+        for b in 0..blocks {
+            let lo = _mm512_loadu_ps(src.as_ptr().add(32 * b));
+            let hi = _mm512_loadu_ps(src.as_ptr().add(32 * b + 16));
+            _mm512_storeu_ps(even.as_mut_ptr().add(16 * b), _mm512_permutex2var_ps(lo, pick_even, hi));
+            _mm512_storeu_ps(odd.as_mut_ptr().add(16 * b), _mm512_permutex2var_ps(lo, pick_odd, hi));
+        }
+        16 * blocks
+    }
 
     /// Stores the first `n` (1 to 8) lanes.
     #[target_feature(enable = "avx2,fma")]
