@@ -476,7 +476,8 @@ impl Scratch {
 /// The narrow planes, vector lanes across channels: a group of `lanes` channels is
 /// transposed into a zero-padded `rows x cols x lanes` scratch, every output position is
 /// one vector (its group's channels), accumulated over the taps with the taps' weights as
-/// vectors, four positions at a time (four independent FMA chains), and transposed back.
+/// vectors, eight positions at a time (eight independent FMA chains), and transposed back
+/// (with AVX-512, both transposes are gathers).
 mod packed {
     use super::{ConvWindow, Isa};
 

@@ -60,8 +60,9 @@ const CHANNEL_TILE_ROWS: usize = 32;
 const CHANNEL_TILE_PIXELS: usize = 12;
 /// By channel keeps the vector units busy less well than by pixel (12 broadcasts feed 24
 /// FMAs, against 6 broadcasts and 4 loads for 24): it is chosen only where by pixel would
-/// waste more than this factor more lanes. Measured on the two models' layers
-/// (`cargo bench --bench network`).
+/// fill fewer than this fraction of the lanes by channel fills. Set from the per-node
+/// profile of the two models (`PER_NODE=1 examples/op_profile`): on 196-pixel planes by
+/// channel ran at 84-88 GFLOP/s where by pixel ran at 95-104.
 const CHANNEL_SCHEME_HANDICAP: f32 = 0.85;
 
 /// What one 1x1 convolution computes: `channels_out x pixels` from `channels_in x pixels`.
