@@ -76,13 +76,13 @@ fn compare_all(path: &std::path::Path) -> usize {
 }
 
 #[test]
-fn every_depthwise_node_of_efficientnet_lite0_matches_tract() {
+fn every_depthwise_chain_of_efficientnet_lite0_matches_tract() {
     let n = compare_all(&root().join("data/models/efficientnet-lite0.onnx"));
-    assert!(n >= 16, "{n} depthwise nodes compared");
+    assert!(n >= 16, "{n} depthwise chains compared");
 }
 
 #[test]
-fn every_depthwise_node_of_the_xception_model_matches_tract() {
+fn every_depthwise_chain_of_the_xception_model_matches_tract() {
     let local = root().join("data/models/pneumonia_xception.onnx");
     let path = if local.is_file() {
         local
@@ -93,7 +93,7 @@ fn every_depthwise_node_of_the_xception_model_matches_tract() {
         return;
     };
     let n = compare_all(&path);
-    assert!(n >= 34, "{n} depthwise nodes compared");
+    assert!(n >= 34, "{n} depthwise chains compared");
 }
 
 #[test]
