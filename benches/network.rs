@@ -27,7 +27,7 @@ use std::sync::Arc;
 use cambox::stage::model::depthwise::{DepthwiseChain, Isa};
 use cambox::stage::model::maxpool;
 use cambox::stage::model::pointwise::{self, PointwiseChain};
-use cambox::stage::model::{Layout, ModelPlan};
+use cambox::stage::model::ModelPlan;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::EvalOp;
@@ -132,17 +132,7 @@ fn models() -> Vec<(&'static str, PathBuf)> {
 
 /// The model decluttered at the input shape cambox plans.
 fn decluttered(path: &std::path::Path) -> TypedModel {
-    let input = ModelPlan::open(path).expect("model loads").input;
-    let shape = match input.layout {
-        Layout::Nchw => [1, input.channels, input.height, input.width],
-        Layout::Nhwc => [1, input.height, input.width, input.channels],
-    };
-    tract_onnx::onnx()
-        .model_for_path(path)
-        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-        .and_then(|m| m.into_typed())
-        .and_then(|m| m.into_decluttered())
-        .expect("typed model")
+    cambox::stage::model::decluttered(path).expect("the model declutters")
 }
 
 /// tract's ops for each distinct 1x1 convolution chain and cambox's fused op.

@@ -9,39 +9,14 @@
 
 mod common;
 
+use cambox::stage::model::decluttered;
 use cambox::stage::model::pointwise::{self, PointwiseChain, PointwiseConv, Scheme};
-use cambox::stage::model::{Layout, ModelPlan};
 use common::*;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::EvalOp;
 
 /// Relative tolerance: max |cambox - tract| / max |tract|.
 const TOL: f32 = 1e-5;
-
-/// The decluttered model, at the input shape cambox plans (batch 1, the declared size).
-fn decluttered(path: &std::path::Path) -> TypedModel {
-    let input = ModelPlan::open(path).unwrap().input;
-    let shape = match input.layout {
-        Layout::Nchw => [1, input.channels, input.height, input.width],
-        Layout::Nhwc => [1, input.height, input.width, input.channels],
-    };
-    tract_onnx::onnx()
-        .model_for_path(path)
-        .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
-        .and_then(|m| m.into_typed())
-        .and_then(|m| m.into_decluttered())
-        .unwrap()
-}
-
-fn pseudo(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
-        })
-        .collect()
-}
 
 /// Every 1x1 convolution chain of the model, through tract's ops and through cambox's op
 /// with each scheme; returns how many chains were compared.
@@ -50,7 +25,7 @@ fn compare_all(path: &std::path::Path) -> usize {
         eprintln!("no AVX-512: cambox's kernel is not used on this CPU, nothing to compare");
         return usize::MAX;
     }
-    let model = decluttered(path);
+    let model = decluttered(path).unwrap();
     let mut compared = 0;
     for id in 0..model.nodes().len() {
         let Some(chain) = PointwiseChain::find(&model, id).unwrap() else { continue };
@@ -96,22 +71,14 @@ fn every_pointwise_chain_of_efficientnet_lite0_matches_tract() {
 
 #[test]
 fn every_pointwise_chain_of_the_xception_model_matches_tract() {
-    let local = root().join("data/models/pneumonia_xception.onnx");
-    let path = if local.is_file() {
-        local
-    } else if let Some(s) = shared() {
-        s.join("models/pneumonia_xception.onnx")
-    } else {
-        eprintln!("skipped: no Xception model (data/models/ or $CAMBOX_SHARED/models/)");
-        return;
-    };
+    let Some(path) = xception_model() else { return };
     let n = compare_all(&path);
     assert!(n >= 40, "{n} pointwise chains compared");
 }
 
 #[test]
 fn the_chains_take_the_bias_clamps_and_residuals_of_efficientnet() {
-    let mut model = decluttered(&root().join("data/models/efficientnet-lite0.onnx"));
+    let mut model = decluttered(&root().join("data/models/efficientnet-lite0.onnx")).unwrap();
     let chains: Vec<PointwiseChain> =
         (0..model.nodes().len()).filter_map(|id| PointwiseChain::find(&model, id).unwrap()).collect();
     // The stem's 3x3 convolution; 16 blocks: a projection each, an expansion in all but

@@ -6,6 +6,28 @@ use std::process::Command;
 
 use ndarray::ArrayD;
 
+/// Reproducible values in [-2, 2).
+pub fn pseudo(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// The Xception pneumonia model: `data/models/` when it was copied there, else
+/// `$CAMBOX_SHARED/models/`; `None` (and a line saying the test is skipped) without either.
+pub fn xception_model() -> Option<PathBuf> {
+    let local = root().join("data/models/pneumonia_xception.onnx");
+    let found = if local.is_file() { Some(local) } else { shared().map(|s| s.join("models/pneumonia_xception.onnx")) };
+    if found.is_none() {
+        eprintln!("skipped: no Xception model (data/models/ or $CAMBOX_SHARED/models/)");
+    }
+    found
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -801,6 +801,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::model::fusion::pseudo;
 
     /// The definition, one output at a time, in f64.
     fn naive(g: &ConvWindow, x: &[f32], k: &[f32], b: &[f32]) -> Vec<f32> {
@@ -843,16 +844,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn pseudo(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]

@@ -176,3 +176,15 @@ fn per_channel(k: &Tensor, channels: usize) -> Option<Vec<f32>> {
     let [c, h, w] = chw(s)?;
     (c == channels && h == 1 && w == 1).then_some(values)
 }
+
+/// Reproducible values in [-1, 1) for the kernels' unit tests.
+#[cfg(test)]
+pub(crate) fn pseudo(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

@@ -308,6 +308,19 @@ fn build_plan(
     optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))
 }
 
+/// The ONNX file's graph as tract declutters it at the input shape cambox plans (batch 1,
+/// the declared size), before any of cambox's kernels goes in: what the kernels' tests and
+/// benchmarks compare cambox's ops with.
+pub fn decluttered(path: &Path) -> Result<TypedModel> {
+    let input = ModelPlan::open(path)?.input;
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.with_input_fact(0, f32::fact(input_shape(&input)).into()))
+        .and_then(|m| m.into_typed())
+        .and_then(|m| m.into_decluttered())
+        .map_err(|e| Error::model(path, format!("tract cannot declutter the graph: {e:#}")))
+}
+
 /// The graph as tract reads it, before any input shape is fixed. With `retyped`, the
 /// shapes the exporter recorded for intermediate tensors (valid at the declared size
 /// only) are not imposed on it; tract ignores the outputs' recorded shapes by default.

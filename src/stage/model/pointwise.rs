@@ -648,6 +648,7 @@ fn is_pointwise(einsum: &EinSum, x_rank: usize, out_rank: usize) -> TractResult<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::model::fusion::pseudo;
 
     /// The definition in f64.
     fn naive(g: &PointwiseGeometry, w: &[f32], x: &[f32], e: &Epilogue, r: Option<&[f32]>) -> Vec<f32> {
@@ -663,16 +664,6 @@ mod tests {
             }
         }
         y
-    }
-
-    fn pseudo(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]
