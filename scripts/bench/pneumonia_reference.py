@@ -47,7 +47,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True  # no untracked scripts/bench/__pycache__ from the import below
-import reference  # noqa: E402  (the Writer and the network clock of the other references)
+import reference  # noqa: E402  (the Writer, batching and the network clock of the other references)
 
 NET = 150  # the model's input, 150 x 150 x 3 NHWC
 PNEUMONIA = 1  # class index (data/models/pneumonia-classes.txt: NORMAL, PNEUMONIA)
@@ -179,18 +179,8 @@ def run_ort(files, items, args, writer):
     in_name = sess.get_inputs()[0].name
     out_name = sess.get_outputs()[0].name
 
-    def batches(it):
-        buf = []
-        for i, item in enumerate(it):
-            buf.append((i, item))
-            if len(buf) == args.batch:
-                yield buf
-                buf = []
-        if buf:
-            yield buf
-
     checked = False
-    for b in batches(items):
+    for b in reference.batches(items, args.batch):
         x = np.stack([item[0] for _, item in b])
         with reference.network_clock():
             logits, F = sess.run([out_name, feat], {in_name: x})

@@ -45,6 +45,18 @@ RESIZE, CROP = 256, 224
 FEATMAP = "/_swish_1/Clip_output_0"
 
 
+def batches(items, size):
+    """(index, item) pairs of `items` in lists of `size` (the last one shorter)."""
+    buf = []
+    for i, item in enumerate(items):
+        buf.append((i, item))
+        if len(buf) == size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
 def geometry(w, h):
     """torchvision Resize(256) + CenterCrop(224): resized size and crop offsets."""
     if w <= h:
@@ -176,19 +188,9 @@ def run_ort(files, args, writer):
     del model, inits
     in_name = sess.get_inputs()[0].name
 
-    def batches(it):
-        buf = []
-        for i, item in enumerate(it):
-            buf.append((i, item))
-            if len(buf) == args.batch:
-                yield buf
-                buf = []
-        if buf:
-            yield buf
-
     pool = mp.get_context("fork").Pool(args.workers) if args.workers > 0 else None
     it = pool.imap(_load_pool, files, chunksize=4) if pool else map(load, files)
-    for b in batches(it):
+    for b in batches(it, args.batch):
         x = np.stack([item[0] for _, item in b])
         with network_clock():
             logits, feat = sess.run(["logits", FEATMAP], {in_name: x})

@@ -290,7 +290,7 @@ fn build_plan(
     let base = base
         .with_input_fact(0, f32::fact(input_shape(input)).into())
         .map_err(|e| merr("cannot fix the input shape", e))?;
-    let typed = base
+    let mut typed = base
         .with_outputs_by_name([cut.feature.as_str(), cut.logits.as_str()])
         .map_err(|e| merr("cannot select outputs", e))?
         .into_typed()
@@ -298,7 +298,6 @@ fn build_plan(
         .map_err(|e| merr("tract cannot optimise the graph", e))?;
     // cambox's kernels go in before tract lowers the graph, each in place of the chain of
     // decluttered nodes it computes (see pointwise, depthwise, maxpool).
-    let mut typed = typed;
     pointwise::substitute(&mut typed).map_err(|e| merr("cannot substitute the pointwise kernel", e))?;
     depthwise::substitute(&mut typed).map_err(|e| merr("cannot substitute the depthwise kernel", e))?;
     maxpool::substitute(&mut typed).map_err(|e| merr("cannot substitute the max pooling kernel", e))?;
