@@ -107,7 +107,7 @@ fn benches(c: &mut Criterion) {
     // The class map product with EfficientNet-Lite0's shapes (1000 x 1280 head, 1280 x 7 x 7
     // features), for the top-5 classes a run computes (the logit check needs them).
     let weight = Array2::from_shape_fn((1000, 1280), |(k, c)| ((k * 31 + c * 17) % 97) as f32 / 97.0 - 0.5);
-    let head = Head::Linear(LinearHead { weight, bias: Array1::zeros(1000), dense_op: "Gemm".into() });
+    let head = Head::Linear(LinearHead { weight, bias: Array1::zeros(1000) });
     let f = FeatureMap::from_chw(Array2::from_shape_fn((1280, 49), |(c, p)| ((c * 7 + p) % 13) as f32 / 13.0), 7, 7);
     c.bench_function("class_maps/cam_top5_1000x1280x49", |b| {
         b.iter(|| ClassMaps::cam(&head, black_box(&f), &[3, 17, 285, 512, 999]).unwrap())

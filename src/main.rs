@@ -387,9 +387,11 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     }
     println!("pooling:        {} '{}'", r.pooling_op, r.pooling_node);
     println!("feature tensor: '{}' shape {:?} ({:?})", r.feature_tensor, r.feature_shape, r.feature_layout);
-    let head = match &m.cut.head {
+    let head = match &m.head {
         Head::Linear(h) => {
-            format!("linear ({}; W {}x{}, b {})", h.dense_op, h.weight.nrows(), h.weight.ncols(), h.bias.len())
+            let dense: Vec<&str> =
+                r.head_ops.iter().map(String::as_str).filter(|o| matches!(*o, "Gemm" | "MatMul" | "Conv")).collect();
+            format!("linear ({}; W {}x{}, b {})", dense.join(", "), h.weight.nrows(), h.weight.ncols(), h.bias.len())
         }
         Head::Identity => "identity (no dense layer; one feature channel per class)".to_string(),
         Head::Other { op, node_name, ops, program } => {
@@ -423,7 +425,7 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     println!("activation:     {} ({how})", activation.name());
     println!("classes:        {}", r.num_classes);
     println!("cut check:      logits from the cut equal the full model's within {:.1e} (relative)", r.probe_rel_diff);
-    let methods: Vec<&str> = MapMethod::applicable(&m.cut.head).iter().map(|m| m.name()).collect();
+    let methods: Vec<&str> = MapMethod::applicable(&m.head).iter().map(|m| m.name()).collect();
     let methods = methods.join(", ");
     println!("map methods:    {methods}");
 }

@@ -40,7 +40,7 @@ fn refnpy(name: &str) -> ArrayD<f32> {
 #[test]
 fn gradient_methods_match_pytorch_grad_cam() {
     let plan = load(&root().join("tests/data/gradcam/mlp_net.onnx"));
-    assert_eq!(plan.cut.head.kind(), "other");
+    assert_eq!(plan.head.kind(), "other");
     let prog = plan.program.as_ref().expect("the MLP head is evaluated by cambox");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/gradcam/reference.json")).unwrap())
@@ -55,7 +55,7 @@ fn gradient_methods_match_pytorch_grad_cam() {
         let f = &inf.features;
         let d = max_abs_diff(f.matrix().iter(), refnpy(&format!("features_{i}.npy")).iter());
         assert!(d <= TOL, "input {i}: features differ by {d}");
-        let logits = prog.forward(&f.pooled());
+        let logits = prog.forward(&f.pooled()).unwrap();
         let d = max_abs_diff(logits.iter(), refnpy(&format!("logits_{i}.npy")).iter());
         assert!(d <= TOL, "input {i}: head logits differ from torch by {d}");
 
@@ -127,9 +127,9 @@ fn gradcam_equals_cam_after_relu_and_minmax_for_a_linear_head() {
     let plan = load(&dir.join("gap_gemm_transb1.onnx"));
     let input = npy(dir.join("gap_gemm_transb1.input.npy")).into_dimensionality::<Ix4>().unwrap();
     let f = plan.infer(input).unwrap().features;
-    let prog = plan.cut.head.program().unwrap();
+    let prog = plan.program.clone().unwrap();
     for k in 0..plan.num_classes() {
-        let cam = ClassMaps::cam(&plan.cut.head, &f, &[k]).unwrap();
+        let cam = ClassMaps::cam(&plan.head, &f, &[k]).unwrap();
         let grad = ClassMaps::by_method(MapMethod::GradCam, Some(&prog), &f, &[k]).unwrap();
         let hires = ClassMaps::by_method(MapMethod::HiResCam, Some(&prog), &f, &[k]).unwrap();
         let cam_post = library_post(cam.maps.as_slice().unwrap());
@@ -143,9 +143,9 @@ fn gradcam_equals_cam_after_relu_and_minmax_for_a_linear_head() {
 #[test]
 fn cam_is_refused_for_an_mlp_head_with_a_pointer_to_gradcam() {
     let plan = load(&root().join("tests/data/gradcam/mlp_net.onnx"));
-    let e = MapMethod::Cam.applies(&plan.cut.head).unwrap_err();
+    let e = MapMethod::Cam.applies(&plan.head).unwrap_err();
     assert!(e.contains("gradcam"), "{e}");
-    let map_methods = MapMethod::applicable(&plan.cut.head);
+    let map_methods = MapMethod::applicable(&plan.head);
     assert!(map_methods.contains(&MapMethod::GradCam));
     assert!(!map_methods.contains(&MapMethod::Cam));
 }

@@ -25,7 +25,7 @@ fn check_cam_fixture(name: &str) {
     let (path, meta) = fixture(name);
     let dir = path.parent().unwrap();
     let plan = load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(plan.cut.head.kind(), meta["head"].as_str().unwrap(), "{name}: head kind");
+    assert_eq!(plan.head.kind(), meta["head"].as_str().unwrap(), "{name}: head kind");
     assert_eq!(plan.cut.feature, meta["feature_name"].as_str().unwrap(), "{name}: feature tensor");
     let want_layout = if meta["feature_layout"] == "nhwc" { Layout::Nhwc } else { Layout::Nchw };
     assert_eq!(plan.cut.pooling.layout, want_layout, "{name}: feature layout");
@@ -44,7 +44,7 @@ fn check_cam_fixture(name: &str) {
     assert!(d <= TOL, "{name}: features differ by {d}");
 
     // Logits from the features, as the pipeline computes them.
-    let logits = match &plan.cut.head {
+    let logits = match &plan.head {
         Head::Linear(h) => cambox::stage::model::linear_logits(h, &inf.features),
         Head::Identity => inf.features.pooled().to_vec(),
         Head::Other { .. } => unreachable!(),
@@ -56,7 +56,7 @@ fn check_cam_fixture(name: &str) {
     // Maps of every class.
     let k = plan.num_classes();
     let classes: Vec<usize> = (0..k).collect();
-    let maps = ClassMaps::cam(&plan.cut.head, &inf.features, &classes).unwrap();
+    let maps = ClassMaps::cam(&plan.head, &inf.features, &classes).unwrap();
     let want = npy(dir.join(format!("{name}.maps.npy")));
     assert_eq!(maps.maps.shape(), want.shape(), "{name}: map shape");
     let d = max_abs_diff(maps.maps.iter(), want.iter());
@@ -113,7 +113,7 @@ fn softmax_output_uses_the_logits_before_it() {
 fn mlp_head_is_other_naming_the_op_and_still_predicts() {
     let (path, meta) = fixture("mlp_head");
     let plan = load(&path).unwrap();
-    match &plan.cut.head {
+    match &plan.head {
         Head::Other { op, node_name, .. } => {
             assert_eq!(op, meta["other_op"].as_str().unwrap());
             assert_eq!(node_name, meta["other_node"].as_str().unwrap());
@@ -124,12 +124,12 @@ fn mlp_head_is_other_naming_the_op_and_still_predicts() {
     let inf = plan.infer(input).unwrap();
     let want = npy(path.with_extension("logits.npy"));
     // cambox evaluates the MLP itself on the pooled features.
-    let logits = plan.program.as_ref().expect("Gemm-Relu-Gemm is evaluated").forward(&inf.features.pooled());
+    let logits = plan.program.as_ref().expect("Gemm-Relu-Gemm is evaluated").forward(&inf.features.pooled()).unwrap();
     let d = max_abs_diff(logits.iter(), want.iter());
     assert!(d <= TOL, "mlp logits differ by {d}");
     let d = max_abs_diff(inf.logits.iter(), want.iter());
     assert!(d <= TOL, "the network's own mlp logits differ by {d}");
-    assert!(ClassMaps::cam(&plan.cut.head, &inf.features, &[0]).is_none());
+    assert!(ClassMaps::cam(&plan.head, &inf.features, &[0]).is_none());
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn probabilities_and_maps_match_onnxruntime_and_numpy() {
             let d = max_abs_diff(p.probs.iter(), probs.row(i).iter());
             assert!(d <= 1e-5, "{file} case {i}: probabilities differ from onnxruntime's by {d}");
             let classes: Vec<usize> = (0..14).collect();
-            let cm = ClassMaps::cam(&plan.cut.head, &inf.features, &classes).unwrap();
+            let cm = ClassMaps::cam(&plan.head, &inf.features, &classes).unwrap();
             assert!(cm.logit_check(&inf.logits) < 1e-4, "{file} case {i}: the CAM identity");
             let want = maps.slice(s![i, .., .., ..]);
             let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));

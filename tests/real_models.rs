@@ -15,7 +15,7 @@ fn efficientnet_matches_onnxruntime_on_the_same_input() {
     let plan = ModelPlan::open(&root().join("data/models/efficientnet-lite0.onnx")).unwrap();
     assert_eq!(plan.report.feature_tensor, "/_swish_1/Clip_output_0");
     assert_eq!(plan.report.feature_shape, vec![1, 1280, 7, 7]);
-    let Head::Linear(head) = &plan.cut.head else { panic!("EfficientNet's head is linear") };
+    let Head::Linear(head) = &plan.head else { panic!("EfficientNet's head is linear") };
     let refdir = root().join("tests/data/reference/efficientnet-lite0");
     for name in ["chelsea", "coffee"] {
         let input = npy(refdir.join(format!("{name}_input.npy"))).into_dimensionality::<Ix4>().unwrap();
@@ -118,7 +118,7 @@ fn xception_matches_keras_given_the_same_inputs() {
         PreprocessOptions { scale: PixelScale::Byte, mean: vec![127.5], std: vec![127.5], ..Default::default() };
     let options = ModelOptions { path: model, ..Default::default() };
     let plan = ModelPlan::load(&options, &Normaliser::new(&probe).unwrap()).unwrap();
-    assert_eq!(plan.cut.head.kind(), "other");
+    assert_eq!(plan.head.kind(), "other");
     let refdir = shared.join("reference/pneumonia-xception");
     let inputs = npy(refdir.join("inputs_nhwc.npy")).into_dimensionality::<Ix4>().unwrap();
     let keras = npy(refdir.join("keras_logits.npy"));
@@ -126,7 +126,7 @@ fn xception_matches_keras_given_the_same_inputs() {
         let x = inputs.slice(s![i..i + 1, .., .., ..]).to_owned();
         let inf = plan.infer(x).unwrap();
         // The MLP head evaluated by cambox on the pooled features.
-        let logits = plan.program.as_ref().unwrap().forward(&inf.features.pooled());
+        let logits = plan.program.as_ref().unwrap().forward(&inf.features.pooled()).unwrap();
         let d = max_abs_diff(logits.iter(), keras.index_axis(Axis(0), i).iter());
         assert!(d <= 1e-4, "image {i}: logits differ from Keras by {d}");
         if i == 0 {

@@ -60,7 +60,7 @@ fn a_retyped_fixture_reproduces_numpy_at_the_new_size() {
     assert_eq!((inf.features.height, inf.features.width), (10, 12));
     let d = max_abs_diff(inf.features.matrix().iter(), f.iter());
     assert!(d <= 1e-5, "features differ by {d}");
-    let Head::Linear(h) = &plan.cut.head else { panic!("linear head") };
+    let Head::Linear(h) = &plan.head else { panic!("linear head") };
     let logits = cambox::stage::model::linear_logits(h, &inf.features);
     let d = max_abs_diff(logits.iter(), npy(dir.join("gap_gemm_transb1.resized.logits.npy")).iter());
     assert!(d <= 1e-5, "logits differ by {d}");

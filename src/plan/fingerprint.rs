@@ -42,6 +42,22 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// Hex SHA-256 of a model: its file's, or, when its weights live in external data files,
+/// that of the graph file's hash followed by each data file's name and hash (in the order
+/// the graph first reads them), so that new weights in `model.onnx.data` are a new model.
+pub fn sha256_model(path: &Path, data_files: &[std::path::PathBuf]) -> Result<String> {
+    let graph = sha256_file(path)?;
+    if data_files.is_empty() {
+        return Ok(graph);
+    }
+    let mut text = format!("{graph}\n");
+    for f in data_files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        text.push_str(&format!("{name}\0{}\n", sha256_file(f)?));
+    }
+    Ok(hex(&Sha256::digest(text.as_bytes())))
+}
+
 /// Hex SHA-256 of a file, or of a folder's files (each file's path relative to the folder
 /// and its hash, sorted by path): an annotation source may be either.
 pub fn sha256_path(path: &Path) -> Result<String> {

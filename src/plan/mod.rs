@@ -96,7 +96,7 @@ impl RunPlan {
         }
         let model = ModelPlan::load_sizes(&config.model, &normaliser, |input| pass_sizes(input, &scales))?;
         let method = config.cam.method;
-        method.applies(&model.cut.head).map_err(|e| Error::model(&config.model.path, e))?;
+        method.applies(&model.head).map_err(|e| Error::model(&config.model.path, e))?;
         let sizes: Vec<[usize; 2]> = model.sizes().collect();
         let passes = passes(&config.preprocess, &model.input, &sizes, flip).map_err(cfg_err)?;
         let activation =
@@ -106,7 +106,7 @@ impl RunPlan {
         let recipe = config.localise.recipe().map_err(cfg_err)?;
         let class_localisers = class_taus(config.localise.taus.as_ref(), &labels, &recipe).map_err(cfg_err)?;
         let truth = config.truth.as_ref().map(|t| TruthPlan::load(t, &labels)).transpose()?;
-        let model_sha256 = fingerprint::sha256_file(&config.model.path)?;
+        let model_sha256 = fingerprint::sha256_model(&config.model.path, &model.data_files)?;
         let truth_digest = truth.as_ref().map(TruthPlan::digest).transpose()?;
         let fingerprint = fingerprint::fingerprint(&config, &model_sha256, truth_digest.as_ref());
         let threads = match config.run.threads {
@@ -187,7 +187,7 @@ impl RunPlan {
             activation: Some(self.activation),
             cut: CutSection {
                 report: self.model.report.clone(),
-                map_methods: MapMethod::applicable(&self.model.cut.head).iter().map(|m| m.name().into()).collect(),
+                map_methods: MapMethod::applicable(&self.model.head).iter().map(|m| m.name().into()).collect(),
             },
         }
     }

@@ -589,7 +589,7 @@ fn class_maps(
 ) -> std::result::Result<(Option<ClassMaps>, Option<f32>), ImageError> {
     let (maps, logit_check) = match plan.method {
         MapMethod::Cam => {
-            let m = ClassMaps::cam(&plan.model.cut.head, features, needed);
+            let m = ClassMaps::cam(&plan.model.head, features, needed);
             let check = m.as_ref().map(|m| m.logit_check(logits));
             (m, check)
         }

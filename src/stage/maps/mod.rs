@@ -201,16 +201,19 @@ pub fn channel_weights(
     Ok(match method {
         MapMethod::Cam | MapMethod::EigenCam => return Err(format!("{} has no channel weights", method.name())),
         MapMethod::GradCam | MapMethod::HiResCam => {
-            let trace = prog.trace(&g);
-            classes.iter().map(|&k| prog.gradient(&trace, k).mapv(|d| (d as f64 / p) as f32)).collect()
+            let trace = prog.trace(&g)?;
+            classes
+                .iter()
+                .map(|&k| Ok(prog.gradient(&trace, k)?.mapv(|d| (d as f64 / p) as f32)))
+                .collect::<Result<_, String>>()?
         }
         MapMethod::GradCamPlusPlus => {
-            let trace = prog.trace(&g);
+            let trace = prog.trace(&g)?;
             classes
                 .iter()
                 .map(|&k| {
-                    let grad = prog.gradient(&trace, k);
-                    Array1::from_shape_fn(g.len(), |c| {
+                    let grad = prog.gradient(&trace, k)?;
+                    Ok(Array1::from_shape_fn(g.len(), |c| {
                         // G = dy/dF[c, p], the same at every position; sum_p F_c = P g_c.
                         let gg = grad[c] as f64 / p;
                         if gg == 0.0 {
@@ -219,16 +222,16 @@ pub fn channel_weights(
                         let sum_f = g[c] as f64 * p;
                         let aij = gg * gg / (2.0 * gg * gg + sum_f * gg * gg * gg + GRADCAM_PP_EPS);
                         (p * gg.max(0.0) * aij) as f32
-                    })
+                    }))
                 })
-                .collect()
+                .collect::<Result<_, String>>()?
         }
         MapMethod::AblationCam => {
-            let y = prog.forward(&g);
+            let y = prog.forward(&g)?;
             classes
                 .iter()
-                .map(|&k| Array1::from_iter(prog.ablated_logits(&g, k).iter().map(|&ya| (y[k] - ya) / y[k])))
-                .collect()
+                .map(|&k| Ok(Array1::from_iter(prog.ablated_logits(&g, k)?.iter().map(|&ya| (y[k] - ya) / y[k]))))
+                .collect::<Result<_, String>>()?
         }
     })
 }
@@ -253,11 +256,7 @@ mod tests {
     fn cam_of_hand_computed_linear_head() {
         // F: 2 channels on a 1x2 map; W = [[1, 2], [0, -1]], b = [0.5, 1].
         let f = FeatureMap::from_chw(array![[1.0, 3.0], [2.0, 4.0]], 1, 2);
-        let head = Head::Linear(LinearHead {
-            weight: array![[1.0, 2.0], [0.0, -1.0]],
-            bias: array![0.5, 1.0],
-            dense_op: "Gemm".into(),
-        });
+        let head = Head::Linear(LinearHead { weight: array![[1.0, 2.0], [0.0, -1.0]], bias: array![0.5, 1.0] });
         let cm = ClassMaps::cam(&head, &f, &[1, 0]).unwrap();
         // M_1 = -F_1 = [-2, -4]; M_0 = F_0 + 2 F_1 = [5, 11].
         assert_eq!(cm.maps.as_slice().unwrap(), &[-2.0, -4.0, 5.0, 11.0]);

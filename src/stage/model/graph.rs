@@ -13,12 +13,17 @@ use tract_onnx::data_resolver::MmapDataResolver;
 use tract_onnx::pb::{self, type_proto, ModelProto, NodeProto};
 use tract_onnx::prelude::*;
 
+use super::external;
 use crate::error::{Error, Result};
 
 /// Parsed ONNX model plus lookup tables.
 pub struct OnnxGraph {
     pub path: PathBuf,
     pub proto: ModelProto,
+    /// The files holding the weights that are not in the graph file (ONNX external
+    /// data), checked at load; usually none.
+    pub data_files: Vec<PathBuf>,
+    dir: PathBuf,
     producer: HashMap<String, usize>,
     consumers: HashMap<String, Vec<usize>>,
     initializers: HashMap<String, usize>,
@@ -33,6 +38,7 @@ impl OnnxGraph {
             .proto_model_for_path(path)
             .map_err(|e| Error::model(path, format!("not a readable ONNX model: {e:#}")))?;
         let graph = proto.graph.as_ref().ok_or_else(|| Error::model(path, "the file holds no graph"))?;
+        let data_files = external::data_files(path, &proto).map_err(|e| Error::model(path, e))?;
         let mut producer = HashMap::new();
         let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
@@ -44,7 +50,21 @@ impl OnnxGraph {
             }
         }
         let initializers = graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(OnnxGraph { path: path.to_path_buf(), proto, producer, consumers, initializers })
+        Ok(OnnxGraph {
+            path: path.to_path_buf(),
+            proto,
+            data_files,
+            dir: external::model_dir(path),
+            producer,
+            consumers,
+            initializers,
+        })
+    }
+
+    /// The model's folder, which external data locations are relative to, as tract takes
+    /// it (`None` when the path is not UTF-8: only models without external data load then).
+    pub fn dir(&self) -> Option<&str> {
+        self.dir.to_str()
     }
 
     pub fn graph(&self) -> &pb::GraphProto {
@@ -89,10 +109,20 @@ impl OnnxGraph {
             }
             n.attribute.iter().find(|a| a.name == "value")?.t.as_ref()?
         };
-        let dir = self.path.parent().and_then(|p| p.to_str());
-        let tensor = tract_onnx::tensor::load_tensor(&MmapDataResolver, t, dir).ok()?;
+        let tensor = tract_onnx::tensor::load_tensor(&MmapDataResolver, t, self.dir()).ok()?;
         let tensor = tensor.cast_to::<f32>().ok()?.into_owned();
         tensor.into_plain_array::<f32>().ok()
+    }
+
+    /// The initializer named `tensor`, if there is one.
+    pub fn initializer(&self, tensor: &str) -> Option<&pb::TensorProto> {
+        self.initializers.get(tensor).map(|&i| &self.graph().initializer[i])
+    }
+
+    /// A tensor of the file (an initializer or an attribute), read from wherever it lies.
+    pub fn load_tensor(&self, t: &pb::TensorProto) -> std::result::Result<Tensor, String> {
+        tract_onnx::tensor::load_tensor(&MmapDataResolver, t, self.dir())
+            .map_err(|e| format!("tensor '{}': {e:#}", t.name))
     }
 
     pub fn is_constant(&self, tensor: &str) -> bool {
@@ -140,4 +170,24 @@ pub fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
 /// Integer-list attribute.
 pub fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.clone())
+}
+
+/// String attribute.
+pub fn attr_s<'a>(node: &'a NodeProto, name: &str) -> Option<&'a str> {
+    node.attribute.iter().find(|a| a.name == name).and_then(|a| std::str::from_utf8(&a.s).ok())
+}
+
+/// Float-list attribute.
+pub fn attr_floats(node: &NodeProto, name: &str) -> Option<Vec<f32>> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.floats.clone())
+}
+
+/// Tensor attribute.
+pub fn attr_t<'a>(node: &'a NodeProto, name: &str) -> Option<&'a pb::TensorProto> {
+    node.attribute.iter().find(|a| a.name == name).and_then(|a| a.t.as_ref())
+}
+
+/// Whether the node sets the attribute.
+pub fn has_attr(node: &NodeProto, name: &str) -> bool {
+    node.attribute.iter().any(|a| a.name == name)
 }

@@ -7,6 +7,7 @@
 //! decided here but by the map stage ([`crate::stage::maps::MapMethod::applies`]).
 
 pub mod depthwise;
+pub mod external;
 mod features;
 pub mod fusion;
 pub mod graph;
@@ -16,6 +17,7 @@ pub mod pointwise;
 pub mod retype;
 pub mod surgery;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,7 +29,7 @@ pub use crate::stage::input_spec::{InputSpec, Layout};
 use crate::stage::preprocess::Normaliser;
 pub use features::FeatureMap;
 use graph::OnnxGraph;
-pub use head::{HeadProgram, LinearHead};
+pub use head::{HeadKind, HeadProgram, LinearHead};
 pub use surgery::{FeatureCut, FinalOp, Head};
 
 fn no_final_op() -> FinalOp {
@@ -131,12 +133,16 @@ pub struct SizeProof {
 pub struct ModelPlan {
     pub input: InputSpec,
     pub cut: FeatureCut,
+    /// What follows the pooling, resolved on the feature map's channels.
+    pub head: Head,
     pub report: CutReport,
     /// One tract plan per input size (the first is `input`'s), each outputting the
     /// feature map F and the network's own logits.
     plans: Vec<SizedPlan>,
     /// The head as cambox runs and differentiates it, when it can.
     pub program: Option<HeadProgram>,
+    /// The files beside the model that hold its weights (ONNX external data).
+    pub data_files: Vec<PathBuf>,
 }
 
 /// The plan of one input size.
@@ -177,8 +183,7 @@ impl ModelPlan {
         let path = o.path.as_path();
         let g = OnnxGraph::load(path)?;
         let (configured, declared) = input_spec(&g, o.layout, o.input_size)?;
-        let cut = surgery::analyse(&g, o.feature.as_deref())?;
-        let program = cut.head.program();
+        let mut cut = surgery::analyse(&g, o.feature.as_deref())?;
         let mut sizes = sizes(&configured);
         if sizes.is_empty() {
             sizes.push([configured.width, configured.height]);
@@ -190,10 +195,14 @@ impl ModelPlan {
         let base = tract_model(&g, retyped)?;
         let mut plans = Vec::new();
         let mut proofs = Vec::new();
+        let mut head = None;
+        let mut first = true;
         for size in sizes {
             let spec = InputSpec { width: size[0], height: size[1], ..input.clone() };
-            let built = build_plan(&g, base.clone(), &spec, &cut)
-                .and_then(|plan| prove_cut(path, &plan, &spec, &cut, program.as_ref().ok(), probe).map(|p| (plan, p)));
+            let built = build_plan(&g, base.clone(), &spec, &cut).and_then(|(plan, read)| {
+                bind_shapes(path, &mut cut, &mut first, read)?;
+                prove_cut(path, &plan, &spec, &cut, &mut head, probe).map(|p| (plan, p))
+            });
             let (plan, probed) = match (built, declared) {
                 (Ok(b), _) => b,
                 (Err(e), Some(d)) if d != size => {
@@ -206,6 +215,7 @@ impl ModelPlan {
             proofs.push((size, probed));
         }
         let (_, probed) = proofs.remove(0);
+        let head = head.expect("the first size's proof resolves the head");
         let report = CutReport {
             feature_tensor: cut.feature.clone(),
             feature_shape: probed.feature_shape,
@@ -216,7 +226,7 @@ impl ModelPlan {
                 cut.pooling.node_name.clone()
             },
             pooling_op: cut.pooling.op.clone(),
-            head: cut.head.kind().to_string(),
+            head: head.kind().to_string(),
             head_ops: cut.head_ops.clone(),
             logits_tensor: cut.logits.clone(),
             output_is_softmax: cut.final_op == FinalOp::Softmax,
@@ -233,7 +243,8 @@ impl ModelPlan {
                 })
                 .collect(),
         };
-        Ok(ModelPlan { input, cut, report, plans, program: program.ok() })
+        let program = cut.program.clone().ok();
+        Ok(ModelPlan { input, cut, head, report, plans, program, data_files: g.data_files.clone() })
     }
 
     /// Number of classes.
@@ -280,22 +291,31 @@ impl ModelPlan {
 /// percent of the network. One plan, not a cut plan plus a full one: tract's optimised
 /// plans hold packed copies of the weights, and building a second one cost start-up time
 /// and peak memory for nothing.
+///
+/// With it, the shapes at this input size of the backbone tensors the head reads (see
+/// [`HeadProgram::shape_tensors`]).
 fn build_plan(
     g: &OnnxGraph,
     base: InferenceModel,
     input: &InputSpec,
     cut: &FeatureCut,
-) -> Result<Arc<TypedRunnableModel>> {
+) -> Result<(Arc<TypedRunnableModel>, BackboneShapes)> {
     let merr = |what: &str, e: TractError| Error::model(&g.path, format!("{what}: {e:#}"));
     let base = base
         .with_input_fact(0, f32::fact(input_shape(input)).into())
         .map_err(|e| merr("cannot fix the input shape", e))?;
-    let mut typed = base
+    let typed = base
         .with_outputs_by_name([cut.feature.as_str(), cut.logits.as_str()])
         .map_err(|e| merr("cannot select outputs", e))?
         .into_typed()
-        .and_then(|m| m.into_decluttered())
         .map_err(|e| merr("tract cannot optimise the graph", e))?;
+    let wanted = cut.program.as_ref().map(HeadProgram::shape_tensors).unwrap_or_default();
+    let shapes = wanted
+        .into_iter()
+        .map(|t| tensor_shape(&typed, t).map(|s| (t.to_string(), s)))
+        .collect::<std::result::Result<_, String>>()
+        .map_err(|e| Error::model(&g.path, e))?;
+    let mut typed = typed.into_decluttered().map_err(|e| merr("tract cannot optimise the graph", e))?;
     // cambox's kernels go in before tract lowers the graph, each in place of the chain of
     // decluttered nodes it computes (see pointwise, depthwise, maxpool).
     pointwise::substitute(&mut typed).map_err(|e| merr("cannot substitute the pointwise kernel", e))?;
@@ -304,7 +324,42 @@ fn build_plan(
     // As tract's `into_optimized`, without the second declutter it would start with.
     let optimised = typed.into_compact().and_then(|mut m| m.optimize().map(|_| m));
     let optimised = optimised.map_err(|e| merr("tract cannot optimise the graph", e))?;
-    optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))
+    let plan = optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))?;
+    Ok((plan, shapes))
+}
+
+/// The shapes of backbone tensors by ONNX tensor name.
+type BackboneShapes = HashMap<String, Vec<usize>>;
+
+/// The concrete shape of the ONNX tensor `name` in a typed model.
+fn tensor_shape(m: &TypedModel, name: &str) -> std::result::Result<Vec<usize>, String> {
+    let outlet = m.find_outlet_label(name).or_else(|| m.node_by_name(name).ok().map(|n| OutletId::new(n.id, 0)));
+    let fact = outlet
+        .and_then(|o| m.outlet_fact(o).ok())
+        .ok_or_else(|| format!("the head reads the shape of '{name}', which tract does not know"))?;
+    fact.shape
+        .as_concrete()
+        .map(<[usize]>::to_vec)
+        .ok_or_else(|| format!("the shape of '{name}' is not fixed: {:?}", fact.shape))
+}
+
+/// Gives the head program the backbone shapes it reads, from the first input size's
+/// plan; at every other size what the head computes from them must be the same (the
+/// batch of 1, usually), as one program serves them all.
+fn bind_shapes(path: &Path, cut: &mut FeatureCut, first: &mut bool, shapes: BackboneShapes) -> Result<()> {
+    let Ok(p) = cut.program.as_mut() else { return Ok(()) };
+    let err = |e: String| Error::model(path, format!("the head program: {e}"));
+    if std::mem::replace(first, false) {
+        return p.bind_shapes(&shapes).map_err(err);
+    }
+    let mut other = p.clone();
+    other.bind_shapes(&shapes).map_err(err)?;
+    if other.fixed_inputs().map_err(err)? != p.fixed_inputs().map_err(err)? {
+        return Err(err(format!(
+            "it computes with backbone shapes that change with the input size ({shapes:?}): run at one size"
+        )));
+    }
+    Ok(())
 }
 
 /// The ONNX file's graph as tract declutters it at the input shape cambox plans (batch 1,
@@ -312,9 +367,8 @@ fn build_plan(
 /// benchmarks compare cambox's ops with.
 pub fn decluttered(path: &Path) -> Result<TypedModel> {
     let input = ModelPlan::open(path)?.input;
-    tract_onnx::onnx()
-        .model_for_path(path)
-        .and_then(|m| m.with_input_fact(0, f32::fact(input_shape(&input)).into()))
+    tract_model(&OnnxGraph::load(path)?, false)?
+        .with_input_fact(0, f32::fact(input_shape(&input)).into())
         .and_then(|m| m.into_typed())
         .and_then(|m| m.into_decluttered())
         .map_err(|e| Error::model(path, format!("tract cannot declutter the graph: {e:#}")))
@@ -325,8 +379,12 @@ pub fn decluttered(path: &Path) -> Result<TypedModel> {
 /// only) are not imposed on it; tract ignores the outputs' recorded shapes by default.
 fn tract_model(g: &OnnxGraph, retyped: bool) -> Result<InferenceModel> {
     let onnx = tract_onnx::onnx().with_ignore_value_info(retyped);
-    onnx.model_for_proto_model(&g.proto)
-        .map_err(|e| Error::model(&g.path, format!("tract cannot load the graph: {e:#}")))
+    let err = |e: String| Error::model(&g.path, format!("tract cannot load the graph: {e}"));
+    let parsed = onnx.parse(&g.proto, g.dir()).map_err(|e| err(format!("{e:#}")))?;
+    if !parsed.unresolved_inputs.is_empty() {
+        return Err(err(format!("inputs never defined: {}", parsed.unresolved_inputs.join(", "))));
+    }
+    Ok(parsed.model)
 }
 
 /// The input tensor's shape: batch 1 in the network's layout.
@@ -346,13 +404,14 @@ struct Probed {
 
 /// Runs the plan on a probe image and proves the cut: the logits cambox computes from F
 /// (through the linear head, the identity, or its own head program) must equal the
-/// network's own within [`CUT_CHECK_REL_TOL`].
+/// network's own within [`CUT_CHECK_REL_TOL`]. The first proof resolves `head` on the
+/// feature map's channels.
 fn prove_cut(
     path: &Path,
     plan: &Arc<TypedRunnableModel>,
     input: &InputSpec,
     cut: &FeatureCut,
-    program: Option<&HeadProgram>,
+    head: &mut Option<Head>,
     probe: &Normaliser,
 ) -> Result<Probed> {
     // Probe: a smooth pattern in [0, 1], normalised like a real image.
@@ -377,20 +436,13 @@ fn prove_cut(
         }
     }
     let num_classes = full_logits.len();
-    let cut_logits = match &cut.head {
-        Head::Linear(h) => {
-            if h.weight.ncols() != features.channels {
-                return Err(Error::model(
-                    path,
-                    format!(
-                        "dense layer expects {} features but the feature map has {} channels",
-                        h.weight.ncols(),
-                        features.channels
-                    ),
-                ));
-            }
-            linear_logits(h, &features)
-        }
+    if head.is_none() {
+        let resolved = Head::resolve(&cut.head_kind, &cut.head_ops, &cut.program, features.channels)
+            .map_err(|e| Error::model(path, format!("the head after '{}': {e}", cut.feature)))?;
+        *head = Some(resolved);
+    }
+    let cut_logits = match head.as_ref().expect("resolved") {
+        Head::Linear(h) => linear_logits(h, &features),
         Head::Identity => {
             if features.channels != num_classes {
                 return Err(Error::model(
@@ -403,12 +455,12 @@ fn prove_cut(
             }
             features.pooled().to_vec()
         }
+        Head::Other { program: Ok(p), .. } => {
+            p.forward(&features.pooled()).map_err(|e| Error::model(path, format!("the head program: {e}")))?.to_vec()
+        }
         // A head cambox cannot evaluate itself has nothing to check here: its maps
         // (EigenCAM) do not depend on it.
-        Head::Other { .. } => match program {
-            Some(p) => p.forward(&features.pooled()).to_vec(),
-            None => full_logits.clone(),
-        },
+        Head::Other { program: Err(_), .. } => full_logits.clone(),
     };
     let rel = rel_diff(&cut_logits, &full_logits);
     if cut_logits.len() != num_classes || rel.is_nan() || rel > CUT_CHECK_REL_TOL {

@@ -1,17 +1,15 @@
 //! Where to cut: find the last global average pooling and say what follows it.
 //!
 //! The class map identity `mean(M_k) + b_k = logit_k` holds exactly when the pooling is a
-//! spatial mean and everything after it is one affine map. This module proves that from
-//! the graph (by node index and tensor name, never by matching strings in names): it walks
-//! the data path from the pooling to the logits, has [`super::head`] translate each node
-//! into a typed step once, and classifies the head from those steps, keeping the
-//! effective `W` (K x C) and `b` (K) of a linear one. Anything else is reported as an
-//! *other* head, naming the op that breaks linearity.
+//! spatial mean and everything after it is one affine map. This module finds the pooling
+//! in the graph (by node index and tensor name, never by matching strings in names) and
+//! has [`super::head`] translate what follows it into a program and say whether that
+//! program is affine; the effective `W` (K x C) and `b` (K) of an affine head are read off
+//! the program once the number of channels is known ([`Head::resolve`]). Anything else is
+//! an *other* head, naming the op that breaks linearity.
 
-use ndarray::Array1;
-
-use super::graph::{attr_ints, OnnxGraph};
-use super::head::{translate, HeadOp, HeadProgram, HeadStep, LinearHead};
+use super::graph::{attr_i, attr_ints, OnnxGraph};
+use super::head::{analyse_head, HeadKind, HeadProgram, LinearHead};
 use crate::error::{Error, Result};
 use crate::stage::input_spec::Layout;
 
@@ -25,6 +23,19 @@ pub struct Pooling {
     pub layout: Layout,
     /// For `AveragePool`: the kernel, to be checked against the feature map's size.
     pub kernel: Option<[usize; 2]>,
+    /// Whether the pooled tensor keeps the spatial axes (as 1 x 1).
+    pub keepdims: bool,
+}
+
+impl Pooling {
+    /// The pooled tensor's shape, `None` at the channel axis.
+    pub fn pooled_shape(&self) -> Vec<Option<usize>> {
+        match (self.layout, self.keepdims) {
+            (_, false) => vec![Some(1), None],
+            (Layout::Nchw, true) => vec![Some(1), None, Some(1), Some(1)],
+            (Layout::Nhwc, true) => vec![Some(1), Some(1), Some(1), None],
+        }
+    }
 }
 
 /// What follows the pooling.
@@ -40,14 +51,24 @@ pub enum Head {
 }
 
 impl Head {
-    /// The head as a program over the pooled vector: one dense op for a linear head,
-    /// nothing for an identity head.
-    pub fn program(&self) -> std::result::Result<HeadProgram, String> {
-        match self {
-            Head::Linear(l) => Ok(HeadProgram { ops: vec![HeadOp::Dense { w: l.weight.clone(), b: l.bias.clone() }] }),
-            Head::Identity => Ok(HeadProgram::default()),
-            Head::Other { program, .. } => program.clone(),
-        }
+    /// The head of `kind` on `channels` pooled features: an affine head's `W` and `b`
+    /// are read off its program.
+    pub fn resolve(
+        kind: &HeadKind,
+        ops: &[String],
+        program: &std::result::Result<HeadProgram, String>,
+        channels: usize,
+    ) -> std::result::Result<Head, String> {
+        Ok(match kind {
+            HeadKind::Identity => Head::Identity,
+            HeadKind::Linear => Head::Linear(program.as_ref().map_err(Clone::clone)?.linear(channels)?),
+            HeadKind::Other { op, node_name } => Head::Other {
+                op: op.clone(),
+                node_name: node_name.clone(),
+                ops: ops.to_vec(),
+                program: program.clone(),
+            },
+        })
     }
 
     pub fn kind(&self) -> &'static str {
@@ -65,7 +86,10 @@ pub struct FeatureCut {
     /// The tensor F (the pooling's input).
     pub feature: String,
     pub pooling: Pooling,
-    pub head: Head,
+    /// What the head allows, from its ops (see [`Head::resolve`]).
+    pub head_kind: HeadKind,
+    /// The head as cambox runs and differentiates it, or why it cannot.
+    pub program: std::result::Result<HeadProgram, String>,
     /// The ops of the head in order (for `inspect`).
     pub head_ops: Vec<String>,
     /// The tensor holding the logits: the model output, or the input of a final Softmax
@@ -128,8 +152,16 @@ pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureC
     let pool_node = g.node(pooling.node);
     let feature = pool_node.input[0].clone();
     let pooled = pool_node.output[0].clone();
-    let (head, head_ops) = walk_head(g, &pooled, &logits)?;
-    Ok(FeatureCut { feature, pooling, head, head_ops, logits, final_op })
+    let head = analyse_head(g, &pooled, &logits, pooling.pooled_shape()).map_err(|e| Error::model(&g.path, e))?;
+    Ok(FeatureCut {
+        feature,
+        pooling,
+        head_kind: head.kind,
+        program: head.program,
+        head_ops: head.op_types,
+        logits,
+        final_op,
+    })
 }
 
 /// Marks every node the tensor depends on.
@@ -156,7 +188,15 @@ fn normalise_axes(axes: &[i64], rank: i64) -> Vec<i64> {
 /// Recognises a spatial mean over a 4-D tensor.
 fn as_global_pooling(g: &OnnxGraph, i: usize) -> Option<Pooling> {
     let n = g.node(i);
-    let mk = |layout, kernel| Pooling { node: i, node_name: n.name.clone(), op: n.op_type.clone(), layout, kernel };
+    let keepdims = attr_i(n, "keepdims", 1) != 0;
+    let mk = |layout, kernel| Pooling {
+        node: i,
+        node_name: n.name.clone(),
+        op: n.op_type.clone(),
+        layout,
+        kernel,
+        keepdims,
+    };
     match n.op_type.as_str() {
         "GlobalAveragePool" => Some(mk(Layout::Nchw, None)),
         "ReduceMean" => {
@@ -183,121 +223,4 @@ fn as_global_pooling(g: &OnnxGraph, i: usize) -> Option<Pooling> {
         }
         _ => None,
     }
-}
-
-/// Follows the data path from the pooled vector to the logits, translates each node once
-/// ([`translate`]) and classifies the head from the typed steps.
-fn walk_head(g: &OnnxGraph, pooled: &str, logits: &str) -> Result<(Head, Vec<String>)> {
-    let mut t = pooled.to_string();
-    let mut op_types = Vec::new();
-    let mut steps: Vec<(usize, std::result::Result<HeadStep, String>)> = Vec::new();
-    let model_err = |m: String| Error::model(&g.path, m);
-
-    while t != logits {
-        // Shape ops reading the data only compute Reshape targets; they are not the data path.
-        let data_consumers: Vec<usize> =
-            g.consumers(&t).iter().copied().filter(|&c| g.node(c).op_type != "Shape").collect();
-        let c = match data_consumers.as_slice() {
-            [c] => *c,
-            [] => {
-                return Err(model_err(format!(
-                    "tensor '{t}' after the pooling leads nowhere: it does not reach the output"
-                )))
-            }
-            many => {
-                let names: Vec<String> = many.iter().map(|&c| g.describe(c)).collect();
-                return Err(model_err(format!(
-                    "the pooling is not followed only by a head: tensor '{t}' feeds several nodes ({})",
-                    names.join(", ")
-                )));
-            }
-        };
-        let n = g.node(c);
-        // Every other input must be a constant or derived from shapes only.
-        for (pos, inp) in n.input.iter().enumerate() {
-            if inp.is_empty() || *inp == t || g.is_constant(inp) || is_shape_plumbing(g, inp) {
-                continue;
-            }
-            let from = g.producer(inp).map(|p| g.describe(p)).unwrap_or_else(|| format!("graph input '{inp}'"));
-            return Err(model_err(format!(
-                "the pooling is not followed only by a head: {} (input {pos}) also reads '{inp}' from {from}",
-                g.describe(c)
-            )));
-        }
-        op_types.push(n.op_type.clone());
-        steps.push((c, translate(g, c, &t)));
-        t = n.output[0].clone();
-    }
-    let program: std::result::Result<HeadProgram, String> = steps
-        .iter()
-        .map(|(_, s)| s.clone().map(|s| s.ops()))
-        .collect::<std::result::Result<Vec<Vec<HeadOp>>, String>>()
-        .map(|ops| HeadProgram { ops: ops.into_iter().flatten().collect() });
-    let head = match classify(&steps, &op_types) {
-        Err(first_other) => {
-            let n = g.node(first_other);
-            Head::Other { op: n.op_type.clone(), node_name: n.name.clone(), ops: op_types.clone(), program }
-        }
-        Ok(Some(dense)) => Head::Linear(dense),
-        Ok(None) => Head::Identity,
-    };
-    Ok((head, op_types))
-}
-
-/// A linear head: reshapes around one dense layer, whose bias may come from an `Add` of a
-/// constant vector right after a MatMul. `Ok(None)`: reshapes only (an identity head).
-/// `Err(node)`: the first node that is not part of a linear head.
-fn classify(
-    steps: &[(usize, std::result::Result<HeadStep, String>)],
-    op_types: &[String],
-) -> std::result::Result<Option<LinearHead>, usize> {
-    let mut dense: Option<LinearHead> = None;
-    let mut has_bias = false;
-    for ((node, step), op) in steps.iter().zip(op_types) {
-        match (step, dense.as_mut()) {
-            (Ok(HeadStep::Reshape { data_first: true }), _) => {}
-            (Ok(HeadStep::Dense(d)), None) => {
-                has_bias = d.has_bias();
-                dense = Some(d.clone());
-            }
-            (Ok(HeadStep::Elementwise(ops)), Some(d)) if !has_bias => match ops.as_slice() {
-                [HeadOp::Add(b)] if op == "Add" && b.len() == d.bias.len() => {
-                    d.bias = &d.bias + &Array1::from_iter(b.iter().copied());
-                    has_bias = true;
-                }
-                _ => return Err(*node),
-            },
-            _ => return Err(*node),
-        }
-    }
-    Ok(dense)
-}
-/// True when `tensor` is computed from shapes and constants only (Shape -> Gather -> Concat ...).
-fn is_shape_plumbing(g: &OnnxGraph, tensor: &str) -> bool {
-    let mut stack = vec![tensor.to_string()];
-    let mut steps = 0;
-    while let Some(t) = stack.pop() {
-        steps += 1;
-        if steps > 64 {
-            return false;
-        }
-        if g.is_constant(&t) {
-            continue;
-        }
-        let Some(p) = g.producer(&t) else {
-            return false;
-        };
-        let n = g.node(p);
-        if n.op_type == "Shape" {
-            continue;
-        }
-        if !matches!(
-            n.op_type.as_str(),
-            "Gather" | "Unsqueeze" | "Concat" | "Cast" | "Slice" | "Squeeze" | "Mul" | "Div" | "Add" | "Sub"
-        ) {
-            return false;
-        }
-        stack.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
-    }
-    true
 }
