@@ -21,7 +21,7 @@ use crate::output::OutputOptions;
 use crate::stage::decode::{DecodeOptions, Decoder, JpegScaling};
 use crate::stage::discover::InputOptions;
 use crate::stage::localise::{Keep, Normalise, Preset, Recipe, Threshold};
-use crate::stage::maps::MapMethod;
+use crate::stage::maps::MethodChoice;
 use crate::stage::model::ModelOptions;
 use crate::stage::preprocess::{CamRecipe, PreprocessOptions, Resampling, Scale};
 use crate::truth::annotations::Format;
@@ -63,8 +63,10 @@ pub struct TruthConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CamConfig {
-    /// `cam` (default), `gradcam`, `gradcam++`, `hirescam`, `eigencam`, `ablationcam`.
-    pub method: MapMethod,
+    /// `auto` (default: `cam` for a linear head, `gradcam` otherwise), `cam`, `gradcam`,
+    /// `gradcam++`, `hirescam`, `eigencam`, `ablationcam`. A plan records the method it
+    /// resolved to, so `run.json` and the fingerprint name the method that ran.
+    pub method: MethodChoice,
     /// `standard` (one pass) or `sharp` (several scales and mirrored passes); supplies
     /// `scales` and `flip` when they are not given. Absent keys are not written, so
     /// configurations from before they existed keep their fingerprint.
@@ -430,8 +432,14 @@ mod tests {
 
     #[test]
     fn methods_and_presets_keep_their_spellings() {
+        use crate::stage::maps::MapMethod;
         let c: Config = toml::from_str("[cam]\nmethod = \"gradcam++\"\n[localise]\npreset = \"chestxray8\"").unwrap();
-        assert_eq!((c.cam.method, c.localise.preset), (MapMethod::GradCamPlusPlus, Preset::Chestxray8));
+        assert_eq!(
+            (c.cam.method, c.localise.preset),
+            (MethodChoice::Method(MapMethod::GradCamPlusPlus), Preset::Chestxray8)
+        );
+        assert_eq!(Config::default().cam.method, MethodChoice::Auto);
+        assert_eq!(toml::from_str::<Config>("[cam]\nmethod = \"auto\"").unwrap().cam.method, MethodChoice::Auto);
         assert_eq!(serde_json::to_string(&c.cam).unwrap(), "{\"method\":\"gradcam++\"}");
         let e = toml::from_str::<Config>("[cam]\nmethod = \"scorecam\"").unwrap_err().to_string();
         assert!(e.contains("unknown map method 'scorecam'"), "{e}");

@@ -93,7 +93,7 @@ enum Command {
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
-        /// Map method (overrides [cam] method): cam, gradcam, gradcam++, hirescam, eigencam, ablationcam.
+        /// Map method (overrides [cam] method): auto, cam, gradcam, gradcam++, hirescam, eigencam, ablationcam.
         #[arg(long)]
         method: Option<String>,
         /// Process only the images whose relative path hashes to shard I of N (FNV-1a 64).
@@ -280,7 +280,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
             // The method is parsed here rather than by clap so that a wrong one is a
             // configuration error (exit 1) like the same mistake in `[cam] method`.
             let method = method
-                .map(|m| MapMethod::parse(&m))
+                .map(cambox::stage::maps::MethodChoice::try_from)
                 .transpose()
                 .map_err(|e| cambox::Error::config(&config, format!("--method: {e}")))?;
             // SIGINT / SIGTERM: stop taking images, finish those in flight, write run.json.
@@ -310,7 +310,7 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
                 eprintln!("cambox: interrupted: {} images ok, {} errors so far; run again to resume", c.ok, c.error);
                 return Ok(EXIT_INTERRUPTED);
             }
-            eprintln!("cambox: {} images ok, {} errors; results in {}", c.ok, c.error, plan.out_dir.display());
+            eprintln!("cambox: {} images ok, {} errors; results in {}", c.ok, c.error, shown(&plan.out_dir).display());
             Ok(if c.error > 0 { EXIT_SOME_FAILED } else { EXIT_OK })
         }
         Command::Merge { shards, out } => {
@@ -374,6 +374,17 @@ fn real_main(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// A path as a user would type it: resolved (no `configs/../`), relative to the working
+/// folder when it lies under it.
+fn shown(path: &std::path::Path) -> std::path::PathBuf {
+    let Ok(full) = path.canonicalize() else { return path.to_path_buf() };
+    let here = std::env::current_dir().and_then(|d| d.canonicalize());
+    match here.as_ref().map(|h| full.strip_prefix(h)) {
+        Ok(Ok(rel)) if !rel.as_os_str().is_empty() => rel.to_path_buf(),
+        _ => full,
+    }
+}
+
 fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     let i = &m.input;
     let r = &m.report;
@@ -384,6 +395,12 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
             "re-typed:       the file declares {w}x{h}; the graph runs at {}x{} and the cut check below proves it there",
             i.width, i.height
         );
+        if r.same_padding > 0 {
+            println!(
+                "                {} convolutions and poolings: TensorFlow's \"same\" padding, which tf2onnx wrote for {w}x{h}, recomputed for this size",
+                r.same_padding
+            );
+        }
     }
     println!("pooling:        {} '{}'", r.pooling_op, r.pooling_node);
     println!("feature tensor: '{}' shape {:?} ({:?})", r.feature_tensor, r.feature_shape, r.feature_layout);
@@ -428,4 +445,6 @@ fn print_inspect(path: &std::path::Path, m: &ModelPlan) {
     let methods: Vec<&str> = MapMethod::applicable(&m.head).iter().map(|m| m.name()).collect();
     let methods = methods.join(", ");
     println!("map methods:    {methods}");
+    let (auto, why) = cambox::stage::maps::MethodChoice::Auto.resolve(&m.head);
+    println!("method auto:    {} ({})", auto.name(), why.unwrap_or_default());
 }

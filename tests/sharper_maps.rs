@@ -187,3 +187,95 @@ fn scales_must_be_positive() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("[cam] scales: every size must be positive"), "{err}");
 }
+
+/// The Keras pneumonia Xception (trained at 150x150) re-typed to 299x299 and 448x448 equals
+/// the Keras network built at those sizes with the same weights
+/// (scripts/reference/xception_retype_reference.py), given the exact inputs Keras saw. tf2onnx
+/// baked TensorFlow's "same" paddings for 150x150 into the file; they are made "same" again.
+#[test]
+fn retyped_xception_equals_keras_built_at_that_size() {
+    let Some(model) = xception_model() else {
+        eprintln!("no Xception model (CAMBOX_SHARED): skipping the re-typed Xception check");
+        return;
+    };
+    let refdir = root().join("tests/data/reference/pneumonia-xception-retyped");
+    let probe = cambox::stage::preprocess::PreprocessOptions {
+        scale: cambox::stage::preprocess::PixelScale::Byte,
+        mean: vec![127.5],
+        std: vec![127.5],
+        ..Default::default()
+    };
+    for size in [299usize, 448] {
+        let options = ModelOptions { path: model.clone(), input_size: Some([size, size]), ..Default::default() };
+        let plan = ModelPlan::load(&options, &Normaliser::new(&probe).unwrap()).unwrap();
+        assert_eq!(plan.report.retyped_from, Some([150, 150]));
+        assert!(plan.report.same_padding > 0, "the baked paddings are made 'same' again");
+        let grey: ndarray::ArrayD<u8> = ndarray_npy::read_npy(refdir.join(format!("grey_{size}.npy"))).unwrap();
+        let keras = npy(refdir.join(format!("logits_{size}.npy")));
+        for i in 0..grey.shape()[0] {
+            let x =
+                ndarray::Array4::from_shape_fn((1, size, size, 3), |(_, y, x, _)| grey[[i, y, x]] as f32 / 127.5 - 1.0);
+            let logits = plan.infer(x).unwrap().logits;
+            let want = keras.index_axis(ndarray::Axis(0), i);
+            let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let d = max_abs_diff(logits.iter(), want.iter());
+            assert!(d <= 1e-4 * scale, "{size}x{size} image {i}: logits differ from Keras by {d}");
+        }
+    }
+}
+
+/// `recipe = "sharp"` on the pneumonia model: several re-typed sizes and mirrored passes,
+/// on real X-rays, with no error row.
+#[test]
+fn sharp_recipe_runs_on_the_pneumonia_xrays() {
+    let Some(model) = xception_model() else {
+        eprintln!("no Xception model (CAMBOX_SHARED): skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("xrays");
+    std::fs::create_dir_all(&images).unwrap();
+    for f in ["NORMAL2-IM-1427-0001.jpeg", "person1946_bacteria_4874.jpeg"] {
+        std::fs::copy(root().join("data/samples/chest-xray").join(f), images.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(root().join("configs/pneumonia-xception.toml"))
+        .unwrap()
+        .replace("../data/models/pneumonia_xception.onnx", model.to_str().unwrap())
+        .replace("../data/samples/chest-xray", images.to_str().unwrap())
+        .replace("../data/", &format!("{}/data/", root().display()))
+        .replace("method = \"gradcam\"", "method = \"gradcam\"\nrecipe = \"sharp\"");
+    let cfg = dir.path().join("sharp.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("out");
+    let (code, _, err) = cambox(&["run", "-q", "-c", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rows = read_csv(out.join("images.csv"));
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(!manifest["model"]["cut"]["other_sizes"].as_array().unwrap().is_empty());
+}
+
+/// A graph whose two branches disagree at a new size is refused in seconds, naming the node,
+/// instead of tract's symbolic analysis running for hours: the pneumonia Xception with its
+/// producer renamed, so that its baked "same" paddings are taken as written.
+#[test]
+fn a_graph_that_disagrees_with_itself_at_a_new_size_is_refused_quickly() {
+    use prost::Message;
+    let Some(model) = xception_model() else {
+        eprintln!("no Xception model (CAMBOX_SHARED): skipping");
+        return;
+    };
+    let mut proto = tract_onnx::pb::ModelProto::decode(std::fs::read(&model).unwrap().as_slice()).unwrap();
+    proto.producer_name = "not-tf2onnx".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("xception.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, err) = cambox(&["inspect", path.to_str().unwrap(), "--input-size", "160x160"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("at 160x160 the graph does not agree with itself: Add"), "{err}");
+    assert!(err.contains("combines tensors of shapes"), "{err}");
+    assert!(started.elapsed().as_secs() < 30, "took {:?}", started.elapsed());
+}

@@ -548,8 +548,11 @@ def self_checks(cases, expected):
 #   k*(i, L) = the class of class_map[L] with >= 1 box on image i and the highest
 #              probs[k] (ties: lower class index); none -> no predicted boxes;
 #   truth    = image i's boxes labelled L (none: a negative for L);
-#   GT-known predictions = the boxes of k*, scored probs[k*] * box_score, in file order;
-#   detection predictions = the same when probs[k*] >= min_score, else none.
+#   p(i, L)  = the label's probability: for a softmax set the sum of probs[c] over the
+#              distinct classes c of class_map[L] (mutually exclusive classes), in
+#              ascending class order; for a sigmoid set probs[k*];
+#   GT-known predictions = the boxes of k*, scored p(i, L) * box_score, in file order;
+#   detection predictions = the same when p(i, L) >= min_score, else none.
 # Definitions in full: tests/data/metrics/README.md, "Multi-class evaluation".
 
 MC_SEED = 20261129
@@ -576,6 +579,19 @@ def mc_k_star(im: dict, classes_of_label) -> int | None:
     return best
 
 
+def mc_label_prob(im: dict, mset: dict, label: str, k):
+    """p(i, L): the sum over the label's classes for softmax, probs[k*] for sigmoid; None
+    without k* (no boxes of the label's classes on the image)."""
+    if k is None:
+        return None
+    if mset["activation"] == "softmax":
+        s = 0.0
+        for c in sorted(set(mset["class_map"][label])):
+            s += im["probs"][c]
+        return s
+    return im["probs"][k]
+
+
 def mc_ranking(probs) -> list:
     """Class indices by probability, descending; ties -> lower index first."""
     return sorted(range(len(probs)), key=lambda k: (-probs[k], k))
@@ -595,12 +611,13 @@ def mc_single_class_cases(mset: dict, label: str):
     for im in mset["images"]:
         truth = [t[:4] for t in im["truth"] if t[4] == label]
         k = mc_k_star(im, cls)
-        preds = [] if k is None else [b[:4] + [im["probs"][k] * b[4]] for b in mc_boxes(im, k)]
-        detect = k is not None and im["probs"][k] >= mset["min_score"]
+        p = mc_label_prob(im, mset, label, k)
+        preds = [] if k is None else [b[:4] + [p * b[4]] for b in mc_boxes(im, k)]
+        detect = k is not None and p >= mset["min_score"]
         gt.append({"id": im["id"], "width": im["width"], "height": im["height"], "truth": truth, "pred": preds})
         det.append({"id": im["id"], "width": im["width"], "height": im["height"], "truth": truth,
                     "pred": preds if detect else []})
-        ks.append((k, None if k is None else im["probs"][k], detect))
+        ks.append((k, p, detect))
     return gt, det, ks
 
 
@@ -951,8 +968,9 @@ def multiclass_self_checks(cases, expected):
                             ks = c
                     pe = e["per_image"][im["id"]][lab]
                     assert pe["k_star"] == ks, (name, im["id"], lab)
-                    assert pe["detection"] == (ks is not None and
-                                               Fraction(probs[ks]) >= Fraction(mset["min_score"])), \
+                    p_lab = None if ks is None else (
+                        sum(Fraction(probs[c]) for c in set(mset["class_map"][lab])) if softmax else Fraction(probs[ks]))
+                    assert pe["detection"] == (ks is not None and p_lab >= Fraction(mset["min_score"])), \
                         (name, im["id"], lab)
                     if not truths:
                         assert pe["hits"] is None and pe["top1_hit"] is None
@@ -992,8 +1010,9 @@ def multiclass_self_checks(cases, expected):
                     truths = [t[:4] for t in im["truth"] if t[4] == lab]
                     ks = e["per_image"][im["id"]][lab]["k_star"]
                     preds = []
-                    if ks is not None and Fraction(im["probs"][ks]) >= Fraction(mset["min_score"]):
-                        preds = [b[:4] + [im["probs"][ks] * b[4]] for b in im["pred"][str(ks)]]
+                    p_lab = mc_label_prob(im, mset, lab, ks)
+                    if ks is not None and Fraction(p_lab) >= Fraction(mset["min_score"]):
+                        preds = [b[:4] + [p_lab * b[4]] for b in im["pred"][str(ks)]]
                     r = _exact_rsna(truths, preds, conv)
                     pe = e["per_image"][im["id"]][lab]["rsna"]
                     assert (r is None) == (pe is None) and (r is None or abs(pe - float(r)) < 1e-15), \

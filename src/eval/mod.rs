@@ -16,7 +16,9 @@
 //!   given per label, as their mean over labels (macro), and over all pairs (the top
 //!   level of `summary.json`, micro). A label that means several model classes (VOC's
 //!   "cat": ImageNet 281-285) is scored with the boxes of the one most probable on the
-//!   image among those the run localised. Labels that mean no class are reported, not
+//!   image among those the run localised; its probability is the sum of its classes'
+//!   for a softmax model (they exclude each other), the chosen class's for a multi-label
+//!   one. Labels that mean no class are reported, not
 //!   dropped silently. Otherwise (unlabelled truth such as RSNA's, or `--class
 //!   NAME|INDEX`) one class is evaluated against every truth box (or those with
 //!   `--truth-label`), by default the one class present in `boxes.csv`.
@@ -515,6 +517,28 @@ fn probability_of(it: &Item, boxes: &[&RunBox], k: usize) -> Option<f64> {
         .or_else(|| it.img.top_k.iter().find(|(c, _)| *c == k).map(|(_, p)| *p))
 }
 
+/// The probability of an evaluated class (a truth label that may mean several model
+/// classes). A softmax model's classes are mutually exclusive, so the label's probability
+/// is the sum of its classes' (VOC "cat" is ImageNet 281 or 282 or 285 or 287); a
+/// multi-label model's are not, so it is the chosen class's, else the largest.
+/// Probabilities not recorded (a class outside `top_k` without `probabilities.csv`)
+/// count as 0 in the sum.
+fn label_probability(
+    it: &Item,
+    boxes: &[&RunBox],
+    c: &EvalClass,
+    chosen: Option<usize>,
+    activation: Activation,
+) -> Option<f64> {
+    let distinct: std::collections::BTreeSet<usize> = c.classes.iter().copied().collect();
+    let known = || distinct.iter().filter_map(|&k| probability_of(it, boxes, k));
+    match (activation, chosen) {
+        (Activation::Softmax, _) => known().reduce(|a, b| a + b),
+        (Activation::Sigmoid, Some(k)) => probability_of(it, boxes, k),
+        (Activation::Sigmoid, None) => known().reduce(f64::max),
+    }
+}
+
 /// Best IoU of model class `k`'s boxes (or the baseline's) with `truth`.
 fn best_iou_of(
     boxes: &[&RunBox],
@@ -562,14 +586,7 @@ pub fn score(
                     _ => Some((k, pk)),
                 })
                 .map(|(k, _)| k);
-            let probability = match chosen {
-                Some(k) => probability_of(it, &run_boxes, k),
-                None => c
-                    .classes
-                    .iter()
-                    .filter_map(|&k| probability_of(it, &run_boxes, k))
-                    .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))),
-            };
+            let probability = label_probability(it, &run_boxes, c, chosen, p.activation);
             let raw: Vec<(Rect, f64)> = match (p.baseline, centres[ci]) {
                 (Some(Baseline::Whole), _) => vec![(baseline::whole_box(it.w, it.h), 1.0)],
                 (Some(Baseline::Centre), Some((rw, rh))) => vec![(baseline::centre_box(rw, rh, it.w, it.h), 1.0)],

@@ -125,14 +125,8 @@ impl RunFiles {
 
     /// The original file of `rel`, if it can still be found.
     pub fn original(&self, rel: &str) -> Option<PathBuf> {
-        self.input_paths().into_iter().find_map(|root| {
-            if root.is_file() {
-                let name = crate::stage::discover::encode_component(root.file_name()?);
-                return (name == rel).then_some(root);
-            }
-            let p = crate::stage::discover::decode_rel(&root, rel);
-            p.is_file().then_some(p)
-        })
+        let discovery = crate::stage::discover::Discovery::new(self.input_paths(), &[], false, false);
+        discovery.original(rel)
     }
 
     /// The probabilities of `classes` for every image, from `probabilities.csv` when the

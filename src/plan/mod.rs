@@ -19,7 +19,7 @@ use crate::run::budget::{ImageCost, MemoryBudget};
 use crate::stage::decode::Decoder;
 use crate::stage::discover::Discovery;
 use crate::stage::localise::{ClassSelection, Localiser, Recipe};
-use crate::stage::maps::{Activation, MapMethod};
+use crate::stage::maps::{Activation, MapMethod, MethodChoice};
 use crate::stage::model::{ActivationChoice, FinalOp, ModelPlan};
 use crate::stage::preprocess::passes::{pass_sizes, passes};
 use crate::stage::preprocess::{Normaliser, Pass, Scale};
@@ -34,7 +34,7 @@ pub struct Overrides {
     pub inputs: Vec<PathBuf>,
     pub threads: Option<usize>,
     /// Replaces `[cam] method`.
-    pub method: Option<MapMethod>,
+    pub method: Option<MethodChoice>,
     /// Process only shard `index` of `count` (`--shard I/N`).
     pub shard: Option<(u32, u32)>,
     /// Replaces `[truth] annotations` (`--truth`).
@@ -67,6 +67,8 @@ pub struct RunPlan {
     pub class_localisers: BTreeMap<usize, Localiser>,
     pub artefacts: Artefacts,
     pub method: MapMethod,
+    /// Why `[cam] method = "auto"` chose `method`; `None` when the method was named.
+    pub method_reason: Option<String>,
     /// How the logits become probabilities.
     pub activation: Activation,
     /// The classes each annotated image's truth names (`[truth]`).
@@ -95,8 +97,12 @@ impl RunPlan {
             return Err(cfg_err("[cam] scales: every size must be positive".into()));
         }
         let model = ModelPlan::load_sizes(&config.model, &normaliser, |input| pass_sizes(input, &scales))?;
-        let method = config.cam.method;
+        let (method, method_reason) = config.cam.method.resolve(&model.head);
         method.applies(&model.head).map_err(|e| Error::model(&config.model.path, e))?;
+        // The resolved method is what run.json and the fingerprint record: `auto` on a
+        // linear head is the same run as `cam`.
+        let mut config = config;
+        config.cam.method = MethodChoice::Method(method);
         let sizes: Vec<[usize; 2]> = model.sizes().collect();
         let passes = passes(&config.preprocess, &model.input, &sizes, flip).map_err(cfg_err)?;
         let activation =
@@ -132,6 +138,7 @@ impl RunPlan {
             localiser: Localiser::new(recipe),
             class_localisers,
             method,
+            method_reason,
             activation,
             truth,
             shard: ov.shard,

@@ -31,7 +31,7 @@ use crate::run::timing::{StageTimes, Stopwatch, TimeReport};
 use crate::stage::decode::ImageMeta;
 use crate::stage::discover::Discovered;
 use crate::stage::localise::{BoxSet, PassMap};
-use crate::stage::maps::{ClassMaps, MapMethod, Prediction, LOGIT_CHECK_MAX};
+use crate::stage::maps::{logit_check_limit, ClassMaps, MapMethod, Prediction};
 use crate::stage::preprocess::{CamRecipe, Geometry, ResizeMode};
 
 /// Rows buffered by the CSV writers before an explicit flush; a run killed in between
@@ -116,6 +116,9 @@ pub fn run(plan: &RunPlan, opts: RunOptions) -> Result<RunSummary> {
     let resumed = previous.is_some();
     let previous = previous.unwrap_or_default();
     let mut manifest = start_manifest(plan, &previous);
+    if let (Some(why), false) = (&plan.method_reason, opts.quiet) {
+        eprintln!("cambox: method {} (auto: {why})", plan.method.name());
+    }
     if !plan.method.class_specific() {
         eprintln!("cambox: note: {}", method_note(plan.method));
     }
@@ -256,7 +259,10 @@ fn start_manifest(plan: &RunPlan, previous: &Previous) -> RunManifest {
         resumed_rows: previous.ok + previous.error,
         config: plan.config.clone(),
         model: plan.model_report(),
-        method: method_note(plan.method),
+        method: match &plan.method_reason {
+            Some(why) => format!("{} (auto: {why})", method_note(plan.method)),
+            None => method_note(plan.method),
+        },
         localise: plan.localiser.recipe.clone(),
         counts: Counts { ok: previous.ok, error: previous.error },
         time: None,
@@ -580,7 +586,7 @@ struct Look {
 }
 
 /// The maps of the `needed` classes by the plan's method, and for CAM the logit check
-/// against the network's own logits (an error above [`LOGIT_CHECK_MAX`]).
+/// against the network's own logits (an error above [`logit_check_limit`]).
 fn class_maps(
     plan: &RunPlan,
     features: &crate::stage::model::FeatureMap,
@@ -600,9 +606,10 @@ fn class_maps(
         }
     };
     if let Some(c) = logit_check {
-        if c.is_nan() || c > LOGIT_CHECK_MAX {
+        let limit = logit_check_limit(logits);
+        if c.is_nan() || c > limit {
             return Err(ImageError::Maps(format!(
-                "logit check failed: mean(map) + bias differs from the logit by {c:.3e} (> {LOGIT_CHECK_MAX:.0e})"
+                "logit check failed: mean(map) + bias differs from the logit by {c:.3e} (> {limit:.1e}, 1e-3 of the logits' scale)"
             )));
         }
     }

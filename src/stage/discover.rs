@@ -88,9 +88,10 @@ pub struct Discovery {
     extensions: HashSet<String>,
     follow_symlinks: bool,
     include_hidden: bool,
-    /// With several roots, relative paths start with the root's name (made unique), so
-    /// that `a/x.png` and `b/x.png` never share a row or an output file.
-    prefixes: Vec<Option<String>>,
+    /// With several roots, each root's name (made unique), so that `a/x.png` and
+    /// `b/x.png` never share a row or an output file: the paths under a folder start with
+    /// it, and a file given as a root is named by it alone.
+    names: Vec<Option<String>>,
     /// Also yield files without an extension, or with an all-digit one (DICOM files are
     /// often named by their UID, `1.2.840.113619.2.1`), for the decoder to sniff.
     extensionless: bool,
@@ -105,30 +106,8 @@ impl Discovery {
 
     pub fn new(roots: Vec<PathBuf>, extensions: &[String], follow_symlinks: bool, include_hidden: bool) -> Discovery {
         let extensions = extensions.iter().map(|e| e.trim_start_matches('.').to_ascii_lowercase()).collect();
-        let prefixes = if roots.len() < 2 {
-            vec![None; roots.len()]
-        } else {
-            let mut seen = HashSet::new();
-            roots
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let base = r
-                        .canonicalize()
-                        .ok()
-                        .and_then(|c| c.file_name().map(encode_component))
-                        .unwrap_or_else(|| format!("input{i}"));
-                    let mut name = base.clone();
-                    let mut k = 2;
-                    while !seen.insert(name.clone()) {
-                        name = format!("{base}-{k}");
-                        k += 1;
-                    }
-                    Some(name)
-                })
-                .collect()
-        };
-        Discovery { roots, extensions, follow_symlinks, include_hidden, prefixes, extensionless: false }
+        let names = if roots.len() < 2 { vec![None; roots.len()] } else { root_names(&roots) };
+        Discovery { roots, extensions, follow_symlinks, include_hidden, names, extensionless: false }
     }
 
     /// Also takes files without an extension or with an all-digit one (`[input]
@@ -136,6 +115,22 @@ impl Discovery {
     pub fn with_extensionless(mut self, on: bool) -> Discovery {
         self.extensionless = on;
         self
+    }
+
+    /// The file a relative path of this walk names, if it is still there: the walk's
+    /// naming run backwards (what `eval` uses to find a run's original images).
+    pub fn original(&self, rel: &str) -> Option<PathBuf> {
+        self.roots.iter().zip(&self.names).find_map(|(root, name)| {
+            let path = match (name, root.is_file()) {
+                (_, true) => {
+                    let own = name.clone().or_else(|| root.file_name().map(encode_component))?;
+                    (own == rel).then(|| root.clone())?
+                }
+                (Some(pre), false) => decode_rel(root, rel.strip_prefix(pre.as_str())?.strip_prefix('/')?),
+                (None, false) => decode_rel(root, rel),
+            };
+            path.is_file().then_some(path)
+        })
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -167,10 +162,12 @@ impl Discovery {
 
     fn walk_root<'a>(&'a self, index: usize, root: &'a Path) -> impl Iterator<Item = Discovered> + Send + 'a {
         let include_hidden = self.include_hidden;
-        let prefix = self.prefixes[index].clone();
-        let rel_of = move |p: &Path| match &prefix {
-            Some(pre) => format!("{pre}/{}", relative(root, p)),
-            None => relative(root, p),
+        let name = self.names[index].clone();
+        let is_file = root.is_file();
+        let rel_of = move |p: &Path| match (&name, is_file) {
+            (Some(name), true) => name.clone(),
+            (Some(pre), false) => format!("{pre}/{}", relative(root, p)),
+            (None, _) => relative(root, p),
         };
         WalkDir::new(root)
             .follow_links(self.follow_symlinks)
@@ -214,6 +211,34 @@ impl Discovery {
                 }
             })
     }
+}
+
+/// Each root's name, made unique: a folder's `name`, `name-2`, ...; a file's
+/// `stem.ext`, `stem-2.ext`, ...
+fn root_names(roots: &[PathBuf]) -> Vec<Option<String>> {
+    let mut seen = HashSet::new();
+    roots
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let base = r
+                .canonicalize()
+                .ok()
+                .and_then(|c| c.file_name().map(encode_component))
+                .unwrap_or_else(|| format!("input{i}"));
+            let (stem, ext) = match (r.is_file(), base.rsplit_once('.')) {
+                (true, Some((stem, ext))) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
+                _ => (base.clone(), String::new()),
+            };
+            let mut name = base;
+            let mut k = 2;
+            while !seen.insert(name.clone()) {
+                name = format!("{stem}-{k}{ext}");
+                k += 1;
+            }
+            Some(name)
+        })
+        .collect()
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
@@ -342,6 +367,26 @@ mod tests {
             assert_eq!(decode_rel(root, &rel), root.join("d").join(n), "{rel}");
         }
         assert_eq!(decode_rel(root, "a%2"), root.join("a%2"), "a stray % is a %");
+    }
+
+    #[test]
+    fn files_given_as_roots_are_named_by_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        for f in [a.join("x.png"), b.join("x.png"), a.join("y.png")] {
+            std::fs::write(f, b"").unwrap();
+        }
+        let roots = vec![a.join("x.png"), a.join("y.png"), b.join("x.png"), b.clone()];
+        let d = Discovery::new(roots.clone(), &["png".into()], false, false);
+        let rels: Vec<String> = d.iter().map(|i| i.rel().to_string()).collect();
+        assert_eq!(rels, vec!["x.png", "y.png", "x-2.png", "b/x.png"]);
+        for (rel, root) in rels.iter().zip(&roots) {
+            let want = if root.is_file() { root.clone() } else { root.join("x.png") };
+            assert_eq!(d.original(rel), Some(want), "{rel}");
+        }
+        assert_eq!(d.original("nothing.png"), None);
     }
 
     #[test]

@@ -24,9 +24,17 @@ use crate::stage::model::{FeatureMap, Head, HeadProgram};
 pub use eigen::eigen_projection;
 pub use prediction::{ranked, sigmoid, softmax, Activation, Prediction};
 
-/// Per-image `logit_check` above this (absolute, in logit units) marks the row as an
-/// error: the identity mean(M_k) + b_k = logit_k only fails if the maps are corrupt.
-pub const LOGIT_CHECK_MAX: f32 = 1e-3;
+/// Per-image `logit_check` above this fraction of the logits' scale (the largest |logit|,
+/// floored at 1, as the start-up proof's [`crate::stage::model::CUT_CHECK_REL_TOL`])
+/// marks the row as an error: the identity mean(M_k) + b_k = logit_k only fails if the
+/// maps are corrupt, but float rounding grows with the logits (EfficientNetV2's reach the
+/// hundreds).
+pub const LOGIT_CHECK_REL_MAX: f32 = 1e-3;
+
+/// The largest `logit_check` an image with these logits may have.
+pub fn logit_check_limit(logits: &[f32]) -> f32 {
+    LOGIT_CHECK_REL_MAX * logits.iter().fold(1f32, |m, v| m.max(v.abs()))
+}
 
 /// How class maps are computed (`[cam] method`, `--method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -57,6 +65,52 @@ impl TryFrom<String> for MapMethod {
 impl From<MapMethod> for String {
     fn from(m: MapMethod) -> String {
         m.name().to_string()
+    }
+}
+
+/// `[cam] method`: a method, or `auto` (the default): exact CAM when the head is linear
+/// (or an identity), Grad-CAM through cambox's differentiation of the head otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum MethodChoice {
+    #[default]
+    Auto,
+    Method(MapMethod),
+}
+
+impl TryFrom<String> for MethodChoice {
+    type Error = String;
+    fn try_from(s: String) -> Result<MethodChoice, String> {
+        match s.as_str() {
+            "auto" => Ok(MethodChoice::Auto),
+            _ => MapMethod::parse(&s).map(MethodChoice::Method).map_err(|e| format!("{e}, or auto")),
+        }
+    }
+}
+
+impl From<MethodChoice> for String {
+    fn from(m: MethodChoice) -> String {
+        match m {
+            MethodChoice::Auto => "auto".into(),
+            MethodChoice::Method(m) => m.name().into(),
+        }
+    }
+}
+
+impl MethodChoice {
+    /// The method this choice means for `head`, and why, when `auto` chose it.
+    pub fn resolve(self, head: &Head) -> (MapMethod, Option<String>) {
+        match (self, head) {
+            (MethodChoice::Method(m), _) => (m, None),
+            (MethodChoice::Auto, Head::Linear(_)) => (MapMethod::Cam, Some("the head is one affine map, so CAM is exact".into())),
+            (MethodChoice::Auto, Head::Identity) => {
+                (MapMethod::Cam, Some("the head has no dense layer: one feature channel per class".into()))
+            }
+            (MethodChoice::Auto, Head::Other { op, node_name, .. }) => (
+                MapMethod::GradCam,
+                Some(format!("the head is not one affine map ({op} '{node_name}'), so CAM does not exist for it; Grad-CAM through the head, differentiated in closed form")),
+            ),
+        }
     }
 }
 
@@ -241,6 +295,12 @@ mod tests {
     use super::*;
     use crate::stage::model::LinearHead;
     use ndarray::array;
+
+    #[test]
+    fn the_logit_check_scales_with_the_logits() {
+        assert_eq!(logit_check_limit(&[0.5, -0.2]), 1e-3);
+        assert_eq!(logit_check_limit(&[120.0, -400.0]), 0.4);
+    }
 
     #[test]
     fn softmax_sums_to_one_and_orders() {

@@ -13,7 +13,7 @@ use tract_onnx::data_resolver::MmapDataResolver;
 use tract_onnx::pb::{self, type_proto, ModelProto, NodeProto};
 use tract_onnx::prelude::*;
 
-use super::external;
+use super::{external, normalise};
 use crate::error::{Error, Result};
 
 /// Parsed ONNX model plus lookup tables.
@@ -37,8 +37,23 @@ impl OnnxGraph {
         let proto = tract_onnx::onnx()
             .proto_model_for_path(path)
             .map_err(|e| Error::model(path, format!("not a readable ONNX model: {e:#}")))?;
-        let graph = proto.graph.as_ref().ok_or_else(|| Error::model(path, "the file holds no graph"))?;
+        if proto.graph.is_none() {
+            return Err(Error::model(path, "the file holds no graph"));
+        }
         let data_files = external::data_files(path, &proto).map_err(|e| Error::model(path, e))?;
+        let g = OnnxGraph::index(path, proto, data_files);
+        let proto = normalise::rewrite(&g).map_err(|e| Error::model(path, e))?;
+        Ok(OnnxGraph::index(path, proto, g.data_files))
+    }
+
+    /// The same model file read as `proto` says (a rewrite of this graph).
+    pub fn with_proto(&self, proto: ModelProto) -> OnnxGraph {
+        OnnxGraph::index(&self.path, proto, self.data_files.clone())
+    }
+
+    /// The lookup tables of a parsed model.
+    fn index(path: &Path, proto: ModelProto, data_files: Vec<PathBuf>) -> OnnxGraph {
+        let graph = proto.graph.as_ref().expect("checked at load");
         let mut producer = HashMap::new();
         let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
@@ -50,7 +65,7 @@ impl OnnxGraph {
             }
         }
         let initializers = graph.initializer.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(OnnxGraph {
+        OnnxGraph {
             path: path.to_path_buf(),
             proto,
             data_files,
@@ -58,7 +73,7 @@ impl OnnxGraph {
             producer,
             consumers,
             initializers,
-        })
+        }
     }
 
     /// The model's folder, which external data locations are relative to, as tract takes

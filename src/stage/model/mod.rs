@@ -13,6 +13,7 @@ pub mod fusion;
 pub mod graph;
 pub mod head;
 pub mod maxpool;
+mod normalise;
 pub mod pointwise;
 pub mod retype;
 pub mod surgery;
@@ -31,6 +32,10 @@ pub use features::FeatureMap;
 use graph::OnnxGraph;
 pub use head::{HeadKind, HeadProgram, LinearHead};
 pub use surgery::{FeatureCut, FinalOp, Head};
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 fn no_final_op() -> FinalOp {
     FinalOp::None
@@ -115,6 +120,10 @@ pub struct CutReport {
     /// The input size the file declares, when the run re-typed the input to another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retyped_from: Option<[usize; 2]>,
+    /// Convolutions and poolings whose TensorFlow "same" padding, baked for the declared
+    /// size by tf2onnx, is recomputed at each size ([`retype::tf_same_padding`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub same_padding: usize,
     /// The other input sizes planned and proved (`[cam] scales`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_sizes: Vec<SizeProof>,
@@ -192,14 +201,18 @@ impl ModelPlan {
         // A size the file does not declare: tract must not hold the graph to the shapes
         // the exporter recorded for it.
         let retyped = declared.is_some_and(|d| sizes.iter().any(|s| *s != d));
-        let base = tract_model(&g, retyped)?;
+        let (tg, same_padding) = match declared.filter(|_| retyped) {
+            Some([w, h]) => tf_same_padding(&g, &InputSpec { width: w, height: h, ..input.clone() })?,
+            None => (g.with_proto(g.proto.clone()), 0),
+        };
+        let base = tract_model(&tg, retyped)?;
         let mut plans = Vec::new();
         let mut proofs = Vec::new();
         let mut head = None;
         let mut first = true;
         for size in sizes {
             let spec = InputSpec { width: size[0], height: size[1], ..input.clone() };
-            let built = build_plan(&g, base.clone(), &spec, &cut).and_then(|(plan, read)| {
+            let built = build_plan(&tg, base.clone(), &spec, &cut).and_then(|(plan, read)| {
                 bind_shapes(path, &mut cut, &mut first, read)?;
                 prove_cut(path, &plan, &spec, &cut, &mut head, probe).map(|p| (plan, p))
             });
@@ -234,6 +247,7 @@ impl ModelPlan {
             num_classes: probed.num_classes,
             probe_rel_diff: probed.rel_diff,
             retyped_from: declared.filter(|_| retyped),
+            same_padding,
             other_sizes: proofs
                 .into_iter()
                 .map(|(input_size, p)| SizeProof {
@@ -304,6 +318,9 @@ fn build_plan(
     let base = base
         .with_input_fact(0, f32::fact(input_shape(input)).into())
         .map_err(|e| merr("cannot fix the input shape", e))?;
+    retype::forward_shapes(&base).map_err(|e| {
+        Error::model(&g.path, format!("at {}x{} the graph does not agree with itself: {e}", input.width, input.height))
+    })?;
     let typed = base
         .with_outputs_by_name([cut.feature.as_str(), cut.logits.as_str()])
         .map_err(|e| merr("cannot select outputs", e))?
@@ -385,6 +402,21 @@ fn tract_model(g: &OnnxGraph, retyped: bool) -> Result<InferenceModel> {
         return Err(err(format!("inputs never defined: {}", parsed.unresolved_inputs.join(", "))));
     }
     Ok(parsed.model)
+}
+
+/// The graph tract runs when the input is re-typed, with tf2onnx's baked "same"
+/// paddings made "same" again (see [`retype::tf_same_padding`]), and how many changed;
+/// `declared` is the input at the size the file declares.
+fn tf_same_padding(g: &OnnxGraph, declared: &InputSpec) -> Result<(OnnxGraph, usize)> {
+    if g.proto.producer_name != "tf2onnx" {
+        return Ok((g.with_proto(g.proto.clone()), 0));
+    }
+    let at_declared = tract_model(g, false)?
+        .with_input_fact(0, f32::fact(input_shape(declared)).into())
+        .map_err(|e| Error::model(&g.path, format!("cannot fix the input shape: {e:#}")))?;
+    let shapes = retype::forward_shapes(&at_declared).map_err(|e| Error::model(&g.path, e))?;
+    let (proto, changed) = retype::tf_same_padding(g, &shapes);
+    Ok((g.with_proto(proto), changed))
 }
 
 /// The input tensor's shape: batch 1 in the network's layout.
