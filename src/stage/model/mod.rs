@@ -192,7 +192,7 @@ impl ModelPlan {
         let path = o.path.as_path();
         let g = OnnxGraph::load(path)?;
         let (configured, declared) = input_spec(&g, o.layout, o.input_size)?;
-        let mut cut = surgery::analyse(&g, o.feature.as_deref())?;
+        let mut cut = surgery::analyse(&g, o.feature.as_deref(), || tensor_shapes(&g, &configured, declared))?;
         let mut sizes = sizes(&configured);
         if sizes.is_empty() {
             sizes.push([configured.width, configured.height]);
@@ -419,6 +419,14 @@ fn tf_same_padding(g: &OnnxGraph, declared: &InputSpec) -> Result<(OnnxGraph, us
     Ok((g.with_proto(proto), changed))
 }
 
+/// The shapes of the graph's tensors with `input`, from one forward pass of tract's
+/// inference rules; `None` when tract cannot tell.
+fn tensor_shapes(g: &OnnxGraph, input: &InputSpec, declared: Option<[usize; 2]>) -> Option<surgery::TensorShapes> {
+    let retyped = declared.is_some_and(|d| d != [input.width, input.height]);
+    let model = tract_model(g, retyped).ok()?.with_input_fact(0, f32::fact(input_shape(input)).into()).ok()?;
+    retype::forward_shapes(&model).ok()
+}
+
 /// The input tensor's shape: batch 1 in the network's layout.
 fn input_shape(input: &InputSpec) -> Vec<usize> {
     match input.layout {
@@ -560,13 +568,7 @@ fn input_spec(
     let inp = match inputs.as_slice() {
         [one] => *one,
         [] => return Err(Error::model(&g.path, "the model has no input")),
-        many => {
-            let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
-            return Err(Error::model(
-                &g.path,
-                format!("the model has {} inputs ({}); an image classifier has one", many.len(), names.join(", ")),
-            ));
-        }
+        many => return Err(Error::model(&g.path, several_inputs(g, many))),
     };
     let elem = match inp.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(tract_onnx::pb::type_proto::Value::TensorType(t)) => t.elem_type,
@@ -649,6 +651,32 @@ fn input_spec(
         }
     };
     Ok((InputSpec { name: inp.name.clone(), layout, channels, width, height }, declared))
+}
+
+/// Why a model with several inputs (that nodes read, and that have no value in the file)
+/// is not an image classifier cambox can feed.
+fn several_inputs(g: &OnnxGraph, inputs: &[&tract_onnx::pb::ValueInfoProto]) -> String {
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let image = inputs.iter().find(|i| OnnxGraph::declared_shape(i).is_some_and(|d| d.len() == 4));
+    let others: Vec<String> = inputs
+        .iter()
+        .filter(|i| image.is_none_or(|m| m.name != i.name))
+        .map(|i| match g.consumers(&i.name).first() {
+            Some(&n) => format!("'{}' (read by {})", i.name, g.describe(n)),
+            None => format!("'{}'", i.name),
+        })
+        .collect();
+    match image {
+        Some(image) => format!(
+            "the model has {} inputs ({}): besides the image '{}', the graph reads {}, for which the file holds no value \
+             (Keras 3's ONNX export leaves a Normalization layer's mean and variance so); an image classifier has one input",
+            inputs.len(),
+            names.join(", "),
+            image.name,
+            others.join(", ")
+        ),
+        None => format!("the model has {} inputs ({}); an image classifier has one", inputs.len(), names.join(", ")),
+    }
 }
 
 fn fmt_dims(d: &[Option<i64>]) -> String {

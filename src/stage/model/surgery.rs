@@ -111,44 +111,38 @@ pub enum FinalOp {
     Sigmoid,
 }
 
+/// The shapes of the graph's tensors at the input size planned, by name.
+pub type TensorShapes = std::collections::HashMap<String, Vec<usize>>;
+
 /// Finds the cut. `feature_override` names F explicitly (it must feed a global pooling).
-pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureCut> {
+/// `shapes` gives the tensors' shapes when an AveragePool must be checked to cover its
+/// whole map, or a refusal must say what the model has instead of a pooling; it is
+/// called at most once, and only then.
+pub fn analyse(
+    g: &OnnxGraph,
+    feature_override: Option<&str>,
+    shapes: impl FnOnce() -> Option<TensorShapes>,
+) -> Result<FeatureCut> {
     let out = g.outputs().first().ok_or_else(|| Error::model(&g.path, "the graph has no output"))?;
     let (logits, final_op) = match g.producer(&out.name).map(|i| g.node(i)) {
         Some(n) if n.op_type == "Softmax" => (n.input[0].clone(), FinalOp::Softmax),
         Some(n) if n.op_type == "Sigmoid" => (n.input[0].clone(), FinalOp::Sigmoid),
         _ => (out.name.clone(), FinalOp::None),
     };
-    let ancestors = ancestors_of(g, &logits);
-
-    let mut seen_other_pool = None;
-    let pooling = (0..g.nodes().len())
-        .rev()
-        .filter(|&i| ancestors[i])
-        .filter(|&i| match feature_override {
-            Some(f) => g.node(i).input.first().map(|s| s == f).unwrap_or(false),
-            None => true,
-        })
-        .find_map(|i| {
-            let p = as_global_pooling(g, i);
-            if p.is_none() && matches!(g.node(i).op_type.as_str(), "GlobalMaxPool" | "MaxPool" | "ReduceMax") {
-                seen_other_pool.get_or_insert_with(|| g.describe(i));
-            }
-            p
-        });
-    let pooling = match pooling {
-        Some(p) => p,
-        None => {
-            let mut msg = match feature_override {
-                Some(f) => format!("no global average pooling reads the tensor '{f}' named in the config"),
-                None => "no global average pooling (GlobalAveragePool, ReduceMean over H and W, or a full-map AveragePool) before the output: CAM needs one".to_string(),
-            };
-            if let Some(o) = seen_other_pool {
-                msg.push_str(&format!("; found {o}, a max pooling, for which the CAM identity does not hold"));
-            }
-            return Err(Error::model(&g.path, msg));
-        }
+    let mut pooling = find_pooling(g, &logits, feature_override, None);
+    let shapes = match &pooling {
+        Ok(p) if p.kernel.is_none() => None,
+        _ => shapes(),
     };
+    if let (Ok(Pooling { kernel: Some(_), .. }), Some(s)) = (&pooling, &shapes) {
+        pooling = find_pooling(g, &logits, feature_override, Some(s));
+    }
+    let pooling = pooling.map_err(|mut msg| {
+        if let Some(why) = shapes.as_ref().and_then(|s| missing_pooling(g, &logits, s)) {
+            msg = format!("{msg}; instead {why}");
+        }
+        Error::model(&g.path, msg)
+    })?;
     let pool_node = g.node(pooling.node);
     let feature = pool_node.input[0].clone();
     let pooled = pool_node.output[0].clone();
@@ -162,6 +156,87 @@ pub fn analyse(g: &OnnxGraph, feature_override: Option<&str>) -> Result<FeatureC
         logits,
         final_op,
     })
+}
+
+/// The last global average pooling the logits depend on; with `shapes`, an AveragePool
+/// counts only if its window covers its whole input map. `Err`: the refusal.
+fn find_pooling(
+    g: &OnnxGraph,
+    logits: &str,
+    feature_override: Option<&str>,
+    shapes: Option<&TensorShapes>,
+) -> std::result::Result<Pooling, String> {
+    let ancestors = ancestors_of(g, logits);
+    let mut seen_other_pool = None;
+    let whole_map = |p: &Pooling| match (p.kernel, shapes) {
+        (Some(k), Some(s)) => s.get(&g.node(p.node).input[0]).is_some_and(|d| d.len() == 4 && [d[2], d[3]] == k),
+        _ => true,
+    };
+    let pooling = (0..g.nodes().len())
+        .rev()
+        .filter(|&i| ancestors[i])
+        .filter(|&i| match feature_override {
+            Some(f) => g.node(i).input.first().map(|s| s == f).unwrap_or(false),
+            None => true,
+        })
+        .find_map(|i| {
+            let p = as_global_pooling(g, i).filter(whole_map);
+            if p.is_none() && matches!(g.node(i).op_type.as_str(), "GlobalMaxPool" | "ReduceMax") {
+                seen_other_pool.get_or_insert_with(|| g.describe(i));
+            }
+            p
+        });
+    pooling.ok_or_else(|| {
+        let mut msg = match feature_override {
+            Some(f) => format!("no global average pooling reads the tensor '{f}' named in the config"),
+            None => "no global average pooling (GlobalAveragePool, ReduceMean over H and W, or a full-map AveragePool) before the output: CAM needs one".to_string(),
+        };
+        if let Some(o) = seen_other_pool {
+            msg.push_str(&format!("; found {o}, a max pooling, for which the CAM identity does not hold"));
+        }
+        msg
+    })
+}
+
+/// What a model without a global average pooling has instead, in words: the first node
+/// on the data path back from the logits that decides it.
+fn missing_pooling(g: &OnnxGraph, logits: &str, shapes: &TensorShapes) -> Option<String> {
+    let mut t = logits.to_string();
+    for _ in 0..256 {
+        let i = g.producer(&t)?;
+        let n = g.node(i);
+        let data = n.input.iter().find(|s| !s.is_empty() && !g.is_constant(s) && g.initializer(s).is_none())?;
+        let shape = shapes.get(data).cloned().unwrap_or_default();
+        let dims = shape.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
+        match (n.op_type.as_str(), shape.len()) {
+            ("Flatten" | "Reshape", 4) if shape[2] * shape[3] > 1 => {
+                return Some(format!(
+                    "the head flattens the {dims} feature map ({}) into a dense layer, which weighs every position on its own (VGG style)",
+                    g.describe(i)
+                ))
+            }
+            ("Gather" | "Slice", 3) => {
+                return Some(format!(
+                    "the head reads one token of a transformer's {} tokens ({}): a class token, not an average over image positions",
+                    shape[1],
+                    g.describe(i)
+                ))
+            }
+            ("ReduceMean", 3) => {
+                return Some(format!(
+                    "the head averages a transformer's {} tokens ({}), a sequence rather than a feature map's rows and columns",
+                    shape[1],
+                    g.describe(i)
+                ))
+            }
+            ("AveragePool", 4) => {
+                let k = attr_ints(n, "kernel_shape").unwrap_or_default();
+                return Some(format!("{} averages {k:?} windows of the {dims} map, not the whole map", g.describe(i)));
+            }
+            _ => t = data.clone(),
+        }
+    }
+    None
 }
 
 /// Marks every node the tensor depends on.

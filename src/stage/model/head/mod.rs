@@ -27,7 +27,7 @@ mod value;
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 
 pub use ops::{Binary, HeadOp, Unary};
-pub use translate::{analyse_head, HeadAnalysis, HeadKind};
+pub use translate::{analyse_head, constant_value, HeadAnalysis, HeadKind};
 pub use value::Value;
 
 /// The dense layer of a linear head, in effective form `logits = W g + b`.

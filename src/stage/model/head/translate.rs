@@ -72,6 +72,28 @@ pub fn analyse_head(
     Ok(HeadAnalysis { op_types, kind, program })
 }
 
+/// The value of `tensor` when it is computed from the file's constants alone (the
+/// folding the head's translation does, for the graph's other constant subgraphs).
+pub fn constant_value(g: &OnnxGraph, tensor: &str) -> Result<Value, String> {
+    let mut nodes = BTreeSet::new();
+    let mut stack = vec![tensor.to_string()];
+    while let Some(t) = stack.pop() {
+        if g.initializer(&t).is_some() {
+            continue;
+        }
+        let p = g.producer(&t).ok_or_else(|| format!("'{t}' is a graph input, not a constant"))?;
+        if nodes.insert(p) {
+            stack.extend(g.node(p).input.iter().filter(|s| !s.is_empty()).cloned());
+        }
+    }
+    let mut b = Builder::new(g, "", Vec::new());
+    let none = HashSet::new();
+    for i in nodes {
+        b.add(i, &none).map_err(|e| format!("{}: {e}", g.describe(i)))?;
+    }
+    b.constant(tensor).ok_or_else(|| format!("'{tensor}' is not a constant"))
+}
+
 /// The tensors computed from `pooled`, and those fixed once the input size is: computed
 /// from constants and from the shapes of any tensors (exporters flatten with
 /// `Reshape(x, [Shape(input)[0], -1])`).
