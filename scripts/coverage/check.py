@@ -125,10 +125,6 @@ def check(entry: dict, sweep: Path, cambox: str, timeout: int) -> dict:
         why = (entry.get("export_error") or "no ort_logits.npy").splitlines()[0][:200]
         res.update(status="no reference", reason=f"cambox loads it, onnxruntime cannot: {why}")
         return res
-    head = [l for l in out.splitlines() if l.startswith("head:")]
-    auto = [l for l in out.splitlines() if l.startswith("method auto:")]
-    res["head"] = head[0].split(":", 1)[1].strip().split(" ")[0] if head else "?"
-    res["method"] = auto[0].split(":", 1)[1].strip().split(" ")[0] if auto else "?"
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "c.toml"
         cfg.write_text(config(entry, sweep, Path(tmp) / "out"))
@@ -143,6 +139,9 @@ def check(entry: dict, sweep: Path, cambox: str, timeout: int) -> dict:
         with open(Path(tmp) / "out" / "images.csv") as f:
             images = list(csv.DictReader(f))
         res["logit_check"] = images[0].get("logit_check") or None
+        manifest = json.loads((Path(tmp) / "out" / "run.json").read_text())
+        res["head"] = manifest["model"]["cut"]["head"]
+        res["method"] = manifest["method"].split(" ")[0]
     logits = np.load(reference)
     want = softmax(logits) if entry.get("output", "logits") == "logits" else logits.ravel().astype(np.float64)
     diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
@@ -164,6 +163,19 @@ def check(entry: dict, sweep: Path, cambox: str, timeout: int) -> dict:
     return res
 
 
+NO_GAP = ("no global average pooling (GlobalAveragePool, ReduceMean over H and W, or a full-map AveragePool) "
+          "before the output: CAM needs one; instead ")
+
+
+def short(reason: str) -> str:
+    """A refusal as the table shows it: the standard opening and tract's detail dropped."""
+    reason = reason.replace(NO_GAP, "no global average pooling: ")
+    for detail in (" (at ", " (tract "):
+        if detail in reason:
+            reason = reason[: reason.index(detail)]
+    return reason.replace("|", "\\|")
+
+
 def markdown(results: list[dict]) -> str:
     head = "| family | architecture | exporter | result | head / method | start-up s | re-types |\n| --- | --- | --- | --- | --- | --- | --- |\n"
     rows = []
@@ -172,9 +184,9 @@ def markdown(results: list[dict]) -> str:
             result = f"runs ({r['prob_diff']:.0e})"
             hm = f"{r.get('head', '?')} / {r.get('method', '?')}"
         else:
-            result = f"{r['status']}: {r.get('reason', '')}".replace("|", "\\|")
+            result = f"{r['status']}: {short(r.get('reason', ''))}"
             hm = ""
-        retype = "" if r["status"] != "runs" else ("yes" if r.get("retype") else f"no: {r.get('retype_reason', '')}".replace("|", "\\|"))
+        retype = "" if r["status"] != "runs" else ("yes" if r.get("retype") else f"no: {short(r.get('retype_reason', ''))}")
         su = f"{r['startup_s']:.1f}" if "startup_s" in r else ""
         rows.append(f"| {r['family']} | {r['arch']} | {r['exporter']} | {result} | {hm} | {su} | {retype} |")
     return head + "\n".join(rows) + "\n"

@@ -219,7 +219,8 @@ impl ModelPlan {
             let (plan, probed) = match (built, declared) {
                 (Ok(b), _) => b,
                 (Err(e), Some(d)) if d != size => {
-                    let pins = retype::size_pins(&g, &cut);
+                    let at_declared = InputSpec { width: d[0], height: d[1], ..input.clone() };
+                    let pins = retype::size_pins(&g, &cut, tensor_shapes(&g, &at_declared, declared).as_ref());
                     return Err(Error::model(path, retype::refusal(size, d, &pins, &model_reason(e))));
                 }
                 (Err(e), _) => return Err(e),

@@ -36,8 +36,10 @@ impl std::fmt::Display for SizePin {
 }
 
 /// The nodes between the input and the pooling (the pooling included) that fix the
-/// spatial size, in graph order.
-pub fn size_pins(g: &OnnxGraph, cut: &FeatureCut) -> Vec<SizePin> {
+/// spatial size, in graph order. With the tensors' shapes at the declared size, a dense
+/// layer counts only when it reads a flattened map (rank 2): one applied to every
+/// position of a map (a transformer's MLP) does not depend on its size.
+pub fn size_pins(g: &OnnxGraph, cut: &FeatureCut, shapes: Option<&HashMap<String, Vec<usize>>>) -> Vec<SizePin> {
     let on_feature_path = ancestors_of(g, &cut.feature);
     let from_input = input_dependent(g);
     let mut pins = Vec::new();
@@ -53,7 +55,11 @@ pub fn size_pins(g: &OnnxGraph, cut: &FeatureCut) -> Vec<SizePin> {
                 Some(format!("reshapes the feature path to the constant shape {:?}", shape.unwrap_or_default()))
             }
             "Flatten" => Some("flattens the feature map, so what follows is sized for the declared input".into()),
-            "Gemm" | "MatMul" => Some("is a dense layer over the unpooled feature map".into()),
+            "Gemm" | "MatMul"
+                if shapes.is_none_or(|s| n.input.iter().any(|t| s.get(t).is_some_and(|d| d.len() <= 2))) =>
+            {
+                Some("is a dense layer over the unpooled feature map".into())
+            }
             "Resize" | "Upsample" if n.input.get(3).is_some_and(|s| !s.is_empty() && g.is_constant(s)) => {
                 Some("resizes to a constant size".into())
             }
