@@ -248,3 +248,38 @@ fn every_map_method_runs_from_the_command_line() {
     assert_eq!(code, 1);
     assert!(err.contains("unknown map method 'scorecam'"), "{err}");
 }
+
+/// Files named on the command line are named by their file names (the second of two with
+/// the same name gets `-2`), their masks lie side by side, and the closing line names the
+/// output folder resolved (no `sub/../`); `auto` says it chose CAM and why.
+#[test]
+fn files_given_on_the_command_line_keep_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(root().join("data/samples/natural/chelsea.png"), other.join("chelsea.png")).unwrap();
+    let out = dir.path().join("other/../out");
+    let (code, _, err) = cambox(&[
+        "run",
+        "-c",
+        "configs/demo.toml",
+        "-o",
+        out.to_str().unwrap(),
+        "data/samples/natural/chelsea.png",
+        "data/samples/natural/coffee.png",
+        other.join("chelsea.png").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.lines().next().unwrap().starts_with("cambox: method cam (auto: the head is one affine map"), "{err}");
+    let resolved = dir.path().canonicalize().unwrap().join("out");
+    assert!(err.contains(&format!("results in {}\n", resolved.display())), "{err}");
+    let mut paths: Vec<String> = read_csv(out.join("images.csv")).into_iter().map(|r| r["path"].clone()).collect();
+    paths.sort();
+    assert_eq!(paths, vec!["chelsea-2.png", "chelsea.png", "coffee.png"]);
+    let masks: Vec<String> = std::fs::read_dir(out.join("masks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(masks.iter().any(|m| m.starts_with("chelsea-2.png.") && m.ends_with(".png")), "{masks:?}");
+    assert!(masks.iter().all(|m| !m.contains('/')), "{masks:?}");
+}
