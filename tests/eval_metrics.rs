@@ -1,5 +1,5 @@
 //! The box metrics against the independent numpy reference
-//! (`scripts/reference/metrics_reference.py`): `tests/data/metrics/cases.json` in,
+//! (`scripts/reference/metrics_reference.py`): `tests/fixtures/metrics/cases.json` in,
 //! `expected.json` out, both box conventions, per image and aggregate, within 1e-12.
 
 mod common;
@@ -12,7 +12,7 @@ use serde_json::Value;
 const TOL: f64 = 1e-12;
 
 fn load(name: &str) -> Value {
-    let p = root().join("tests/data/metrics").join(name);
+    let p = root().join("tests/fixtures/metrics").join(name);
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 

@@ -1,6 +1,6 @@
 //! cambox's per-label evaluation against the independent numpy reference
 //! (`scripts/reference/metrics_reference.py --multiclass`): the cases of
-//! `tests/data/metrics/cases_multiclass.json` (a softmax set and a sigmoid set) go through
+//! `tests/fixtures/metrics/cases_multiclass.json` (a softmax set and a sigmoid set) go through
 //! `eval::score` and `eval::metrics_of`, and every pair, every label's metrics, their mean
 //! over labels, the all-pairs BoxAcc and GT-known / Top-1 / Top-5 Loc must equal
 //! `expected_multiclass.json` within 1e-12, under both box conventions.
@@ -19,7 +19,7 @@ use common::*;
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/metrics").join(name)).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/metrics").join(name)).unwrap()).unwrap()
 }
 
 fn close(a: Option<f64>, b: &Value, what: &str) {

@@ -1,7 +1,7 @@
 //! Map methods against the established implementations: pytorch-grad-cam 1.5.7 on a small
-//! network with an MLP head (tests/data/gradcam, scripts/reference/gradcam_reference.py),
+//! network with an MLP head (tests/fixtures/gradcam, scripts/reference/gradcam_reference.py),
 //! and, with the shared material, Keras GradientTape Grad-CAM on the Xception pneumonia
-//! model (tests/data/gradcam/xception).
+//! model (tests/fixtures/gradcam/xception).
 
 mod common;
 
@@ -34,16 +34,16 @@ fn raw_map(w: &Array1<f32>, f: &FeatureMap) -> Vec<f32> {
 }
 
 fn refnpy(name: &str) -> ArrayD<f32> {
-    npy(root().join("tests/data/gradcam").join(name))
+    npy(root().join("tests/fixtures/gradcam").join(name))
 }
 
 #[test]
 fn gradient_methods_match_pytorch_grad_cam() {
-    let plan = load(&root().join("tests/data/gradcam/mlp_net.onnx"));
+    let plan = load(&root().join("tests/fixtures/gradcam/mlp_net.onnx"));
     assert_eq!(plan.head.kind(), "other");
     let prog = plan.program.as_ref().expect("the MLP head is evaluated by cambox");
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/gradcam/reference.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/fixtures/gradcam/reference.json")).unwrap())
             .unwrap();
     let mut compared = 0;
     for case in reference["cases"].as_array().unwrap() {
@@ -102,7 +102,7 @@ fn gradient_methods_match_pytorch_grad_cam() {
 
 #[test]
 fn eigencam_matches_pytorch_grad_cam_up_to_sign() {
-    let plan = load(&root().join("tests/data/gradcam/mlp_net.onnx"));
+    let plan = load(&root().join("tests/fixtures/gradcam/mlp_net.onnx"));
     for i in 0..3 {
         let input = refnpy(&format!("input_{i}.npy")).into_dimensionality::<Ix4>().unwrap();
         let f = plan.infer(input).unwrap().features;
@@ -142,7 +142,7 @@ fn gradcam_equals_cam_after_relu_and_minmax_for_a_linear_head() {
 
 #[test]
 fn cam_is_refused_for_an_mlp_head_with_a_pointer_to_gradcam() {
-    let plan = load(&root().join("tests/data/gradcam/mlp_net.onnx"));
+    let plan = load(&root().join("tests/fixtures/gradcam/mlp_net.onnx"));
     let e = MapMethod::Cam.applies(&plan.head).unwrap_err();
     assert!(e.contains("gradcam"), "{e}");
     let map_methods = MapMethod::applicable(&plan.head);
@@ -160,7 +160,7 @@ fn xception_gradcam_matches_keras_gradient_tape() {
     let plan = ModelPlan::open(&shared.join("models/pneumonia_xception.onnx")).unwrap();
     let prog = plan.program.as_ref().expect("Dense-ReLU-Dense head is evaluated by cambox");
     let inputs = npy(shared.join("reference/pneumonia-xception/inputs_nhwc.npy")).into_dimensionality::<Ix4>().unwrap();
-    let refdir = root().join("tests/data/gradcam/xception");
+    let refdir = root().join("tests/fixtures/gradcam/xception");
     for k in 0..2 {
         let maps = npy(refdir.join(format!("maps_class{k}_raw.npy")));
         let pooled = npy(refdir.join(format!("pooled_grads_class{k}.npy")));

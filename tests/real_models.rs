@@ -1,5 +1,5 @@
 //! The real models against independent references: EfficientNet-Lite0 against the
-//! onnxruntime oracle (tests/data/reference), and, when the shared material is available
+//! onnxruntime oracle (tests/fixtures/reference), and, when the shared material is available
 //! (`CAMBOX_SHARED`, set by .ci/run), the Xception pneumonia model against Keras.
 
 mod common;
@@ -16,7 +16,7 @@ fn efficientnet_matches_onnxruntime_on_the_same_input() {
     assert_eq!(plan.report.feature_tensor, "/_swish_1/Clip_output_0");
     assert_eq!(plan.report.feature_shape, vec![1, 1280, 7, 7]);
     let Head::Linear(head) = &plan.head else { panic!("EfficientNet's head is linear") };
-    let refdir = root().join("tests/data/reference/efficientnet-lite0");
+    let refdir = root().join("tests/fixtures/reference/efficientnet-lite0");
     for name in ["chelsea", "coffee"] {
         let input = npy(refdir.join(format!("{name}_input.npy"))).into_dimensionality::<Ix4>().unwrap();
         let inf = plan.infer(input).unwrap();

@@ -198,7 +198,7 @@ fn retyped_xception_equals_keras_built_at_that_size() {
         eprintln!("no Xception model (CAMBOX_SHARED): skipping the re-typed Xception check");
         return;
     };
-    let refdir = root().join("tests/data/reference/pneumonia-xception-retyped");
+    let refdir = root().join("tests/fixtures/reference/pneumonia-xception-retyped");
     let probe = cambox::stage::preprocess::PreprocessOptions {
         scale: cambox::stage::preprocess::PixelScale::Byte,
         mean: vec![127.5],

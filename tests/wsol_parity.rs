@@ -40,7 +40,7 @@ fn boxes_of(j: &serde_json::Value) -> Vec<[u32; 4]> {
 
 #[test]
 fn boxes_match_wsolevaluation() {
-    let dir = root().join("tests/data/wsol");
+    let dir = root().join("tests/fixtures/wsol");
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let mut checked = 0;

@@ -2,7 +2,7 @@
 """Reference class activation maps from pytorch-grad-cam for a small CNN with an
 MLP head (GAP -> Linear -> ReLU -> Dropout -> Linear).
 
-Writes into --out (default tests/data/gradcam):
+Writes into --out (default tests/fixtures/gradcam):
   mlp_net.onnx                       the network, opset 13, input `input` [N,3,64,64],
                                      output `logits` [N,5]
   input_<i>.npy                      1x3x64x64 float32 inputs (seeded uniform [0,1))
@@ -166,7 +166,7 @@ def sha256(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default="tests/data/gradcam")
+    ap.add_argument("--out", default="tests/fixtures/gradcam")
     args = ap.parse_args()
     out = args.out
     os.makedirs(out, exist_ok=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates tests/data/gradcam/ (pytorch-grad-cam reference maps for a small
+# Regenerates tests/fixtures/gradcam/ (pytorch-grad-cam reference maps for a small
 # seeded CNN with an MLP head, and the network itself as mlp_net.onnx).
 #
 # Uses its own throw-away virtualenv under target/venvs/gradcam (git-ignored,
@@ -7,7 +7,7 @@
 # torch from PyPI pulls its CUDA wheels (about 5 GB); they are needed even on CPU.
 # Runs single-threaded (torch.set_num_threads(1), OMP_NUM_THREADS=1).
 #
-# Usage: scripts/reference/gradcam_reference.sh [output dir, default tests/data/gradcam]
+# Usage: scripts/reference/gradcam_reference.sh [output dir, default tests/fixtures/gradcam]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,7 +15,7 @@ cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
 
-OUT="${1:-tests/data/gradcam}"
+OUT="${1:-tests/fixtures/gradcam}"
 
 TORCH_VERSION="2.15.0"
 TORCHVISION_VERSION="0.29.2"   # grad-cam requires torchvision

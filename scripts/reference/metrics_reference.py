@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent numpy reference for cambox's box metrics.
 
-Writes two pairs of files (default folder: tests/data/metrics/ of the repository):
+Writes two pairs of files (default folder: tests/fixtures/metrics/ of the repository):
 
   cases.json     the input: images with ground-truth boxes and scored predicted boxes,
                  made deterministically from a fixed seed plus hand-written edge cases.
@@ -11,7 +11,7 @@ Writes two pairs of files (default folder: tests/data/metrics/ of the repository
                  each image with labelled truth boxes, every class's probability and
                  boxes per model class; per-label, macro, micro, top-1 and top-5 metrics.
 
-Formulas, conventions and references: tests/data/metrics/README.md.
+Formulas, conventions and references: tests/fixtures/metrics/README.md.
 
 Usage:
   metrics_reference.py                 regenerate cases.json and expected.json
@@ -553,7 +553,7 @@ def self_checks(cases, expected):
 #              ascending class order; for a sigmoid set probs[k*];
 #   GT-known predictions = the boxes of k*, scored p(i, L) * box_score, in file order;
 #   detection predictions = the same when p(i, L) >= min_score, else none.
-# Definitions in full: tests/data/metrics/README.md, "Multi-class evaluation".
+# Definitions in full: tests/fixtures/metrics/README.md, "Multi-class evaluation".
 
 MC_SEED = 20261129
 MC_N_RANDOM = 30

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate (or check) the box-metric reference data in tests/data/metrics/.
+# Regenerate (or check) the box-metric reference data in tests/fixtures/metrics/.
 #
 # Creates (or reuses) a Python venv under target/venvs/metrics, installs pinned numpy
 # from PyPI when it is not already there (scripts/lib/venv.sh), then runs metrics_reference.py, which writes cases.json (fixed seed plus

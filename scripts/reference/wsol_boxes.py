@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Reference boxes from wsolevaluation's score-map -> box extraction.
 
-Writes, in the output directory (default tests/data/wsol/):
+Writes, in the output directory (default tests/fixtures/wsol/):
 
   map_<i>.npy     float32 (H, W) score maps in [0, 1], min exactly 0, max exactly 1
   expected.json   per map and per threshold tau: the boxes that
                   wsolevaluation's compute_bboxes_from_scoremaps() returns
                   (multi_contour_eval False and True), plus cross-checks
                   (mask pixel count, 8-connected components and their boxes)
-  README.md is hand-written (tests/data/wsol/README.md), not generated.
+  README.md is hand-written (tests/fixtures/wsol/README.md), not generated.
 
 The box extraction below is a copy of compute_bboxes_from_scoremaps() from
 clovaai/wsolevaluation, evaluation.py (Choe et al., "Evaluating Weakly

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the wsolevaluation box-extraction reference data in tests/data/wsol/.
+# Regenerate the wsolevaluation box-extraction reference data in tests/fixtures/wsol/.
 #
 # Creates (or reuses) a Python venv under target/venvs/wsol, installs pinned
 # numpy / opencv-python-headless from PyPI when they are not already there
@@ -24,4 +24,4 @@ venv_ensure wsol \
     "opencv-python-headless==$OPENCV_VERSION"
 
 exec "$VENV_PY" "$REPO_ROOT/scripts/reference/wsol_boxes.py" \
-    --out "$REPO_ROOT/tests/data/wsol" "$@"
+    --out "$REPO_ROOT/tests/fixtures/wsol" "$@"

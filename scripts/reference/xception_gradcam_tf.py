@@ -43,7 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True, help="path to the .keras file")
     ap.add_argument("--shared", required=True, help="the shared folder (reference/pneumonia-xception)")
-    ap.add_argument("--out", default="tests/data/gradcam/xception")
+    ap.add_argument("--out", default="tests/fixtures/gradcam/xception")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates tests/data/gradcam/xception/: Keras Grad-CAM (tf.GradientTape, as in
+# Regenerates tests/fixtures/gradcam/xception/: Keras Grad-CAM (tf.GradientTape, as in
 # the Keras "Grad-CAM class activation visualization" example) for the 16
 # preprocessed chest X-rays of the shared reference material.
 #
@@ -22,7 +22,7 @@ cd "$ROOT"
 . "$ROOT/scripts/lib/pneumonia_model.sh"
 
 SHARED="${1:-${CAMBOX_SHARED:-../shared}}"
-OUT="tests/data/gradcam/xception"
+OUT="tests/fixtures/gradcam/xception"
 
 TENSORFLOW_VERSION="2.21.0"   # pulls keras 3.15.1
 KERAS_VERSION="3.15.1"

@@ -218,7 +218,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True, help="path to the .keras file")
     ap.add_argument("--images", default="data/samples/chest-xray")
-    ap.add_argument("--out", default="tests/data/reference/pneumonia-xception-retyped")
+    ap.add_argument("--out", default="tests/fixtures/reference/pneumonia-xception-retyped")
     ap.add_argument("--sizes", type=int, nargs="+", default=[299, 448])
     ap.add_argument("--shared", default=None, help="shared folder; if given, check the 150x150 inputs")
     args = ap.parse_args()

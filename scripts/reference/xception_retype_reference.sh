@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates tests/data/reference/pneumonia-xception-retyped/: Keras logits and softmax
+# Regenerates tests/fixtures/reference/pneumonia-xception-retyped/: Keras logits and softmax
 # probabilities of the Xception pneumonia classifier (trained at 150x150) run at 299x299
 # and 448x448, on the 16 X-rays in data/samples/chest-xray/ (see
 # scripts/reference/xception_retype_reference.py and the README.md written there).
@@ -25,7 +25,7 @@ cd "$ROOT"
 . "$ROOT/scripts/lib/pneumonia_model.sh"
 
 SHARED="${1:-${CAMBOX_SHARED:-../shared}}"
-OUT="tests/data/reference/pneumonia-xception-retyped"
+OUT="tests/fixtures/reference/pneumonia-xception-retyped"
 
 TENSORFLOW_VERSION="2.21.0"   # pulls keras 3.15.1
 KERAS_VERSION="3.15.1"

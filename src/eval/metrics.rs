@@ -1,7 +1,7 @@
 //! Box metrics as pure functions: IoU, IoBB, BoxAcc/CorLoc, ChestX-ray8 accuracy and false
 //! positives, and the RSNA Pneumonia challenge score.
 //!
-//! The definitions are those of `tests/data/metrics/README.md`, which an independent numpy
+//! The definitions are those of `tests/fixtures/metrics/README.md`, which an independent numpy
 //! implementation (`scripts/reference/metrics_reference.py`) was run against; the test
 //! `tests/eval_metrics.rs` feeds its cases here and compares with its output at 1e-12.
 //! Why each choice:
