@@ -8,7 +8,7 @@
 //! it is not measured here: with one worker per core the cores are already busy.
 //!
 //! `depthwise/...`: tract's ops for a depthwise convolution and the clamp after it against
-//! cambox's (`stage::model::depthwise`), on every distinct depthwise shape of
+//! cambox's (`cambox_kernels::depthwise`), on every distinct depthwise shape of
 //! EfficientNet-Lite0 (and of the Xception pneumonia model when `data/models/` or
 //! `$CAMBOX_SHARED/models/` has it), with the model's own kernels;
 //! `efficientnet_lite0/cambox_plan_one_thread` is the whole network as cambox plans it
@@ -16,18 +16,19 @@
 //!
 //! `pointwise/...`: tract's ops for a 1x1 convolution chain (its matrix product with the
 //! input packing, bias, clamp and residual add) against cambox's fused op
-//! (`stage::model::pointwise`), with the scheme cambox picks, on every distinct chain.
-//! `maxpool/...`: tract's max pooling against cambox's (`stage::model::maxpool`). The op
+//! (`cambox_kernels::pointwise`), with the scheme cambox picks, on every distinct chain.
+//! `maxpool/...`: tract's max pooling against cambox's (`cambox_kernels::maxpool`). The op
 //! benchmarks share their input tensors between iterations (no copy is timed).
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cambox::stage::model::depthwise::{DepthwiseChain, Isa};
-use cambox::stage::model::maxpool;
-use cambox::stage::model::pointwise::{self, PointwiseChain};
 use cambox::stage::model::ModelPlan;
+use cambox_kernels::depthwise::DepthwiseChain;
+use cambox_kernels::isa::Isa;
+use cambox_kernels::maxpool;
+use cambox_kernels::pointwise::PointwiseChain;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::EvalOp;
@@ -137,16 +138,16 @@ fn decluttered(path: &std::path::Path) -> TypedModel {
 
 /// tract's ops for each distinct 1x1 convolution chain and cambox's fused op.
 fn pointwise_ops(c: &mut Criterion) {
-    if !pointwise::available() {
+    let Some(isa) = Isa::detect().and_then(Isa::avx512) else {
         eprintln!("no AVX-512: cambox's pointwise kernel is not used on this CPU");
         return;
-    }
+    };
     let mut g = c.benchmark_group("pointwise");
     for (name, path) in models() {
         let model = decluttered(&path);
         let mut seen = std::collections::HashSet::new();
         for id in 0..model.nodes().len() {
-            let Some(chain) = PointwiseChain::find(&model, id).unwrap() else { continue };
+            let Some(chain) = PointwiseChain::find(&model, id, isa).unwrap() else { continue };
             let geo = chain.op.geometry;
             if !seen.insert((geo, chain.op.residual)) {
                 continue;

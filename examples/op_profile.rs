@@ -3,13 +3,14 @@
 //! evaluated. Prints one row per op kind: its share of the network time, ms per image,
 //! the multiply-adds tract's cost model gives it, and GFLOP/s (2 x FMA / time).
 //!
-//! `cargo run --release --example op_profile -- MODEL.onnx [WxH] [ITERATIONS]`
-//! (`scripts/bench/op_profile.sh` runs it on both models).
+//! `cargo run --release --example op_profile -- MODEL.onnx [WxH] [ITERATIONS] [KERNELS]`
+//! (`KERNELS` as `[model] kernels`: `cambox`, the default, `tract`, or a comma-separated
+//! list; `scripts/bench/run.sh` runs it on both models).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use cambox::stage::model::{ModelOptions, ModelPlan};
+use cambox::stage::model::{KernelChoice, ModelOptions, ModelPlan};
 use cambox::stage::preprocess::Normaliser;
 use tract_onnx::prelude::*;
 
@@ -21,7 +22,11 @@ fn main() -> anyhow::Result<()> {
         [w.parse().unwrap(), h.parse().unwrap()]
     });
     let iterations: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(20);
-    let o = ModelOptions { path: path.clone(), input_size: size, ..ModelOptions::default() };
+    let kernels = match args.get(3) {
+        Some(k) => KernelChoice::parse(k).map_err(anyhow::Error::msg)?,
+        None => KernelChoice::default(),
+    };
+    let o = ModelOptions { path: path.clone(), input_size: size, kernels, ..ModelOptions::default() };
     let plan = ModelPlan::load(&o, &Normaliser::identity())?;
     let runnable = plan.tract_plan(0).expect("one size").clone();
     let model = runnable.model();

@@ -1,9 +1,15 @@
 //! Typed errors at the library boundary.
 //!
-//! Two kinds exist because they have different fates: an [`Error`] stops the run (bad
-//! configuration, a model that cannot be cut, an output folder that cannot be written),
-//! while an [`ImageError`] belongs to one input file, becomes one `error` row in
-//! `images.csv`, and the run goes on.
+//! Two types exist because they have different fates: an [`Error`] stops the command (a
+//! bad option, a configuration or model that cannot be used, an output folder that cannot
+//! be written), while an [`ImageError`] belongs to one input file, becomes one `error`
+//! row in `images.csv`, and the run goes on.
+//!
+//! Every [`Error`] is of one [`ErrorKind`], which decides the exit status the README
+//! promises: usage (2) for options that contradict each other or name nothing, input (1)
+//! for files the user gave that cannot be used (configuration, model, annotations, class
+//! map, a run folder), fault (1) for what the machine did (I/O, an output folder that
+//! cannot be written). `run`, `eval`, `inspect` and `merge` all raise this one type.
 
 use std::path::PathBuf;
 
@@ -21,11 +27,26 @@ pub enum Error {
     #[error("output {path}: {message}")]
     Output { path: PathBuf, message: String },
     #[error("annotations {path}: {message}")]
-    Truth { path: PathBuf, message: String },
+    Annotations { path: PathBuf, message: String },
     #[error("class map {path}: {message}")]
     ClassMap { path: PathBuf, message: String },
+    /// A run's output folder read back (`eval`, `merge`).
+    #[error("run folder {path}: {message}")]
+    RunFolder { path: PathBuf, message: String },
+    /// Options that contradict each other or name nothing (exit status 2).
     #[error("{0}")]
     Usage(String),
+}
+
+/// What an [`Error`] is about, which decides the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The command line or its combination with the configuration: exit 2.
+    Usage,
+    /// A file the user gave that cannot be used: exit 1.
+    Input,
+    /// The machine: reading or writing failed: exit 1.
+    Fault,
 }
 
 impl Error {
@@ -40,6 +61,27 @@ impl Error {
     }
     pub fn output(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Output { path: path.into(), message: message.into() }
+    }
+    pub fn annotations(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Annotations { path: path.into(), message: message.into() }
+    }
+    pub fn class_map(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::ClassMap { path: path.into(), message: message.into() }
+    }
+    pub fn run_folder(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::RunFolder { path: path.into(), message: message.into() }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::Config { .. }
+            | Error::Model { .. }
+            | Error::Annotations { .. }
+            | Error::ClassMap { .. }
+            | Error::RunFolder { .. } => ErrorKind::Input,
+            Error::Io { .. } | Error::Output { .. } => ErrorKind::Fault,
+        }
     }
 }
 

@@ -23,6 +23,11 @@
 //!   and for [`eval`], which scores a finished run against them.
 //!
 //! No module imports one that imports it back (`tests/module_graph.rs` keeps it so).
+//!
+//! The library has no `unsafe` code: what needs it (SIMD kernels, allocator tuning) is in
+//! the `cambox-kernels` crate, and the 12-bit JPEG decoder in `cambox-jpeg12`.
+
+#![forbid(unsafe_code)]
 
 pub mod error;
 pub mod defaults;
@@ -34,5 +39,6 @@ pub mod output;
 pub mod run;
 pub mod truth;
 pub mod eval;
+pub mod inspect;
 
-pub use error::{Error, ImageError, Result};
+pub use error::{Error, ErrorKind, ImageError, Result};

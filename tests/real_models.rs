@@ -244,8 +244,9 @@ fn every_map_method_runs_from_the_command_line() {
             assert!(err.contains("class-agnostic"), "{err}");
         }
     }
+    // A bad flag value is a usage error.
     let (code, _, err) = cambox(&["run", "-q", "-c", "configs/demo.toml", "-o", "/tmp/x", "--method", "scorecam"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("unknown map method 'scorecam'"), "{err}");
 }
 

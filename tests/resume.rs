@@ -350,7 +350,7 @@ fn four_shards_merged_equal_one_run_and_bad_sets_are_refused() {
         shard_dirs[0].to_str().unwrap(),
         shard_dirs[2].to_str().unwrap(),
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "an incomplete set of shards is a usage error");
     assert!(err.contains("missing shard 1, 3 of 4"), "{err}");
     // A shard of another configuration.
     let odd = dir.path().join("odd");

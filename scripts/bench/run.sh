@@ -175,14 +175,9 @@ if [ -z "${SKIP_NETWORK:-}" ]; then
   network_alone() { # NAME MODEL SIZE(WxH, or - for the model's declared size)
     local raw=$work/network-runs/$1 rep
     for rep in 1 2 3; do
-      CAMBOX_DEPTHWISE=tract CAMBOX_POINTWISE=tract CAMBOX_MAXPOOL=tract RAYON_NUM_THREADS=1 \
-        "$prof" "$2" "$3" "$NET_RUNS" > "$raw-cambox-tract.$rep.md"
-      # env -u: a CAMBOX_DEPTHWISE, CAMBOX_POINTWISE or CAMBOX_MAXPOOL exported in the
-      # caller's shell must not make these tract's too.
-      env -u CAMBOX_DEPTHWISE CAMBOX_POINTWISE=tract CAMBOX_MAXPOOL=tract RAYON_NUM_THREADS=1 \
-        "$prof" "$2" "$3" "$NET_RUNS" > "$raw-cambox-depthwise.$rep.md"
-      env -u CAMBOX_DEPTHWISE -u CAMBOX_POINTWISE -u CAMBOX_MAXPOOL RAYON_NUM_THREADS=1 \
-        "$prof" "$2" "$3" "$NET_RUNS" > "$raw-cambox.$rep.md"
+      RAYON_NUM_THREADS=1 "$prof" "$2" "$3" "$NET_RUNS" tract > "$raw-cambox-tract.$rep.md"
+      RAYON_NUM_THREADS=1 "$prof" "$2" "$3" "$NET_RUNS" depthwise > "$raw-cambox-depthwise.$rep.md"
+      RAYON_NUM_THREADS=1 "$prof" "$2" "$3" "$NET_RUNS" cambox > "$raw-cambox.$rep.md"
       "$py" scripts/bench/network_alone.py "$2" --runs "$NET_RUNS" > "$raw-onnxruntime.$rep.json"
     done
   }

@@ -7,11 +7,11 @@
 //! else: the class probabilities stay the run's, so the detection metrics (RSNA,
 //! ChestX-ray8) compare boxes at equal classification.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::Rect;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Baseline {
     Centre,

@@ -43,7 +43,7 @@ pub struct Scored {
 }
 
 /// How integer coordinates are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Convention {
     /// cambox's boxes: `x2 - x1` is the width, two boxes sharing an edge do not overlap.

@@ -52,7 +52,6 @@
 //!   to `width - 1`); every output says which was used.
 
 pub mod baseline;
-pub mod error;
 pub mod html;
 pub mod metrics;
 pub mod report;
@@ -60,6 +59,7 @@ pub mod run_files;
 pub mod summary;
 pub mod sweep;
 
+use crate::error::Error;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -71,7 +71,6 @@ use crate::truth::annotations::{self, Format, TruthBox};
 use crate::truth::class_map::ClassMap;
 use crate::truth::matching::{Pairing, Processed};
 pub use baseline::Baseline;
-pub use error::EvalError;
 use metrics::{as_predicted, Case, Convention, Rect, Scored, BOX_ACC_DELTAS};
 use run_files::{RunBox, RunFiles, RunImage};
 pub use summary::{
@@ -200,19 +199,19 @@ pub struct Evaluation {
     pub unmatched: Pairing,
 }
 
-fn check_options(o: &EvalOptions) -> Result<(), EvalError> {
+fn check_options(o: &EvalOptions) -> Result<(), Error> {
     if !(0.0..=1.0).contains(&o.min_score) {
-        return Err(EvalError::Usage(format!("--min-score {} must be in [0, 1]", o.min_score)));
+        return Err(Error::Usage(format!("--min-score {} must be in [0, 1]", o.min_score)));
     }
     let n = 1.0 / o.sweep_step;
     if !(o.sweep_step > 0.0 && o.sweep_step <= 0.1 && (n - n.round()).abs() < 1e-6) {
-        return Err(EvalError::Usage(format!(
+        return Err(Error::Usage(format!(
             "--sweep-step {} must divide 1 and be at most 0.1 (0.01 or 0.001)",
             o.sweep_step
         )));
     }
     if o.calibrate && o.baseline.is_some() {
-        return Err(EvalError::Usage("--calibrate needs the run's maps; it does not apply to a --baseline".into()));
+        return Err(Error::Usage("--calibrate needs the run's maps; it does not apply to a --baseline".into()));
     }
     Ok(())
 }
@@ -231,15 +230,18 @@ fn run_labels(run: &RunFiles) -> Labels {
 
 /// The one model class of a single-class evaluation: `--class`, else the one class in
 /// `boxes.csv`.
-fn single_class(run: &RunFiles, given: Option<&str>) -> Result<(usize, String), EvalError> {
+fn single_class(run: &RunFiles, given: Option<&str>) -> Result<(usize, String), Error> {
     let name_of = |k: usize| run.class_names.get(&k).cloned().unwrap_or_else(|| format!("class_{k}"));
     if let Some(g) = given {
         if let Ok(k) = g.parse::<usize>() {
             return Ok((k, name_of(k)));
         }
-        return run.class_names.iter().find(|(_, n)| n.as_str() == g).map(|(k, n)| (*k, n.clone())).ok_or_else(|| {
-            EvalError::Usage(format!("--class '{g}': no class of that name in boxes.csv or the labels"))
-        });
+        return run
+            .class_names
+            .iter()
+            .find(|(_, n)| n.as_str() == g)
+            .map(|(k, n)| (*k, n.clone()))
+            .ok_or_else(|| Error::Usage(format!("--class '{g}': no class of that name in boxes.csv or the labels")));
     }
     let present: BTreeSet<usize> = run.boxes.values().flatten().map(|b| b.class).collect();
     match present.len() {
@@ -247,8 +249,8 @@ fn single_class(run: &RunFiles, given: Option<&str>) -> Result<(usize, String), 
             let k = *present.iter().next().expect("one");
             Ok((k, name_of(k)))
         }
-        0 => Err(EvalError::Usage("boxes.csv has no boxes: give the evaluated class with --class NAME|INDEX".into())),
-        _ => Err(EvalError::Usage(format!(
+        0 => Err(Error::Usage("boxes.csv has no boxes: give the evaluated class with --class NAME|INDEX".into())),
+        _ => Err(Error::Usage(format!(
             "boxes.csv holds boxes of {} classes ({}) and the truth names none of them: choose one with --class \
              NAME|INDEX, or tie the truth labels to classes with --class-map",
             present.len(),
@@ -273,7 +275,7 @@ fn eval_classes(
     ann: &annotations::Annotations,
     o: &EvalOptions,
     notes: &mut Vec<String>,
-) -> Result<Classes, EvalError> {
+) -> Result<Classes, Error> {
     let labels: Vec<&str> = ann.images.iter().flat_map(|i| &i.boxes).filter_map(|b| b.label.as_deref()).collect();
     if o.class.is_none() && !labels.is_empty() {
         let map = ClassMap::load(o.class_map.as_deref(), &run_labels(run))?;
@@ -286,7 +288,7 @@ fn eval_classes(
                 .map(|(l, classes)| EvalClass { name: l.clone(), truth_label: Some(l), classes })
                 .collect();
             if classes.is_empty() {
-                return Err(EvalError::Usage(match &o.truth_label {
+                return Err(Error::Usage(match &o.truth_label {
                     Some(t) => format!("--truth-label '{t}' is not a truth label that means a model class"),
                     None => "no truth label means a model class: check the class map".into(),
                 }));
@@ -309,12 +311,12 @@ fn eval_classes(
 }
 
 /// Runs the evaluation and writes its files.
-pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, EvalError> {
+pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
     check_options(o)?;
     let run = RunFiles::load(&o.run)?;
     let maps_dir = o.run.join("maps");
     if o.calibrate && !maps_dir.is_dir() {
-        return Err(EvalError::Usage(
+        return Err(Error::Usage(
             "--calibrate needs the maps: run with [output] maps = true (and preset wsol-compatible classes)".into(),
         ));
     }
@@ -472,7 +474,7 @@ fn centre_sizes(
     items: &[Item],
     classes: &[EvalClass],
     baseline: Option<Baseline>,
-) -> Result<Vec<Option<(f64, f64)>>, EvalError> {
+) -> Result<Vec<Option<(f64, f64)>>, Error> {
     if baseline != Some(Baseline::Centre) {
         return Ok(vec![None; classes.len()]);
     }
@@ -483,7 +485,7 @@ fn centre_sizes(
                 items.iter().flat_map(|i| truth_of(&i.truth, c).into_iter().map(|r| (r, i.w, i.h))),
             )
             .map(Some)
-            .ok_or_else(|| EvalError::Usage("--baseline centre needs truth boxes to take their average size".into()))
+            .ok_or_else(|| Error::Usage("--baseline centre needs truth boxes to take their average size".into()))
         })
         .collect()
 }

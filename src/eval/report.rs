@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::error::EvalError;
 use super::run_files::RunFiles;
 use super::summary::{class_table, metric_rows};
 use super::{EvalOptions, Evaluation, Summary};
+use crate::error::Error;
 use crate::output::atomic_write;
 
 pub const PER_IMAGE_HEADER: &[&str] = &[
@@ -36,16 +36,16 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
-    atomic_write(path, bytes).map_err(|e| EvalError::output(path, e.to_string()))
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    atomic_write(path, bytes).map_err(|e| Error::output(path, e.to_string()))
 }
 
 /// Writes every file of the evaluation into its folder.
-pub fn write_all(ev: &Evaluation, run: &RunFiles, o: &EvalOptions) -> Result<(), EvalError> {
+pub fn write_all(ev: &Evaluation, run: &RunFiles, o: &EvalOptions) -> Result<(), Error> {
     let dir = &ev.out_dir;
-    std::fs::create_dir_all(dir).map_err(|e| EvalError::output(dir, format!("cannot create: {e}")))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, format!("cannot create: {e}")))?;
     write(&dir.join("per_image.csv"), per_image_csv(ev)?.as_bytes())?;
-    let mut json = serde_json::to_string_pretty(&ev.summary).map_err(|e| EvalError::output(dir, e.to_string()))?;
+    let mut json = serde_json::to_string_pretty(&ev.summary).map_err(|e| Error::output(dir, e.to_string()))?;
     json.push('\n');
     write(&dir.join("summary.json"), json.as_bytes())?;
     write(&dir.join("unmatched.csv"), unmatched_csv(ev)?.as_bytes())?;
@@ -56,17 +56,17 @@ pub fn write_all(ev: &Evaluation, run: &RunFiles, o: &EvalOptions) -> Result<(),
     Ok(())
 }
 
-fn csv_text(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Result<String, EvalError> {
+fn csv_text(rows: impl FnOnce(&mut csv::Writer<Vec<u8>>) -> csv::Result<()>) -> Result<String, Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    rows(&mut w).map_err(|e| EvalError::output("csv", e.to_string()))?;
-    let bytes = w.into_inner().map_err(|e| EvalError::output("csv", e.to_string()))?;
+    rows(&mut w).map_err(|e| Error::output("csv", e.to_string()))?;
+    let bytes = w.into_inner().map_err(|e| Error::output("csv", e.to_string()))?;
     Ok(String::from_utf8(bytes).expect("utf-8 fields"))
 }
 
 /// One row per evaluated (image, class) pair, in `images.csv` order. `label` is the
 /// evaluated class (truth label, or the one class's name), `class` the name of the model
 /// class whose boxes were scored (`model_class` its index).
-pub fn per_image_csv(ev: &Evaluation) -> Result<String, EvalError> {
+pub fn per_image_csv(ev: &Evaluation) -> Result<String, Error> {
     let s = &ev.summary;
     let name_of = |i: &super::ImageResult| -> String {
         match (i.class, s.per_class.get(&i.label)) {
@@ -110,7 +110,7 @@ pub fn per_image_csv(ev: &Evaluation) -> Result<String, EvalError> {
 }
 
 /// Every file that did not pair up, with the reason.
-pub fn unmatched_csv(ev: &Evaluation) -> Result<String, EvalError> {
+pub fn unmatched_csv(ev: &Evaluation) -> Result<String, Error> {
     let u = &ev.unmatched;
     csv_text(|w| {
         w.write_record(["kind", "name"])?;

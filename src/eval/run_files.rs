@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::error::EvalError;
 use super::metrics::Rect;
 use crate::config::{ClassRef, ClassesSpec};
+use crate::error::Error;
 use crate::labels::Labels;
 use crate::output::boxes_csv::BoxRow;
 use crate::output::images_csv::ImageRow;
@@ -78,18 +78,18 @@ pub struct RunFiles {
 }
 
 impl RunFiles {
-    pub fn load(dir: &Path) -> Result<RunFiles, EvalError> {
+    pub fn load(dir: &Path) -> Result<RunFiles, Error> {
         if !dir.is_dir() {
-            return Err(EvalError::run(dir, "not a folder (give the --out folder of `cambox run`)"));
+            return Err(Error::run_folder(dir, "not a folder (give the --out folder of `cambox run`)"));
         }
         let images_path = dir.join("images.csv");
         let images: Vec<RunImage> = table::read_file::<ImageRow>(&images_path)
-            .map_err(|e| EvalError::run(&images_path, e))?
+            .map_err(|e| Error::run_folder(&images_path, e))?
             .into_iter()
             .map(RunImage::from)
             .collect();
         let boxes_path = dir.join("boxes.csv");
-        let rows = table::read_file::<BoxRow>(&boxes_path).map_err(|e| EvalError::run(&boxes_path, e))?;
+        let rows = table::read_file::<BoxRow>(&boxes_path).map_err(|e| Error::run_folder(&boxes_path, e))?;
         let mut boxes: HashMap<String, Vec<RunBox>> = HashMap::new();
         let mut class_names = BTreeMap::new();
         for r in &rows {
@@ -131,18 +131,21 @@ impl RunFiles {
 
     /// The probabilities of `classes` for every image, from `probabilities.csv` when the
     /// run wrote one (`[output] probabilities = true`); empty otherwise.
-    pub fn probabilities(&self, classes: &BTreeSet<usize>) -> Result<HashMap<String, HashMap<usize, f64>>, EvalError> {
+    pub fn probabilities(&self, classes: &BTreeSet<usize>) -> Result<HashMap<String, HashMap<usize, f64>>, Error> {
         let path = self.dir.join(crate::output::probabilities_csv::FILE);
         if !path.is_file() {
             return Ok(HashMap::new());
         }
-        let mut rd = csv::Reader::from_path(&path).map_err(|e| EvalError::run(&path, e.to_string()))?;
-        let width = rd.headers().map_err(|e| EvalError::run(&path, e.to_string()))?.len();
+        let mut rd = csv::Reader::from_path(&path).map_err(|e| Error::run_folder(&path, e.to_string()))?;
+        let width = rd.headers().map_err(|e| Error::run_folder(&path, e.to_string()))?.len();
         let mut out = HashMap::new();
         for (i, rec) in rd.records().enumerate() {
-            let rec = rec.map_err(|e| EvalError::run(&path, format!("row {}: {e}", i + 2)))?;
+            let rec = rec.map_err(|e| Error::run_folder(&path, format!("row {}: {e}", i + 2)))?;
             if rec.len() != width {
-                return Err(EvalError::run(&path, format!("row {}: {} fields for {width} columns", i + 2, rec.len())));
+                return Err(Error::run_folder(
+                    &path,
+                    format!("row {}: {} fields for {width} columns", i + 2, rec.len()),
+                ));
             }
             let probs: HashMap<usize, f64> =
                 classes.iter().filter_map(|&k| rec.get(k + 1).and_then(|v| v.parse().ok()).map(|v| (k, v))).collect();

@@ -35,6 +35,8 @@ pub struct Overrides {
     pub threads: Option<usize>,
     /// Replaces `[cam] method`.
     pub method: Option<MethodChoice>,
+    /// Replaces `[model] kernels`.
+    pub kernels: Option<crate::stage::model::KernelChoice>,
     /// Process only shard `index` of `count` (`--shard I/N`).
     pub shard: Option<(u32, u32)>,
     /// Replaces `[truth] annotations` (`--truth`).
@@ -213,6 +215,9 @@ fn apply_overrides(mut config: Config, ov: &Overrides) -> Config {
     }
     if let Some(m) = ov.method {
         config.cam.method = m;
+    }
+    if let Some(k) = &ov.kernels {
+        config.model.kernels = k.clone();
     }
     if let Some(t) = &ov.truth {
         let format = config.truth.as_ref().and_then(|c| c.format);

@@ -3,14 +3,13 @@
 
 use super::fingerprint::{sha256_path, TruthDigest};
 use crate::config::TruthConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::labels::Labels;
 use crate::output::manifest::TruthReport;
 use crate::stage::maps::ranked;
 use crate::truth::annotations;
 use crate::truth::class_map::{ClassMap, Resolution};
 use crate::truth::matching::TruthIndex;
-use crate::truth::TruthError;
 
 /// The ground truth of a run.
 pub struct TruthPlan {
@@ -20,23 +19,15 @@ pub struct TruthPlan {
     pub report: TruthReport,
 }
 
-fn truth_err(e: TruthError) -> Error {
-    match e {
-        TruthError::Io { path, error } => Error::io(path, error),
-        TruthError::Annotations { path, message } => Error::Truth { path, message },
-        TruthError::ClassMap { path, message } => Error::ClassMap { path, message },
-    }
-}
-
 impl TruthPlan {
     /// Reads the annotations and the class map for a model with these labels.
     pub fn load(c: &TruthConfig, labels: &Labels) -> Result<TruthPlan> {
         let format = match c.format {
             Some(f) => f,
-            None => annotations::detect(&c.annotations).map_err(truth_err)?,
+            None => annotations::detect(&c.annotations)?,
         };
-        let ann = annotations::load(&c.annotations, format).map_err(truth_err)?;
-        let class_map = ClassMap::load(c.class_map.as_deref(), labels).map_err(truth_err)?;
+        let ann = annotations::load(&c.annotations, format)?;
+        let class_map = ClassMap::load(c.class_map.as_deref(), labels)?;
         let boxes = || ann.images.iter().flat_map(|i| &i.boxes);
         let Resolution { mapped, unmapped } = class_map.resolve(boxes().filter_map(|b| b.label.as_deref()));
         let report = TruthReport {

@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Rect, TruthError};
+use super::Rect;
+use crate::error::Error;
 
 /// Examples kept per kind of annotation problem (all of them are counted).
 pub const ISSUE_EXAMPLES: usize = 5;
@@ -164,7 +165,7 @@ pub fn fmt_rect(r: &Rect) -> String {
 
 /// The format of `path`: a folder or `.xml` is VOC, `.json` is COCO, a CSV is told by its
 /// header.
-pub fn detect(path: &Path) -> Result<Format, TruthError> {
+pub fn detect(path: &Path) -> Result<Format, Error> {
     if path.is_dir() {
         return Ok(Format::Voc);
     }
@@ -174,10 +175,10 @@ pub fn detect(path: &Path) -> Result<Format, TruthError> {
         "json" => return Ok(Format::Coco),
         _ => {}
     }
-    let text = std::fs::read_to_string(path).map_err(|e| TruthError::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     detect_csv(&text).ok_or_else(|| {
         let first = text.trim_start_matches('\u{feff}').lines().next().unwrap_or("").trim();
-        TruthError::annotations(
+        Error::annotations(
             path,
             format!(
                 "cannot tell the format from the header '{first}': expected RSNA (patientId,x,y,width,height,Target), \
@@ -204,9 +205,9 @@ pub fn detect_csv(text: &str) -> Option<Format> {
 }
 
 /// Reads annotations of `format` from `path`.
-pub fn load(path: &Path, format: Format) -> Result<Annotations, TruthError> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| TruthError::io(p, e));
-    let bad = |m: String| TruthError::annotations(path, m);
+pub fn load(path: &Path, format: Format) -> Result<Annotations, Error> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io(p, e));
+    let bad = |m: String| Error::annotations(path, m);
     match format {
         Format::Rsna => parse_rsna(&read(path)?).map_err(bad),
         Format::Nih => parse_nih(&read(path)?).map_err(bad),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::TruthError;
+use crate::error::Error;
 use crate::labels::Labels;
 
 /// Truth labels to model classes.
@@ -38,7 +38,7 @@ pub struct Resolution {
 impl ClassMap {
     /// The map of `path` (or the by-name rule alone without one) for a model with these
     /// class names.
-    pub fn load(path: Option<&Path>, labels: &Labels) -> Result<ClassMap, TruthError> {
+    pub fn load(path: Option<&Path>, labels: &Labels) -> Result<ClassMap, Error> {
         let mut by_name = BTreeMap::new();
         let mut clash = Vec::new();
         for k in 0..labels.len() {
@@ -52,8 +52,8 @@ impl ClassMap {
         });
         let explicit = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| TruthError::io(p, e))?;
-                parse(&text, labels).map_err(|m| TruthError::class_map(p, m))?
+                let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+                parse(&text, labels).map_err(|m| Error::class_map(p, m))?
             }
             None => BTreeMap::new(),
         };

@@ -12,8 +12,6 @@ pub mod annotations;
 pub mod class_map;
 pub mod matching;
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 /// A box `[x1, x2) x [y1, y2)` in original-image pixels (or inclusive, depending on the
@@ -29,30 +27,5 @@ pub struct Rect {
 impl Rect {
     pub fn new(x1: f64, y1: f64, x2: f64, y2: f64) -> Rect {
         Rect { x1, y1, x2, y2 }
-    }
-}
-
-/// Why ground truth could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum TruthError {
-    /// The I/O error is shown in the message and is not also the error's `source`, so a
-    /// chain of causes says it once ("No space left on device (os error 28)").
-    #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
-    #[error("annotations {path}: {message}")]
-    Annotations { path: PathBuf, message: String },
-    #[error("class map {path}: {message}")]
-    ClassMap { path: PathBuf, message: String },
-}
-
-impl TruthError {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TruthError::Io { path: path.into(), error: source }
-    }
-    pub fn annotations(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        TruthError::Annotations { path: path.into(), message: message.into() }
-    }
-    pub fn class_map(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        TruthError::ClassMap { path: path.into(), message: message.into() }
     }
 }

@@ -37,7 +37,7 @@
 //! "unexpected token" error prints the token), so they are never formatted into a
 //! message: errors are built from our own words, I/O error kinds and pixel-module errors.
 
-mod jpeg12;
+use cambox_jpeg12 as jpeg12;
 mod walk;
 
 use std::borrow::Cow;

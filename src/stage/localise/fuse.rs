@@ -38,7 +38,11 @@ impl Localiser {
         let (gw, gh) = (grid.net_w, grid.net_h);
         let mut sum = Array2::<f32>::zeros((gh, gw));
         for p in passes {
-            let raw = if p.mirrored { p.raw.slice(ndarray::s![.., ..;-1]) } else { p.raw.view() };
+            let raw = if p.mirrored {
+                p.raw.slice_axis(ndarray::Axis(1), ndarray::Slice::new(0, None, -1))
+            } else {
+                p.raw.view()
+            };
             let (nw, nh) = (p.geometry.net_w, p.geometry.net_h);
             let net = self.network_map(raw, nw, nh);
             if p.geometry == grid {

@@ -17,7 +17,7 @@
 mod eigen;
 mod prediction;
 
-use ndarray::{s, Array1, Array2, Array3, Axis};
+use ndarray::{Array1, Array2, Array3, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::stage::model::{FeatureMap, Head, HeadProgram};
@@ -216,7 +216,7 @@ impl ClassMaps {
             let fm = f.matrix();
             for (i, w) in channel_weights(method, program, f, classes)?.iter().enumerate() {
                 let m = w.dot(&fm).mapv(|v| v.max(0.0));
-                maps.slice_mut(s![i, .., ..]).assign(&m.into_shape_with_order((f.height, f.width)).expect("h x w"));
+                maps.index_axis_mut(Axis(0), i).assign(&m.into_shape_with_order((f.height, f.width)).expect("h x w"));
             }
         }
         Ok(ClassMaps { classes: classes.to_vec(), maps, bias: vec![0.0; classes.len()] })
@@ -228,7 +228,7 @@ impl ClassMaps {
             .iter()
             .enumerate()
             .map(|(i, &k)| {
-                let m = self.maps.slice(s![i, .., ..]);
+                let m = self.maps.index_axis(Axis(0), i);
                 let mean = m.iter().map(|&v| v as f64).sum::<f64>() / m.len() as f64;
                 (mean + self.bias[i] as f64 - logits[k] as f64).abs() as f32
             })
@@ -236,7 +236,7 @@ impl ClassMaps {
     }
 
     pub fn map(&self, i: usize) -> ndarray::ArrayView2<'_, f32> {
-        self.maps.slice(s![i, .., ..])
+        self.maps.index_axis(Axis(0), i)
     }
 }
 

@@ -6,15 +6,11 @@
 //! plan is immutable and shared by every worker. Which map methods a head allows is not
 //! decided here but by the map stage ([`crate::stage::maps::MapMethod::applies`]).
 
-pub mod depthwise;
 pub mod external;
 mod features;
-pub mod fusion;
 pub mod graph;
 pub mod head;
-pub mod maxpool;
 mod normalise;
-pub mod pointwise;
 pub mod retype;
 pub mod surgery;
 
@@ -22,6 +18,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use cambox_kernels::{Kernel, KernelChoice, KernelReport};
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
@@ -97,6 +94,11 @@ pub struct ModelOptions {
     /// configurations from before it existed keep their fingerprint.
     #[serde(skip_serializing_if = "ActivationChoice::is_auto")]
     pub activation: ActivationChoice,
+    /// Which of cambox's kernels replace tract's ops (`cambox`, `tract`, or a list);
+    /// written only when not the default, so configurations from before it existed keep
+    /// their fingerprint.
+    #[serde(skip_serializing_if = "KernelChoice::is_default")]
+    pub kernels: KernelChoice,
 }
 
 /// What `run.json` and `inspect` report about the cut.
@@ -127,6 +129,9 @@ pub struct CutReport {
     /// The other input sizes planned and proved (`[cam] scales`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_sizes: Vec<SizeProof>,
+    /// The kernels that replaced tract's ops in the plan of the first size.
+    #[serde(default)]
+    pub kernels: KernelReport,
 }
 
 /// The start-up proof at one more input size.
@@ -210,11 +215,13 @@ impl ModelPlan {
         let mut proofs = Vec::new();
         let mut head = None;
         let mut first = true;
+        let mut kernels = None;
         for size in sizes {
             let spec = InputSpec { width: size[0], height: size[1], ..input.clone() };
-            let built = build_plan(&tg, base.clone(), &spec, &cut).and_then(|(plan, read)| {
-                bind_shapes(path, &mut cut, &mut first, read)?;
-                prove_cut(path, &plan, &spec, &cut, &mut head, probe).map(|p| (plan, p))
+            let built = build_plan(&tg, base.clone(), &spec, &cut, &o.kernels).and_then(|b| {
+                bind_shapes(path, &mut cut, &mut first, b.shapes)?;
+                kernels.get_or_insert(b.kernels);
+                prove_cut(path, &b.plan, &spec, &cut, &mut head, probe).map(|p| (b.plan, p))
             });
             let (plan, probed) = match (built, declared) {
                 (Ok(b), _) => b,
@@ -257,6 +264,7 @@ impl ModelPlan {
                     probe_rel_diff: p.rel_diff,
                 })
                 .collect(),
+            kernels: kernels.unwrap_or_default(),
         };
         let program = cut.program.clone().ok();
         Ok(ModelPlan { input, cut, head, report, plans, program, data_files: g.data_files.clone() })
@@ -306,15 +314,13 @@ impl ModelPlan {
 /// percent of the network. One plan, not a cut plan plus a full one: tract's optimised
 /// plans hold packed copies of the weights, and building a second one cost start-up time
 /// and peak memory for nothing.
-///
-/// With it, the shapes at this input size of the backbone tensors the head reads (see
-/// [`HeadProgram::shape_tensors`]).
 fn build_plan(
     g: &OnnxGraph,
     base: InferenceModel,
     input: &InputSpec,
     cut: &FeatureCut,
-) -> Result<(Arc<TypedRunnableModel>, BackboneShapes)> {
+    kernels: &KernelChoice,
+) -> Result<BuiltPlan> {
     let merr = |what: &str, e: TractError| Error::model(&g.path, format!("{what}: {e:#}"));
     let base = base
         .with_input_fact(0, f32::fact(input_shape(input)).into())
@@ -335,15 +341,23 @@ fn build_plan(
         .map_err(|e| Error::model(&g.path, e))?;
     let mut typed = typed.into_decluttered().map_err(|e| merr("tract cannot optimise the graph", e))?;
     // cambox's kernels go in before tract lowers the graph, each in place of the chain of
-    // decluttered nodes it computes (see pointwise, depthwise, maxpool).
-    pointwise::substitute(&mut typed).map_err(|e| merr("cannot substitute the pointwise kernel", e))?;
-    depthwise::substitute(&mut typed).map_err(|e| merr("cannot substitute the depthwise kernel", e))?;
-    maxpool::substitute(&mut typed).map_err(|e| merr("cannot substitute the max pooling kernel", e))?;
+    // decluttered nodes it computes (the cambox-kernels crate).
+    let kernels =
+        cambox_kernels::substitute(&mut typed, kernels).map_err(|e| merr("cannot substitute cambox's kernels", e))?;
     // As tract's `into_optimized`, without the second declutter it would start with.
     let optimised = typed.into_compact().and_then(|mut m| m.optimize().map(|_| m));
     let optimised = optimised.map_err(|e| merr("tract cannot optimise the graph", e))?;
     let plan = optimised.into_runnable().map_err(|e| merr("tract cannot plan the graph", e))?;
-    Ok((plan, shapes))
+    Ok(BuiltPlan { plan, shapes, kernels })
+}
+
+/// One input size's plan, and what building it found.
+struct BuiltPlan {
+    plan: Arc<TypedRunnableModel>,
+    /// The shapes at this size of the backbone tensors the head reads (see
+    /// [`HeadProgram::shape_tensors`]).
+    shapes: BackboneShapes,
+    kernels: KernelReport,
 }
 
 /// The shapes of backbone tensors by ONNX tensor name.

@@ -21,7 +21,7 @@
 //! The mirrored pass mirrors the network input tensor itself, after resizing and padding:
 //! its geometry is the unmirrored pass's, and mirroring its map back is exact.
 
-use ndarray::{s, Array4};
+use ndarray::{Array4, Axis, Slice};
 use serde::{Deserialize, Serialize};
 
 use super::{NetInput, PreprocessOptions, Preprocessor, ResizeMode};
@@ -97,8 +97,8 @@ impl Pass {
 /// The tensor mirrored along its width axis.
 fn mirrored(t: &Array4<f32>, layout: Layout) -> Array4<f32> {
     match layout {
-        Layout::Nchw => t.slice(s![.., .., .., ..;-1]).to_owned(),
-        Layout::Nhwc => t.slice(s![.., .., ..;-1, ..]).to_owned(),
+        Layout::Nchw => t.slice_axis(Axis(3), Slice::new(0, None, -1)).to_owned(),
+        Layout::Nhwc => t.slice_axis(Axis(2), Slice::new(0, None, -1)).to_owned(),
     }
 }
 

@@ -31,7 +31,7 @@
 use std::fmt;
 
 /// Sample precision this decoder reads.
-pub(crate) const PRECISION: u8 = 12;
+pub const PRECISION: u8 = 12;
 const MAX_SAMPLE: i32 = (1 << PRECISION) - 1;
 const CENTER_SAMPLE: i32 = 1 << (PRECISION - 1);
 /// jidctint.c: `CONST_BITS` 13, `PASS1_BITS` 1 when `BITS_IN_JSAMPLE` is 12.
@@ -42,7 +42,7 @@ const RANGE_MASK: i32 = 4 * (MAX_SAMPLE + 1) - 1;
 
 /// Why a 12-bit JPEG stream could not be decoded (codec words only: safe to show).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Jpeg12Error {
+pub enum Jpeg12Error {
     Unsupported(String),
     Corrupt(String),
 }
@@ -62,7 +62,7 @@ fn corrupt<T>(m: impl Into<String>) -> Result<T, Jpeg12Error> {
 
 /// The frame header of a JPEG codestream (also JPEG-LS's SOF55).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct FrameHeader {
+pub struct FrameHeader {
     /// The SOF marker's second byte (C0 baseline, C1 extended, C3 lossless, F7 JPEG-LS).
     pub marker: u8,
     pub precision: u8,
@@ -78,7 +78,7 @@ fn is_sof(m: u8) -> bool {
 
 /// The first frame header of a JPEG or JPEG-LS codestream, reading only marker
 /// segments before it. `None` when the bytes do not start with SOI or end first.
-pub(crate) fn frame_header(b: &[u8]) -> Option<FrameHeader> {
+pub fn frame_header(b: &[u8]) -> Option<FrameHeader> {
     if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
         return None;
     }
@@ -364,118 +364,141 @@ fn idct_block(coef: &[i32; 64], quant: &[u16; 64], out: &mut [u16], stride: usiz
 
 /// Decodes a 12-bit greyscale JPEG that must be `width` x `height` (the DICOM header's
 /// Columns x Rows, already within the pixel limit: nothing larger is allocated).
-pub(crate) fn decode(b: &[u8], width: u32, height: u32) -> Result<Vec<u16>, Jpeg12Error> {
+pub fn decode(b: &[u8], width: u32, height: u32) -> Result<Vec<u16>, Jpeg12Error> {
     if b.len() < 4 || b[..2] != [0xFF, 0xD8] {
         return corrupt("no start-of-image marker");
     }
-    let mut quant: [Option<[u16; 64]>; 4] = [None; 4];
-    let mut dc: [Option<Huffman>; 4] = [None, None, None, None];
-    let mut ac: [Option<Huffman>; 4] = [None, None, None, None];
-    let mut restart_interval = 0usize;
-    // (component id, quantisation table) of the frame's one component.
-    let mut frame: Option<(u8, usize)> = None;
+    let mut t = Tables::default();
     let mut pos = 2;
     loop {
-        while pos + 1 < b.len() && b[pos] == 0xFF && b[pos + 1] == 0xFF {
-            pos += 1;
-        }
-        if pos + 4 > b.len() || b[pos] != 0xFF {
-            return corrupt("marker segment expected");
-        }
-        let m = b[pos + 1];
-        let len = u16::from_be_bytes([b[pos + 2], b[pos + 3]]) as usize;
-        let Some(seg) = b.get(pos + 4..pos + 2 + len).filter(|_| len >= 2) else {
-            return corrupt("marker segment runs past the end");
-        };
+        let (m, seg, next) = segment(b, pos)?;
         match m {
-            0xC0 | 0xC1 => {
-                if seg.len() < 6 {
-                    return corrupt("short frame header");
-                }
-                let (p, y, x, nf) =
-                    (seg[0], u16::from_be_bytes([seg[1], seg[2]]), u16::from_be_bytes([seg[3], seg[4]]), seg[5]);
-                if p != PRECISION {
-                    return Err(Jpeg12Error::Unsupported(format!("sample precision {p}")));
-                }
-                if nf != 1 {
-                    return Err(Jpeg12Error::Unsupported(format!("{nf} components (only greyscale)")));
-                }
-                if seg.len() < 9 || seg[8] > 3 {
-                    return corrupt("bad frame component");
-                }
-                if (x as u32, y as u32) != (width, height) {
-                    return corrupt(format!("frame is {x}x{y}, the DICOM header says {width}x{height}"));
-                }
-                frame = Some((seg[6], seg[8] as usize));
-            }
+            0xC0 | 0xC1 => t.frame = Some(frame_component(seg, width, height)?),
             0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 return Err(Jpeg12Error::Unsupported(format!(
                     "coding process of marker FF{m:02X} (only extended sequential Huffman)"
                 )));
             }
-            0xC4 => {
-                let mut s = seg;
-                while !s.is_empty() {
-                    if s.len() < 17 {
-                        return corrupt("short Huffman table");
-                    }
-                    let (class, id) = (s[0] >> 4, (s[0] & 15) as usize);
-                    let counts: [u8; 16] = s[1..17].try_into().expect("16 bytes");
-                    let n: usize = counts.iter().map(|&c| c as usize).sum();
-                    let Some(values) = s.get(17..17 + n) else { return corrupt("short Huffman table") };
-                    if id > 3 || class > 1 {
-                        return corrupt("bad Huffman table id");
-                    }
-                    let table = Some(Huffman::new(&counts, values.to_vec())?);
-                    if class == 0 {
-                        dc[id] = table;
-                    } else {
-                        ac[id] = table;
-                    }
-                    s = &s[17 + n..];
-                }
-            }
-            0xDB => {
-                let mut s = seg;
-                while !s.is_empty() {
-                    let (wide, id) = (s[0] >> 4 == 1, (s[0] & 15) as usize);
-                    let size = if wide { 128 } else { 64 };
-                    let Some(v) = s.get(1..1 + size) else { return corrupt("short quantisation table") };
-                    if id > 3 {
-                        return corrupt("bad quantisation table id");
-                    }
-                    let mut q = [0u16; 64];
-                    for k in 0..64 {
-                        q[NATURAL_ORDER[k]] =
-                            if wide { u16::from_be_bytes([v[2 * k], v[2 * k + 1]]) } else { v[k] as u16 };
-                    }
-                    quant[id] = Some(q);
-                    s = &s[1 + size..];
-                }
-            }
+            0xC4 => t.read_huffman(seg)?,
+            0xDB => t.read_quantisation(seg)?,
             0xDD => {
-                if seg.len() < 2 {
-                    return corrupt("short restart interval");
-                }
-                restart_interval = u16::from_be_bytes([seg[0], seg[1]]) as usize;
+                let [hi, lo, ..] = *seg else { return corrupt("short restart interval") };
+                t.restart_interval = u16::from_be_bytes([hi, lo]) as usize;
             }
             0xDC => return Err(Jpeg12Error::Unsupported("DNL marker".into())),
-            0xDA => {
-                let Some((id, tq)) = frame else { return corrupt("scan before the frame header") };
-                if seg.len() < 6 || seg[0] != 1 || seg[1] != id {
-                    return corrupt("scan does not code the frame's one component");
-                }
-                let (td, ta) = ((seg[2] >> 4) as usize, (seg[2] & 15) as usize);
-                let (Some(Some(dct)), Some(Some(act))) = (dc.get(td), ac.get(ta)) else {
-                    return corrupt("scan uses an undefined Huffman table");
-                };
-                let Some(q) = quant[tq] else { return corrupt("frame uses an undefined quantisation table") };
-                return decode_scan(b, pos + 2 + len, dct, act, &q, restart_interval, width as usize, height as usize);
-            }
+            0xDA => return t.scan(b, seg, next, width as usize, height as usize),
             0xD9 => return corrupt("end of image before any scan"),
             _ => {} // APPn, COM and the like
         }
-        pos += 2 + len;
+        pos = next;
+    }
+}
+
+/// The marker segment at `pos`: its marker, its contents and where the next one starts
+/// (fill bytes skipped).
+fn segment(b: &[u8], mut pos: usize) -> Result<(u8, &[u8], usize), Jpeg12Error> {
+    while pos + 1 < b.len() && b[pos] == 0xFF && b[pos + 1] == 0xFF {
+        pos += 1;
+    }
+    if pos + 4 > b.len() || b[pos] != 0xFF {
+        return corrupt("marker segment expected");
+    }
+    let len = u16::from_be_bytes([b[pos + 2], b[pos + 3]]) as usize;
+    let Some(seg) = b.get(pos + 4..pos + 2 + len).filter(|_| len >= 2) else {
+        return corrupt("marker segment runs past the end");
+    };
+    Ok((b[pos + 1], seg, pos + 2 + len))
+}
+
+/// The frame's one component, `(component id, quantisation table)`, from a SOF0/SOF1
+/// segment that must be a 12-bit greyscale `width` x `height` frame.
+fn frame_component(seg: &[u8], width: u32, height: u32) -> Result<(u8, usize), Jpeg12Error> {
+    if seg.len() < 6 {
+        return corrupt("short frame header");
+    }
+    let (p, y, x, nf) = (seg[0], u16::from_be_bytes([seg[1], seg[2]]), u16::from_be_bytes([seg[3], seg[4]]), seg[5]);
+    if p != PRECISION {
+        return Err(Jpeg12Error::Unsupported(format!("sample precision {p}")));
+    }
+    if nf != 1 {
+        return Err(Jpeg12Error::Unsupported(format!("{nf} components (only greyscale)")));
+    }
+    if seg.len() < 9 || seg[8] > 3 {
+        return corrupt("bad frame component");
+    }
+    if (x as u32, y as u32) != (width, height) {
+        return corrupt(format!("frame is {x}x{y}, the DICOM header says {width}x{height}"));
+    }
+    Ok((seg[6], seg[8] as usize))
+}
+
+/// What the marker segments before the scan define.
+#[derive(Default)]
+struct Tables {
+    quant: [Option<[u16; 64]>; 4],
+    dc: [Option<Huffman>; 4],
+    ac: [Option<Huffman>; 4],
+    restart_interval: usize,
+    /// (component id, quantisation table) of the frame's one component.
+    frame: Option<(u8, usize)>,
+}
+
+impl Tables {
+    /// A DHT segment: one or more Huffman tables.
+    fn read_huffman(&mut self, mut s: &[u8]) -> Result<(), Jpeg12Error> {
+        while !s.is_empty() {
+            if s.len() < 17 {
+                return corrupt("short Huffman table");
+            }
+            let (class, id) = (s[0] >> 4, (s[0] & 15) as usize);
+            let counts: [u8; 16] = s[1..17].try_into().expect("16 bytes");
+            let n: usize = counts.iter().map(|&c| c as usize).sum();
+            let Some(values) = s.get(17..17 + n) else { return corrupt("short Huffman table") };
+            if id > 3 || class > 1 {
+                return corrupt("bad Huffman table id");
+            }
+            let table = Some(Huffman::new(&counts, values.to_vec())?);
+            if class == 0 {
+                self.dc[id] = table;
+            } else {
+                self.ac[id] = table;
+            }
+            s = &s[17 + n..];
+        }
+        Ok(())
+    }
+
+    /// A DQT segment: one or more quantisation tables, 8- or 16-bit.
+    fn read_quantisation(&mut self, mut s: &[u8]) -> Result<(), Jpeg12Error> {
+        while !s.is_empty() {
+            let (wide, id) = (s[0] >> 4 == 1, (s[0] & 15) as usize);
+            let size = if wide { 128 } else { 64 };
+            let Some(v) = s.get(1..1 + size) else { return corrupt("short quantisation table") };
+            if id > 3 {
+                return corrupt("bad quantisation table id");
+            }
+            let mut q = [0u16; 64];
+            for k in 0..64 {
+                q[NATURAL_ORDER[k]] = if wide { u16::from_be_bytes([v[2 * k], v[2 * k + 1]]) } else { v[k] as u16 };
+            }
+            self.quant[id] = Some(q);
+            s = &s[1 + size..];
+        }
+        Ok(())
+    }
+
+    /// The SOS segment `seg`, whose entropy-coded data starts at `data`: the image.
+    fn scan(&self, b: &[u8], seg: &[u8], data: usize, width: usize, height: usize) -> Result<Vec<u16>, Jpeg12Error> {
+        let Some((id, tq)) = self.frame else { return corrupt("scan before the frame header") };
+        if seg.len() < 6 || seg[0] != 1 || seg[1] != id {
+            return corrupt("scan does not code the frame's one component");
+        }
+        let (td, ta) = ((seg[2] >> 4) as usize, (seg[2] & 15) as usize);
+        let (Some(Some(dct)), Some(Some(act))) = (self.dc.get(td), self.ac.get(ta)) else {
+            return corrupt("scan uses an undefined Huffman table");
+        };
+        let Some(q) = self.quant[tq] else { return corrupt("frame uses an undefined quantisation table") };
+        decode_scan(b, data, dct, act, &q, self.restart_interval, width, height)
     }
 }
 

@@ -32,23 +32,21 @@
 //! constant (the bias), `Max` and `Min` of constant scalars (ReLU, ReLU6) and an `Add` of
 //! another tensor of the output's shape (a residual); each node of the chain but the last
 //! has one successor and is not a model output. It needs AVX-512 (tract's op stays on a
-//! CPU without it), and `CAMBOX_POINTWISE=tract` keeps tract's op everywhere. Sums run in
+//! CPU without it), and `[model] kernels = "tract"` keeps tract's op everywhere. Sums run in
 //! another order than tract's: outputs agree with tract's within 1e-5 of the tensor's
 //! scale, which `tests/pointwise.rs` checks on every layer of both models.
 
 use std::sync::Arc;
 
-use super::depthwise::{window_of, ConvWindow};
-use super::fusion::{self, chw, Fusable, Tail};
+use crate::fusion::{self, chw, Fusable, Tail};
+use crate::isa::Avx512;
+use crate::window::{window_of, ConvWindow};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::conv::Conv;
 use tract_onnx::tract_core::ops::cnn::KernelFormat;
 use tract_onnx::tract_core::ops::einsum::EinSum;
-
-/// Environment variable: `tract` keeps tract's matrix product for 1x1 convolutions.
-pub const POINTWISE_ENV: &str = "CAMBOX_POINTWISE";
 
 /// Lanes of a vector (AVX-512, f32).
 const LANES: usize = 16;
@@ -140,6 +138,8 @@ impl PackedWeights {
 /// second input of the output's shape added last.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointwiseConv {
+    /// The proof that this CPU runs the kernel.
+    pub isa: Avx512,
     pub geometry: PointwiseGeometry,
     pub weights: Arc<PackedWeights>,
     pub epilogue: Arc<Epilogue>,
@@ -157,7 +157,9 @@ impl Eq for PointwiseConv {}
 impl PointwiseConv {
     /// The op for `weights` (`channels_out x channels_in`), `bias` (one per output channel)
     /// and the clamp, with the scheme that suits the geometry.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        isa: Avx512,
         geometry: PointwiseGeometry,
         weights: &[f32],
         bias: &[f32],
@@ -172,6 +174,7 @@ impl PointwiseConv {
         let mut b = vec![0f32; padded];
         b[..geometry.channels_out].copy_from_slice(bias);
         PointwiseConv {
+            isa,
             geometry,
             weights: Arc::new(weights),
             epilogue: Arc::new(Epilogue { bias: b, low, high }),
@@ -242,7 +245,7 @@ impl EvalOp for PointwiseConv {
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
         let mut view = out.to_plain_array_view_mut::<f32>()?;
         let y = view.as_slice_mut().context("fresh tensor is contiguous")?;
-        pointwise(g, &self.weights, &self.epilogue, x, residual, y);
+        pointwise(self.isa, g, &self.weights, &self.epilogue, x, residual, y);
         drop(view);
         Ok(tvec!(out.into_tvalue()))
     }
@@ -293,10 +296,10 @@ pub fn patches(w: &ConvWindow, x: &[f32]) -> Vec<f32> {
     m
 }
 
-/// `y = clamp(w x + bias) (+ residual)` for one `channels_in x pixels` input.
-///
-/// Panics unless the CPU has AVX-512 (callers check with [`available`]).
+/// `y = clamp(w x + bias) (+ residual)` for one `channels_in x pixels` input, on a CPU
+/// with AVX-512 (`isa` is the proof).
 pub fn pointwise(
+    isa: Avx512,
     g: &PointwiseGeometry,
     w: &PackedWeights,
     e: &Epilogue,
@@ -304,14 +307,14 @@ pub fn pointwise(
     residual: Option<&[f32]>,
     y: &mut [f32],
 ) {
-    assert!(available(), "the pointwise kernel needs AVX-512");
+    let _ = isa;
     assert_eq!(x.len(), g.channels_in * g.pixels);
     assert_eq!(y.len(), g.channels_out * g.pixels);
     assert!(residual.is_none_or(|r| r.len() == y.len()));
     assert_eq!(w.values.len(), g.channels_out.div_ceil(w.scheme.tile_rows()) * w.scheme.tile_rows() * g.channels_in);
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512 is present (asserted), and the slices have the lengths the tiles
-    // index (asserted above; the packed weights and the bias cover whole tiles).
+    // SAFETY: AVX-512 is present (`isa` exists only where it was detected), and the
+    // slices have the lengths the tiles index (asserted above; the packed weights and the
+    // bias cover whole tiles).
     unsafe {
         match w.scheme {
             Scheme::ByPixel => x86::by_pixel(g, w, e, x, residual, y),
@@ -320,19 +323,6 @@ pub fn pointwise(
     }
 }
 
-/// Whether this CPU runs the kernel.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::*;
     use std::arch::x86_64::*;
@@ -511,18 +501,14 @@ mod x86 {
 }
 
 /// Puts [`PointwiseConv`] in place of every 1x1 convolution chain of a decluttered model
-/// (see the module docs); returns how many. Nothing changes without AVX-512 or with
-/// `CAMBOX_POINTWISE=tract`.
-pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {
-    if !available() || std::env::var(POINTWISE_ENV).is_ok_and(|v| v == "tract") {
-        return Ok(0);
-    }
+/// (see the module docs); returns how many.
+pub fn substitute(model: &mut TypedModel, isa: Avx512) -> TractResult<usize> {
     let mut swapped = 0;
     // Patches append nodes and leave the replaced ones dead, so ids stay valid; each
     // chain is found on the graph as the previous patches left it (a residual input may
     // be the output of a chain replaced before).
     for id in 0..model.nodes().len() {
-        let Some(chain) = PointwiseChain::find(model, id)? else { continue };
+        let Some(chain) = PointwiseChain::find(model, id, isa)? else { continue };
         let name = format!("{}.cambox_pointwise", model.node(id).name);
         fusion::replace(model, &name, Box::new(chain.op), &chain.inputs, &chain.nodes)?;
         swapped += 1;
@@ -544,7 +530,7 @@ pub struct PointwiseChain {
 impl PointwiseChain {
     /// The chain that starts at node `id`, when it is an `EinSum` of a 1x1 convolution or
     /// a one-group `Conv`.
-    pub fn find(model: &TypedModel, id: usize) -> TractResult<Option<PointwiseChain>> {
+    pub fn find(model: &TypedModel, id: usize, isa: Avx512) -> TractResult<Option<PointwiseChain>> {
         let node = model.node(id);
         let Some(Start { geometry, weights, bias: conv_bias, window, out }) = Start::of(model, node)? else {
             return Ok(None);
@@ -559,8 +545,9 @@ impl PointwiseChain {
         let nodes = std::iter::once(id).chain(tail.nodes).collect();
         let w = weights.to_plain_array_view::<f32>()?;
         let w = w.as_slice().context("constant weights are contiguous")?;
-        let op = PointwiseConv::new(geometry, w, &bias, (tail.low, tail.high), residual.is_some(), out.into(), None)
-            .with_window(window);
+        let op =
+            PointwiseConv::new(isa, geometry, w, &bias, (tail.low, tail.high), residual.is_some(), out.into(), None)
+                .with_window(window);
         let inputs = std::iter::once(node.inputs[0]).chain(residual).collect();
         Ok(Some(PointwiseChain { op, inputs, nodes }))
     }
@@ -648,7 +635,8 @@ fn is_pointwise(einsum: &EinSum, x_rank: usize, out_rank: usize) -> TractResult<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::model::fusion::pseudo;
+    use crate::fusion::pseudo;
+    use crate::isa::Isa;
 
     /// The definition in f64.
     fn naive(g: &PointwiseGeometry, w: &[f32], x: &[f32], e: &Epilogue, r: Option<&[f32]>) -> Vec<f32> {
@@ -668,10 +656,10 @@ mod tests {
 
     #[test]
     fn both_schemes_match_the_definition_on_ragged_shapes() {
-        if !available() {
+        let Some(isa) = Isa::detect().and_then(Isa::avx512) else {
             eprintln!("no AVX-512: the kernel is not used on this CPU");
             return;
-        }
+        };
         for &(ci, co, pixels) in
             &[(3, 5, 7), (16, 96, 130), (24, 40, 49), (33, 70, 81), (17, 7, 64), (40, 33, 25), (5, 1, 1)]
         {
@@ -682,10 +670,10 @@ mod tests {
             let bias = pseudo(co, 4);
             for scheme in [Scheme::ByPixel, Scheme::ByChannel] {
                 for (clamp, residual) in [((f32::NEG_INFINITY, f32::INFINITY), false), ((0.0, 0.5), true)] {
-                    let op = PointwiseConv::new(g, &w, &bias, clamp, residual, tvec![co, pixels], Some(scheme));
+                    let op = PointwiseConv::new(isa, g, &w, &bias, clamp, residual, tvec![co, pixels], Some(scheme));
                     let want = naive(&g, &w, &x, &op.epilogue, residual.then_some(&r[..]));
                     let mut got = vec![f32::NAN; co * pixels];
-                    pointwise(&g, &op.weights, &op.epilogue, &x, residual.then_some(&r[..]), &mut got);
+                    pointwise(isa, &g, &op.weights, &op.epilogue, &x, residual.then_some(&r[..]), &mut got);
                     let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                     assert!(worst < 1e-5, "{g:?} {scheme:?} {clamp:?}: {worst:e}");
                 }
@@ -695,10 +683,10 @@ mod tests {
 
     #[test]
     fn a_window_convolves_through_its_patch_matrix() {
-        if !available() {
+        let Some(isa) = Isa::detect().and_then(Isa::avx512) else {
             eprintln!("no AVX-512: the kernel is not used on this CPU");
             return;
-        }
+        };
         // (channels, in_h, in_w, k, stride, pad_top, pad_left, out_h, out_w): TF's "same"
         // padding of a stride-2 stem (0 before, 1 after), symmetric padding, none.
         for &(c, ih, iw, k, s, pt, pl, oh, ow) in &[
@@ -739,7 +727,7 @@ mod tests {
             }
             let unclamped = (f32::NEG_INFINITY, f32::INFINITY);
             for scheme in [Scheme::ByPixel, Scheme::ByChannel] {
-                let op = PointwiseConv::new(g, &w, &bias, unclamped, false, tvec![co, oh, ow], Some(scheme))
+                let op = PointwiseConv::new(isa, g, &w, &bias, unclamped, false, tvec![co, oh, ow], Some(scheme))
                     .with_window(Some(window));
                 let out = op.eval_out_of_plan(tvec![Tensor::from_shape(&[c, ih, iw], &x).unwrap().into_tvalue()]);
                 let out = out.unwrap().unwrap().remove(0).into_tensor();

@@ -4,7 +4,7 @@
 //! pneumonia model's network time (its four 3x3 stride-2 poolings), where onnxruntime
 //! takes 0.35 ms. It is the depthwise convolution's plane walk with `max` in place of the
 //! multiply-add and minus infinity as the padding ([`depthwise::max_pool`]), so it needs
-//! AVX2 (tract's op stays on a CPU without it, with `CAMBOX_MAXPOOL=tract`, and for any
+//! AVX2 (tract's op stays on a CPU without it, with `[model] kernels = "tract"`, and for any
 //! pooling it does not cover: dilation, index outputs, NHWC). The result is exact: a
 //! maximum does not round.
 
@@ -12,10 +12,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::MaxPool;
 
-use super::depthwise::{self, pool_window, ConvWindow, Isa};
-
-/// Environment variable: `tract` keeps tract's max pooling.
-pub const MAXPOOL_ENV: &str = "CAMBOX_MAXPOOL";
+use crate::depthwise;
+use crate::isa::Isa;
+use crate::window::{pool_window, ConvWindow};
 
 /// cambox's max pooling op: input `[1,] C, H, W`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,12 +79,8 @@ pub fn for_node(model: &TypedModel, node: &TypedNode, isa: Isa) -> TractResult<O
 }
 
 /// Puts [`CamboxMaxPool`] in place of every `MaxPool` of a decluttered model it covers;
-/// returns how many. Nothing changes without AVX2 and FMA, or with `CAMBOX_MAXPOOL=tract`.
-pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {
-    let Some(isa) = Isa::detect() else { return Ok(0) };
-    if std::env::var(MAXPOOL_ENV).is_ok_and(|v| v == "tract") {
-        return Ok(0);
-    }
+/// returns how many.
+pub fn substitute(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
     let mut swapped = 0;
     for id in 0..model.nodes().len() {
         if let Some(op) = for_node(model, model.node(id), isa)? {

@@ -23,7 +23,7 @@
 //! ([`DepthwiseChain`], read by [`fusion::Tail`]): the clamp is applied to each channel's
 //! plane while it is in cache, where tract ran it as a pass of its own over the output.
 //! Only on a CPU with AVX2 and FMA; anywhere else tract's ops stay.
-//! `CAMBOX_DEPTHWISE=tract` keeps tract's ops everywhere (to compare the two end to end).
+//! `[model] kernels = "tract"` keeps tract's ops everywhere (to compare the two end to end).
 //! The sums run in another order than tract's (and with fused multiply-adds): outputs
 //! agree with tract's ops within 1e-5 of the tensor's scale, which `tests/depthwise.rs`
 //! checks on every depthwise chain of both models.
@@ -31,13 +31,12 @@
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::conv::Conv;
-use tract_onnx::tract_core::ops::cnn::{KernelFormat, PoolSpec};
+use tract_onnx::tract_core::ops::cnn::KernelFormat;
 
-use super::fusion::{self, Fusable, Tail};
-use tract_onnx::tract_core::ops::nn::DataFormat;
-
-/// Environment variable: `tract` keeps tract's depthwise op (for benchmarks).
-pub const DEPTHWISE_ENV: &str = "CAMBOX_DEPTHWISE";
+use crate::fusion::{self, Fusable, Tail};
+use crate::isa::{Isa, Level};
+use crate::window::window_of;
+pub use crate::window::ConvWindow;
 
 /// Output rows of a block.
 const BLOCK_ROWS: usize = 4;
@@ -46,53 +45,6 @@ const BLOCK_ROWS: usize = 4;
 /// ([`packed`]): a row of 7, 9 or 14 outputs fills a vector badly, and such layers have
 /// hundreds of channels (EfficientNet's last stages, Xception's middle flow).
 const PACKED_BELOW_WIDTH: usize = 16;
-
-/// The window of one 2-D convolution over a `channels x in_h x in_w` plane stack (for a
-/// depthwise convolution, also its output channels).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConvWindow {
-    pub channels: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub k_h: usize,
-    pub k_w: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
-}
-
-/// The vector instructions the kernel runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Isa {
-    Avx2Fma,
-    Avx512,
-}
-
-impl Isa {
-    /// The best this CPU has, or `None` when it lacks AVX2 and FMA (tract's op stays).
-    pub fn detect() -> Option<Isa> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
-                return Some(Isa::Avx512);
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Some(Isa::Avx2Fma);
-            }
-        }
-        None
-    }
-
-    fn lanes(self) -> usize {
-        match self {
-            Isa::Avx2Fma => 8,
-            Isa::Avx512 => 16,
-        }
-    }
-}
 
 /// How a plane is cut into blocks of [`BLOCK_ROWS`] rows x `vectors` vectors of `isa`.
 /// Narrow planes (EfficientNet's last stages are 14 and 7 wide) take one vector per row,
@@ -106,7 +58,7 @@ struct Blocking {
 
 impl Blocking {
     fn for_width(isa: Isa, out_w: usize) -> Blocking {
-        let isa = if out_w <= 8 { Isa::Avx2Fma } else { isa };
+        let isa = if out_w <= 8 { isa.at_most_avx2() } else { isa };
         let vectors = if out_w <= isa.lanes() { 1 } else { 2 };
         Blocking { isa, vectors }
     }
@@ -196,45 +148,6 @@ fn geometry_of(conv: &Conv, x: &TypedFact) -> Option<ConvWindow> {
     depthwise.then(|| window_of(conv, x)).flatten()
 }
 
-/// The window of a float, unquantised NCHW 2-D `Conv` without dilation, with a concrete
-/// input; any number of groups.
-pub(crate) fn window_of(conv: &Conv, x: &TypedFact) -> Option<ConvWindow> {
-    let w = pool_window(&conv.pool_spec, x)?;
-    (conv.q_params.is_none() && w.channels == conv.pool_spec.input_channels).then_some(w)
-}
-
-/// The window of a float NCHW (or CHW, or with more leading axes of 1) 2-D pooling
-/// specification without dilation, with a concrete input.
-pub(crate) fn pool_window(spec: &PoolSpec, x: &TypedFact) -> Option<ConvWindow> {
-    let nchw = matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW);
-    if !nchw || x.datum_type != f32::datum_type() || spec.kernel_shape.len() != 2 {
-        return None;
-    }
-    if spec.dilations.as_ref().is_some_and(|d| d.iter().any(|&v| v != 1)) {
-        return None;
-    }
-    let shape = x.shape.as_concrete()?;
-    if shape.len() < 3 || shape[..shape.len() - 3].iter().any(|&d| d != 1) {
-        return None;
-    }
-    let hw = &shape[shape.len() - 2..];
-    let strides = spec.strides.clone().unwrap_or_else(|| tvec![1, 1]);
-    let padding = spec.padding.compute(hw, &spec.kernel_shape, &[1, 1], &strides);
-    Some(ConvWindow {
-        channels: shape[shape.len() - 3],
-        in_h: hw[0],
-        in_w: hw[1],
-        out_h: padding[0].convoluted,
-        out_w: padding[1].convoluted,
-        k_h: spec.kernel_shape[0],
-        k_w: spec.kernel_shape[1],
-        stride_h: strides[0],
-        stride_w: strides[1],
-        pad_top: padding[0].pad_before,
-        pad_left: padding[1].pad_before,
-    })
-}
-
 /// A depthwise convolution and the clamps after it, read from the decluttered graph.
 #[derive(Debug)]
 pub struct DepthwiseChain {
@@ -283,13 +196,8 @@ impl DepthwiseChain {
 }
 
 /// Puts [`DepthwiseConv`] in place of every depthwise chain of a decluttered model
-/// ([`DepthwiseChain`]); returns how many. Nothing changes without AVX2 and FMA, or with
-/// `CAMBOX_DEPTHWISE=tract`.
-pub fn substitute(model: &mut TypedModel) -> TractResult<usize> {
-    let Some(isa) = Isa::detect() else { return Ok(0) };
-    if std::env::var(DEPTHWISE_ENV).is_ok_and(|v| v == "tract") {
-        return Ok(0);
-    }
+/// ([`DepthwiseChain`]); returns how many.
+pub fn substitute(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
     let mut swapped = 0;
     // Patches append nodes and leave the replaced ones dead, so ids stay valid.
     for id in 0..model.nodes().len() {
@@ -366,25 +274,15 @@ fn planes(g: &ConvWindow, isa: Isa, reduce: Reduce, x: &[f32], out: &mut [f32]) 
         // SAFETY: the ISA was detected on this CPU (an AVX-512 CPU also has AVX2 and FMA),
         // and `Scratch` sizes the plane so that every block, full or not, reads inside it.
         unsafe {
-            match (blocking.isa, blocking.vectors, max) {
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx2Fma, 1, false) => x86::plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx2Fma, _, false) => x86::plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx512, 1, false) => x86::plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx512, _, false) => x86::plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx2Fma, 1, true) => x86::max_plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx2Fma, _, true) => x86::max_plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx512, 1, true) => x86::max_plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(target_arch = "x86_64")]
-                (Isa::Avx512, _, true) => x86::max_plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
-                #[cfg(not(target_arch = "x86_64"))]
-                _ => unreachable!("no vector kernel on this architecture"),
+            match (blocking.isa.level(), blocking.vectors, max) {
+                (Level::Avx2Fma, 1, false) => x86::plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
+                (Level::Avx2Fma, _, false) => x86::plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
+                (Level::Avx512, 1, false) => x86::plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
+                (Level::Avx512, _, false) => x86::plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
+                (Level::Avx2Fma, 1, true) => x86::max_plane_avx2::<1>(g, &s, &plane, &offsets, w, b, o),
+                (Level::Avx2Fma, _, true) => x86::max_plane_avx2::<2>(g, &s, &plane, &offsets, w, b, o),
+                (Level::Avx512, 1, true) => x86::max_plane_avx512::<1>(g, &s, &plane, &offsets, w, b, o),
+                (Level::Avx512, _, true) => x86::max_plane_avx512::<2>(g, &s, &plane, &offsets, w, b, o),
             }
         }
         // While the plane is in cache (the compiler vectorises this loop).
@@ -447,10 +345,9 @@ impl Scratch {
                 let pairs = src.len() / 2;
                 let n = pairs.min(self.phase_w.saturating_sub(q0));
                 let (to_even, to_odd) = (&mut even[q0..q0 + n], &mut odd[q0..q0 + n]);
-                let done = match isa {
+                let done = match isa.level() {
                     // SAFETY: AVX-512 was detected; the slices hold `n` pairs and `n` slots.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { x86::deinterleave_avx512(&src[..2 * n], to_even, to_odd) },
+                    Level::Avx512 => unsafe { x86::deinterleave_avx512(&src[..2 * n], to_even, to_odd) },
                     _ => 0,
                 };
                 for (i, pair) in src.chunks_exact(2).enumerate().take(n).skip(done) {
@@ -479,7 +376,7 @@ impl Scratch {
 /// vectors, eight positions at a time (eight independent FMA chains), and transposed back
 /// (with AVX-512, both transposes are gathers).
 mod packed {
-    use super::{ConvWindow, Isa};
+    use super::{ConvWindow, Isa, Level};
 
     pub(super) fn depthwise(
         g: &ConvWindow,
@@ -490,10 +387,7 @@ mod packed {
         (low, high): (f32, f32),
         out: &mut [f32],
     ) {
-        let lanes = match isa {
-            Isa::Avx2Fma => 8,
-            Isa::Avx512 => 16,
-        };
+        let lanes = isa.lanes();
         let taps = g.k_h * g.k_w;
         let rows = (g.out_h - 1) * g.stride_h + g.k_h;
         let cols = ((g.out_w - 1) * g.stride_w + g.k_w).max(g.pad_left + g.in_w);
@@ -524,10 +418,9 @@ mod packed {
                 let row = ((iy + g.pad_top) * cols + g.pad_left) * lanes;
                 let dst = &mut scratch[row..row + g.in_w * lanes];
                 let src = &group[iy * g.in_w..];
-                match isa {
+                match isa.level() {
                     // SAFETY: AVX-512 was detected; `src` holds `n` planes from this row on.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { x86::interleave_avx512(src, plane, n, dst) },
+                    Level::Avx512 => unsafe { x86::interleave_avx512(src, plane, n, dst) },
                     _ => {
                         for (ix, position) in dst.chunks_exact_mut(lanes).enumerate() {
                             for (l, v) in position.iter_mut().enumerate().take(n) {
@@ -540,21 +433,16 @@ mod packed {
             // SAFETY: the ISA was detected on this CPU; the scratch holds every position a
             // tap of an output reads.
             unsafe {
-                match isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx2Fma => x86::group_avx2(g, cols, scratch, &offsets, weights, packed_out),
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => x86::group_avx512(g, cols, scratch, &offsets, weights, packed_out),
-                    #[cfg(not(target_arch = "x86_64"))]
-                    _ => unreachable!("no vector kernel on this architecture"),
+                match isa.level() {
+                    Level::Avx2Fma => x86::group_avx2(g, cols, scratch, &offsets, weights, packed_out),
+                    Level::Avx512 => x86::group_avx512(g, cols, scratch, &offsets, weights, packed_out),
                 }
             }
             let outs = &mut out[c0 * out_plane..(c0 + n) * out_plane];
             for (l, o) in outs.chunks_exact_mut(out_plane).enumerate() {
-                match isa {
+                match isa.level() {
                     // SAFETY: AVX-512 was detected; `packed_out` holds `out_plane` positions.
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512 => unsafe { x86::lane_avx512(packed_out, l, (low, high), o) },
+                    Level::Avx512 => unsafe { x86::lane_avx512(packed_out, l, (low, high), o) },
                     _ => {
                         for (v, position) in o.iter_mut().zip(packed_out.chunks_exact(lanes)) {
                             *v = position[l].max(low).min(high);
@@ -573,7 +461,6 @@ mod packed {
         &mut buf[skip..skip + len]
     }
 
-    #[cfg(target_arch = "x86_64")]
     mod x86 {
         use super::super::ConvWindow;
         use std::arch::x86_64::*;
@@ -669,7 +556,6 @@ mod packed {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{ConvWindow, Scratch, BLOCK_ROWS};
     use std::arch::x86_64::*;
@@ -801,7 +687,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stage::model::fusion::pseudo;
+    use crate::fusion::pseudo;
 
     /// The definition, one output at a time, in f64.
     fn naive(g: &ConvWindow, x: &[f32], k: &[f32], b: &[f32]) -> Vec<f32> {
@@ -848,8 +734,7 @@ mod tests {
 
     #[test]
     fn every_isa_matches_the_definition_on_odd_shapes() {
-        let Some(best) = Isa::detect() else { return };
-        let isas: Vec<Isa> = if best == Isa::Avx512 { vec![Isa::Avx2Fma, Isa::Avx512] } else { vec![best] };
+        let isas = Isa::available();
         // (in_h, in_w, k, stride, pad_top, pad_left, pad after): SAME-like and asymmetric
         // pads, sizes that leave partial blocks, stride 2 with odd and even sizes.
         for &(h, w, k, s, pt, pl, pa) in &[
