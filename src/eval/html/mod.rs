@@ -7,6 +7,11 @@
 //! overlay when it was saved (heatmap visible) or else on the original image (always the
 //! original for a baseline: the overlay shows the run's own boxes).
 
+pub mod charts;
+pub mod gallery;
+pub mod thumbs;
+pub mod view;
+
 use std::fmt::Write as _;
 
 use image::imageops::FilterType;
@@ -425,6 +430,31 @@ pub fn render(ev: &Evaluation, run: &RunFiles, gallery_cap: usize) -> String {
     }
     h.push_str("</div></body></html>\n");
     h
+}
+
+/// A pair for the tests of the report's modules.
+#[cfg(test)]
+fn pair(rel: &str, iou: Option<f64>, truth: bool) -> super::ImageResult {
+    super::ImageResult {
+        rel: rel.into(),
+        label: "c".into(),
+        class_index: 0,
+        class: None,
+        detected: false,
+        top1_loc: None,
+        top5_loc: None,
+        width: 10,
+        height: 10,
+        truth: if truth { vec![super::metrics::Rect::new(0.0, 0.0, 5.0, 5.0)] } else { vec![] },
+        preds: vec![],
+        probability: None,
+        predicted_positive: false,
+        best_iou: iou,
+        best_iobb: None,
+        hits: None,
+        rsna: None,
+        detections: 0,
+    }
 }
 
 #[cfg(test)]
