@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod faults;
 pub mod defaults;
 pub mod labels;
 pub mod config;

@@ -148,7 +148,7 @@ fn a_mask_that_cannot_be_encoded_or_a_map_that_cannot_be_written_is_one_error_ro
         std::fs::write(&cfg, text).unwrap();
         let mut c = bin();
         c.args(["run", "-q", "-c", cfg.to_str().unwrap(), "-o", out.to_str().unwrap(), inp.to_str().unwrap()]);
-        c.env(cambox::output::artefacts::INJECT_FAULT_ENV, fault);
+        c.env(cambox::faults::ARTEFACT_ENV, fault);
         let (code, err) = output(&mut c);
         assert_eq!(code, 3, "{fault}: {err}");
         let all = read_csv(out.join("images.csv"));

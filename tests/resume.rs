@@ -281,7 +281,7 @@ fn a_panic_costs_one_row() {
     let out = dir.path().join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_cambox"))
         .args(["run", "-q", "-c", "configs/demo.toml", "-o", out.to_str().unwrap(), inp.to_str().unwrap()])
-        .env(cambox::run::pipeline::INJECT_PANIC_ENV, "0003_")
+        .env(cambox::faults::PANIC_ENV, "0003_")
         .current_dir(root())
         .output()
         .unwrap();

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::draw::{outline, turbo};
 use super::{atomic_write_unsynced, OutputOptions};
+use crate::faults;
 use crate::stage::decode::{Samples, SourceImage};
 use crate::stage::localise::ClassLocalisation;
 use crate::stage::maps::ClassMaps;
@@ -148,23 +149,6 @@ impl ArtefactError {
     }
 }
 
-/// Makes the artefact of `kind` (`mask`, `overlay`, `map`) of images whose relative path
-/// holds the text after the colon in [`INJECT_FAULT_ENV`] fail, so that the tests can
-/// prove such a failure costs one row, not the run. Read once.
-pub const INJECT_FAULT_ENV: &str = "CAMBOX_TEST_INJECT_ARTEFACT_FAULT";
-
-fn inject_fault(kind: &str, rel: &str) -> bool {
-    static WHICH: std::sync::OnceLock<Option<(String, String)>> = std::sync::OnceLock::new();
-    WHICH
-        .get_or_init(|| {
-            let v = std::env::var(INJECT_FAULT_ENV).ok()?;
-            let (k, w) = v.split_once(':')?;
-            Some((k.to_string(), w.to_string()))
-        })
-        .as_ref()
-        .is_some_and(|(k, w)| k == kind && rel.contains(w.as_str()))
-}
-
 /// Writes one image's artefacts, class by class, each atomically and without syncing (see
 /// [`atomic_write_unsynced`]); remembers the files written, which the writer thread syncs
 /// before the image's row ([`ImageArtefacts::finish`]), or which are removed when the
@@ -177,8 +161,8 @@ pub struct ImageArtefacts<'a> {
 
 impl ImageArtefacts<'_> {
     fn put(&mut self, p: PathBuf, bytes: &[u8], kind: &str) -> Result<(), ArtefactError> {
-        if inject_fault(kind, self.rel) {
-            let e = std::io::Error::other(format!("fault injected by {INJECT_FAULT_ENV}"));
+        if faults::artefact_fails(kind, self.rel) {
+            let e = std::io::Error::other(format!("fault injected by {}", faults::ARTEFACT_ENV));
             return Err(ArtefactError::io(&p, &e));
         }
         atomic_write_unsynced(&p, bytes).map_err(|e| ArtefactError::io(&p, &e))?;
@@ -197,15 +181,16 @@ impl ImageArtefacts<'_> {
     ) -> Result<(), ArtefactError> {
         if self.a.masks {
             let p = self.a.mask_path(self.rel, l.class);
-            let buf = encode_mask(l).map_err(|e| ArtefactError::encode(&p, &e)).and_then(|b| {
-                match inject_fault("mask-encode", self.rel) {
-                    true => Err(ArtefactError::encode(
-                        &p,
-                        &format!("PNG encoding failed (fault injected by {INJECT_FAULT_ENV})"),
-                    )),
-                    false => Ok(b),
-                }
-            })?;
+            let buf =
+                encode_mask(l).map_err(|e| ArtefactError::encode(&p, &e)).and_then(
+                    |b| match faults::artefact_fails("mask-encode", self.rel) {
+                        true => Err(ArtefactError::encode(
+                            &p,
+                            &format!("PNG encoding failed (fault injected by {})", faults::ARTEFACT_ENV),
+                        )),
+                        false => Ok(b),
+                    },
+                )?;
             self.put(p, &buf, "mask")?;
         }
         if let (true, Some(src)) = (self.a.overlays, img.as_ref()) {

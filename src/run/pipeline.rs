@@ -3,11 +3,10 @@
 //!
 //! The walk is a lazy iterator bridged into rayon, so work in flight is bounded by the
 //! worker count and the channel to the single writer, never by the dataset size. Each
-//! image is processed inside `catch_unwind`: whatever goes wrong with one file becomes
-//! its `error` row, and the run goes on.
+//! image makes its trip ([`crate::run::image`]) on a worker; the one writer thread turns
+//! the records into rows, in the order they arrive.
 
-use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,7 +14,6 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::error::{Error, ImageError, Result};
-use crate::output::artefacts::ArtefactError;
 use crate::output::boxes_csv::BoxRow;
 use crate::output::fields::{ClassProbs, Fixed, Sci3, Shortest, Spacing};
 use crate::output::images_csv::{ImageRow, Status};
@@ -24,15 +22,14 @@ use crate::output::probabilities_csv::{self, ProbabilitiesCsv};
 use crate::output::sync_file;
 use crate::output::table::TableWriter;
 use crate::plan::RunPlan;
+use crate::run::image::{process, ImageRecord};
 use crate::run::lock::FolderLock;
 use crate::run::progress::Progress;
 use crate::run::resume::{self, Previous};
-use crate::run::timing::{StageTimes, Stopwatch, TimeReport};
-use crate::stage::decode::ImageMeta;
+use crate::run::timing::TimeReport;
 use crate::stage::discover::Discovered;
-use crate::stage::localise::{BoxSet, PassMap};
-use crate::stage::maps::{logit_check_limit, ClassMaps, MapMethod, Prediction};
-use crate::stage::preprocess::{CamRecipe, Geometry, ResizeMode};
+use crate::stage::maps::MapMethod;
+use crate::stage::preprocess::{CamRecipe, ResizeMode};
 
 /// Rows buffered by the CSV writers before an explicit flush; a run killed in between
 /// loses at most this many finished rows (they are redone on resume).
@@ -40,37 +37,6 @@ const FLUSH_EVERY_ROWS: usize = 16;
 
 /// Images in flight between the parallel workers and the single writer.
 const CHANNEL_CAPACITY: usize = 64;
-
-/// The result of one input file.
-pub struct ImageRecord {
-    pub rel: String,
-    /// Original size and file facts, when the file could be decoded.
-    pub info: Option<ImageInfo>,
-    pub outcome: std::result::Result<ImageOutcome, ImageError>,
-    pub ms: f64,
-    /// Time per stage (stages not reached are 0).
-    pub stages: StageTimes,
-}
-
-/// What decoding learnt about a file.
-#[derive(Debug, Clone)]
-pub struct ImageInfo {
-    pub width: u32,
-    pub height: u32,
-    pub meta: ImageMeta,
-}
-
-/// What a successfully processed image produced.
-pub struct ImageOutcome {
-    pub prediction: Prediction,
-    /// max |mean(M_k) + b_k - logit_k| over the top-k classes (CAM heads only).
-    pub logit_check: Option<f32>,
-    pub geometry: Geometry,
-    /// Boxes of each localised class (empty when the head has no maps).
-    pub boxes: Vec<BoxSet>,
-    /// Masks, overlays and maps written for this image, not yet synced to disk.
-    pub files: Vec<PathBuf>,
-}
 
 /// How the run ended.
 #[derive(Debug, Clone)]
@@ -407,211 +373,4 @@ fn rows(plan: &RunPlan, r: &ImageRecord) -> (ImageRow, Vec<BoxRow>) {
         })
         .collect();
     (image, boxes)
-}
-
-/// Names an image (by a substring of its relative path) whose processing panics, so that
-/// the tests can prove a panic costs one row, not the run. Read once.
-pub const INJECT_PANIC_ENV: &str = "CAMBOX_TEST_INJECT_PANIC";
-
-fn inject_panic(rel: &str) -> bool {
-    static WHICH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    WHICH
-        .get_or_init(|| std::env::var(INJECT_PANIC_ENV).ok().filter(|s| !s.is_empty()))
-        .as_deref()
-        .is_some_and(|w| rel.contains(w))
-}
-
-/// Processes one discovered item into its record; never panics.
-pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
-    let t0 = Instant::now();
-    let (rel, path) = match item {
-        Discovered::Image(f) => (f.rel, f.path),
-        Discovered::Unwalkable { rel, reason, .. } => {
-            let outcome = Err(ImageError::Read(reason));
-            return ImageRecord { rel, info: None, outcome, ms: 0.0, stages: StageTimes::default() };
-        }
-    };
-    let mut info = None;
-    let mut stages = StageTimes::default();
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        if inject_panic(&rel) {
-            panic!("fault injected by {INJECT_PANIC_ENV}");
-        }
-        process_file(plan, &rel, &path, &mut info, &mut stages)
-    }))
-    .unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(ImageError::Panic(msg))
-    });
-    ImageRecord { rel, info, outcome, ms: t0.elapsed().as_secs_f64() * 1e3, stages }
-}
-
-fn process_file(
-    plan: &RunPlan,
-    rel: &str,
-    path: &Path,
-    info: &mut Option<ImageInfo>,
-    stages: &mut StageTimes,
-) -> std::result::Result<ImageOutcome, ImageError> {
-    // Held until the image is done: a large image waits for room, and holds it. The wait
-    // is not a stage's time.
-    let _credit = plan.budget.acquire(plan.image_bytes(path));
-    let mut clock = Stopwatch::start();
-    // The decoder may reduce a large JPEG, keeping enough pixels for what the
-    // preprocessing resizes to; sizes reported are the original's either way.
-    let target = |w: u32, h: u32| plan.resize_target(w, h);
-    let img = plan.decoder.decode_file_for(path, Some(&target))?;
-    stages.decode = clock.lap();
-    let (width, height) = img.original;
-    *info = Some(ImageInfo { width, height, meta: img.meta.clone() });
-    let inputs = plan.passes.iter().map(|pass| pass.run(&img)).collect::<std::result::Result<Vec<_>, _>>()?;
-    // The decoded image is only kept when an overlay will be drawn on it; otherwise it is
-    // freed here, before the class maps at original resolution are made (a binding that is
-    // moved in one branch only would live to the end of the function).
-    let mut img = if plan.artefacts.overlays {
-        Some(img)
-    } else {
-        drop(img);
-        None
-    };
-    stages.preprocess = clock.lap();
-    let mut looks = Vec::with_capacity(inputs.len());
-    for (input, pass) in inputs.into_iter().zip(&plan.passes) {
-        let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
-        // The network's own logits: the per-image check below holds the maps against them.
-        if inf.logits.iter().any(|v| !v.is_finite()) {
-            return Err(ImageError::Inference("the network produced non-finite logits".into()));
-        }
-        looks.push(Look { geometry: input.geometry, features: inf.features, logits: inf.logits, mirrored: pass.flip });
-    }
-    stages.network = clock.lap();
-    let prediction = match looks.as_slice() {
-        [one] => Prediction::new(one.logits.clone(), plan.top_k, plan.activation),
-        many => Prediction::averaged(many.iter().map(|l| l.logits.as_slice()), plan.top_k, plan.activation),
-    };
-    let mut localised = plan.classes.select(&prediction);
-    // The classes the image's truth names, whatever the prediction (`[truth]`).
-    if let Some(t) = &plan.truth {
-        for k in t.classes(rel, &prediction.probs) {
-            if !localised.contains(&k) {
-                localised.push(k);
-            }
-        }
-    }
-    // Maps only for the classes needed: the top-k (for the logit check) and the localised.
-    let mut needed = prediction.top.clone();
-    needed.extend(localised.iter().filter(|c| !prediction.top.contains(c)));
-    let mut maps = Vec::with_capacity(looks.len());
-    let mut logit_check: Option<f32> = None;
-    for look in &looks {
-        let (m, check) = class_maps(plan, &look.features, &needed, &look.logits)?;
-        logit_check = check.map(|c| logit_check.map_or(c, |w| w.max(c)));
-        maps.extend(m);
-    }
-    stages.maps = clock.lap();
-    // Several passes are localised on their average, on the grid of the largest.
-    let grid = &looks[plan.grid_pass()].geometry;
-    let geometry = if looks.len() == 1 { looks[0].geometry } else { *grid };
-    let mut boxes = Vec::new();
-    let mut files = Vec::new();
-    if maps.len() == looks.len() {
-        let at = |k: &usize| needed.iter().position(|n| n == k).expect("computed above");
-        let mut fused = Vec::new();
-        // One class at a time, its artefacts written before the next: a class's maps at
-        // original resolution are the largest buffers of an image, and only one is held.
-        let mut out = plan.artefacts.for_image(rel);
-        let written: std::result::Result<(), ArtefactError> = (|| {
-            for (n, &k) in localised.iter().enumerate() {
-                let t = Stopwatch::start();
-                let loc = match (looks.as_slice(), maps.as_slice()) {
-                    ([look], [m]) => plan.localiser(k).localise(k, m.map(at(&k)), &look.geometry),
-                    _ => {
-                        let passes: Vec<PassMap> = looks
-                            .iter()
-                            .zip(&maps)
-                            .map(|(l, m)| PassMap { raw: m.map(at(&k)), geometry: &l.geometry, mirrored: l.mirrored })
-                            .collect();
-                        let map = plan.localiser(k).fuse(&passes, grid);
-                        let loc = plan.localiser(k).localise(k, map.view(), grid);
-                        fused.push(map);
-                        loc
-                    }
-                };
-                stages.localise += t.elapsed();
-                let t = Stopwatch::start();
-                out.class(&mut img, n + 1 == localised.len(), &loc)?;
-                stages.write += t.elapsed();
-                boxes.push(BoxSet { class: loc.class, boxes: loc.boxes });
-            }
-            let t = Stopwatch::start();
-            let kept = match maps.as_slice() {
-                [m] => ClassMaps {
-                    classes: localised.clone(),
-                    maps: m.maps.select(ndarray::Axis(0), &localised.iter().map(at).collect::<Vec<_>>()),
-                    bias: Vec::new(),
-                },
-                _ => ClassMaps {
-                    classes: localised.clone(),
-                    maps: ndarray::stack(ndarray::Axis(0), &fused.iter().map(|m| m.view()).collect::<Vec<_>>())
-                        .unwrap_or_else(|_| ndarray::Array3::zeros((0, grid.net_h, grid.net_w))),
-                    bias: Vec::new(),
-                },
-            };
-            out.maps(&kept, &geometry, looks.len())?;
-            stages.write += t.elapsed();
-            Ok(())
-        })();
-        match written {
-            Ok(()) => files = out.finish(),
-            Err(ArtefactError::Folder(m)) => return Err(ImageError::Write(m)),
-            Err(ArtefactError::Image(m)) => {
-                out.abandon();
-                return Err(ImageError::Artefact(m));
-            }
-        }
-    }
-    Ok(ImageOutcome { prediction, logit_check, geometry, boxes, files })
-}
-
-/// What one pass of the network made of an image.
-struct Look {
-    geometry: Geometry,
-    features: crate::stage::model::FeatureMap,
-    logits: Vec<f32>,
-    mirrored: bool,
-}
-
-/// The maps of the `needed` classes by the plan's method, and for CAM the logit check
-/// against the network's own logits (an error above [`logit_check_limit`]).
-fn class_maps(
-    plan: &RunPlan,
-    features: &crate::stage::model::FeatureMap,
-    needed: &[usize],
-    logits: &[f32],
-) -> std::result::Result<(Option<ClassMaps>, Option<f32>), ImageError> {
-    let (maps, logit_check) = match plan.method {
-        MapMethod::Cam => {
-            let m = ClassMaps::cam(&plan.model.head, features, needed);
-            let check = m.as_ref().map(|m| m.logit_check(logits));
-            (m, check)
-        }
-        method => {
-            let m = ClassMaps::by_method(method, plan.model.program.as_ref(), features, needed)
-                .map_err(ImageError::Maps)?;
-            (Some(m), None)
-        }
-    };
-    if let Some(c) = logit_check {
-        let limit = logit_check_limit(logits);
-        if c.is_nan() || c > limit {
-            return Err(ImageError::Maps(format!(
-                "logit check failed: mean(map) + bias differs from the logit by {c:.3e} (> {limit:.1e}, 1e-3 of the logits' scale)"
-            )));
-        }
-    }
-    Ok((maps, logit_check))
 }
