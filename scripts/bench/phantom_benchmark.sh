@@ -2,12 +2,12 @@
 # The phantom benchmark: cambox's boxes against two baselines (a centre box of average
 # truth size, and the whole image), all scored by the same `cambox eval`.
 #
-# Usage (from anywhere): scripts/phantom_benchmark.sh [OUT_PREFIX]   (default /tmp/ph)
-# Then the recipes side by side (scripts/recipe_benchmark.sh phantoms, in OUT_PREFIX-recipes).
+# Usage (from anywhere): scripts/bench/phantom_benchmark.sh [OUT_PREFIX]   (default /tmp/ph)
+# Then the recipes side by side (scripts/bench/recipe_benchmark.sh phantoms, in OUT_PREFIX-recipes).
 # Needs data/phantoms/ (images + labels.csv), data/models/phantom-cnn.onnx and
 # configs/phantoms.toml with [output] maps = true and [localise] classes = ["lesion"].
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 out=${1:-/tmp/ph}
 cargo build --release --quiet
 bin=target/release/cambox
@@ -44,4 +44,4 @@ PY
 # How the map is computed, on the same phantoms: one pass at the training size (the rows
 # above), the whole image at one larger size, and [cam] recipe = "sharp" (three sizes,
 # each mirrored, maps averaged).
-OUT="$out-recipes" scripts/recipe_benchmark.sh phantoms
+OUT="$out-recipes" scripts/bench/recipe_benchmark.sh phantoms

@@ -5,12 +5,12 @@
 # cambox's boxes against a centre box (of each finding's average truth size) and the whole
 # image, per finding and as their mean.
 #
-# Usage (from anywhere): scripts/phantom_benchmark_multilabel.sh [OUT_PREFIX]  (default /tmp/mlph)
+# Usage (from anywhere): scripts/bench/phantom_benchmark_multilabel.sh [OUT_PREFIX]  (default /tmp/mlph)
 # The run is given the truth (--truth), so every annotated image gets boxes for its own
 # findings whatever the classifier says (GT-known); the NIH box list names only images with
 # boxes, so the 35 images without a finding are taken as negatives (--unannotated-negative).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 out=${1:-/tmp/mlph}
 cargo build --release --quiet
 bin=target/release/cambox
