@@ -8,38 +8,15 @@
 # configs/phantoms.toml with [output] maps = true and [localise] classes = ["lesion"].
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=scripts/bench/phantom_common.sh
+. scripts/bench/phantom_common.sh
 out=${1:-/tmp/ph}
-cargo build --release --quiet
-bin=target/release/cambox
+phantom_build
 truth=data/phantoms/labels.csv
 
 "$bin" run --config configs/phantoms.toml --out "$out" --quiet
-"$bin" eval --run "$out" --truth "$truth" --out "$out-eval" --calibrate
-for b in centre whole; do
-    "$bin" eval --run "$out" --truth "$truth" --out "$out-eval-$b" --baseline "$b" >/dev/null
-done
-
-python3 - "$out" <<'PY'
-import json, sys
-out = sys.argv[1]
-runs = [("cambox", f"{out}-eval"), ("centre box", f"{out}-eval-centre"), ("whole image", f"{out}-eval-whole")]
-def f(v):
-    return "-" if v is None else f"{v:.4f}"
-rows = []
-for name, d in runs:
-    s = json.load(open(f"{d}/summary.json"))
-    m = s.get("max_box_acc") or {}
-    cx = {r["t_iobb"]: r for r in s["chestxray8"]}[0.5]
-    tau = m.get("calibrated_tau")
-    rows.append([name, f(s["classification"]["accuracy"]), f(s["corloc"]), f(m.get("v1")),
-                 f(m.get("v2")), "-" if tau is None else f"{tau:.2f}", f(s["rsna_score"]),
-                 f(cx["accuracy_iobb"]), f(cx["avg_fp"])])
-head = ["boxes", "class. acc", "CorLoc@0.5", "MaxBoxAcc", "MaxBoxAccV2", "best tau", "RSNA", "CXR8 acc@0.5", "CXR8 FP@0.5"]
-print("| " + " | ".join(head) + " |")
-print("|" + "---|" * len(head))
-for r in rows:
-    print("| " + " | ".join(r) + " |")
-PY
+phantom_evals "$out" "$truth" show
+python3 scripts/bench/phantom_tables.py single "$out"
 
 # How the map is computed, on the same phantoms: one pass at the training size (the rows
 # above), the whole image at one larger size, and [cam] recipe = "sharp" (three sizes,
