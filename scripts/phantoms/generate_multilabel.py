@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Multi-finding chest X-ray phantoms: none, one or both of two kinds of finding.
 
-Built on generate.py (same sources, crops, intensity augmentation, lung fields,
-placement rule, box rule and noise; its functions are imported, not copied):
+Built on common.py, shared with generate.py (same sources, crops, intensity
+augmentation, lung fields, placement rule, finding model, box rule and noise):
 
   Opacity  large diffuse consolidation-like opacities, exactly generate.py's model
            (ellipse, full major axis U(0.15, 0.35) x 256 px, soft raised-cosine edge,
@@ -16,9 +16,9 @@ Finding combination of phantom i: i % 4 = 0 none, 1 Opacity only, 2 Nodule only,
 3 both (exactly balanced over a multiple of 4).  A present finding has 1 or 2
 instances (p = 0.6 / 0.4).  Opacities are placed first (a random lung, the second in
 the other lung), then nodules (first in a random lung, then alternating); every
-finding's ellipse bounding box must be clear of all the others' (generate.place_ellipse).
+finding's ellipse bounding box must be clear of all the others' (common.place_ellipse).
 
-TRUE BOX of a finding: as generate.py, the tight bounding box of the pixels where its
+TRUE BOX of a finding: as generate.py (common.py), the tight bounding box of the pixels where its
 added intensity is >= 10 % of its own peak, half-open, in pixels of the 256 x 256 image.
 
 Writes (the test set, from the 2 held-out sources):
@@ -37,29 +37,28 @@ Usage (test set):
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
 import sys
 
 import numpy as np
-from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import generate as gen  # noqa: E402
+import common  # noqa: E402
 
 CLASSES = ("Opacity", "Nodule")
 COMBOS = ((0, 0), (1, 0), (0, 1), (1, 1))   # phantom i gets COMBOS[i % 4]
 N_INSTANCES_P = (0.6, 0.4)                  # P(1), P(2) instances of a present finding
 
-OPACITY_AMPLITUDE = gen.AMPLITUDE           # (30, 65) grey levels
+OPACITY_AMPLITUDE = common.AMPLITUDE        # (30, 65) grey levels
 NODULE_DIAMETER = (14.0, 24.0)              # px, full major axis
 NODULE_ASPECT = (0.85, 1.0)                 # minor / major
 NODULE_EDGE_R0 = (0.6, 0.8)                 # flat core radius: a short, sharp edge
 NODULE_TEXTURE_SIGMA = (1.5, 3.0)
 NODULE_TEXTURE_MIN = 0.85                   # nearly uniform density
 NODULE_AMPLITUDE = (55.0, 95.0)             # brighter than the opacities
+NODULE_MAP = dict(edge_r0=NODULE_EDGE_R0, texture_sigma=NODULE_TEXTURE_SIGMA, texture_min=NODULE_TEXTURE_MIN)
 
 
 def _sample_nodule(rng: np.random.Generator) -> dict:
@@ -70,47 +69,39 @@ def _sample_nodule(rng: np.random.Generator) -> dict:
 
 def make_multilabel_phantom(rng: np.random.Generator, sources, combo: tuple,
                             opacity_amplitude: tuple = OPACITY_AMPLITUDE,
-                            nodule_amplitude: tuple = NODULE_AMPLITUDE) -> gen.Phantom:
+                            nodule_amplitude: tuple = NODULE_AMPLITUDE) -> common.Phantom:
     """A phantom with the findings of combo = (want Opacity, want Nodule).
     Phantom.boxes is a list of (label, (x, y, w, h)); meta['findings'] their parameters."""
-    bg, lungs, bmeta = gen.make_background(rng, sources)
+    bg, lungs, bmeta = common.make_background(rng, sources)
     n_op = (1 + int(rng.random() >= N_INSTANCES_P[0])) if combo[0] else 0
     n_nod = (1 + int(rng.random() >= N_INSTANCES_P[0])) if combo[1] else 0
     op_order = list(rng.permutation(2))
     nod_order = list(rng.permutation(2))
     plan = [("Opacity", op_order[j % 2]) for j in range(n_op)] + \
            [("Nodule", nod_order[j % 2]) for j in range(n_nod)]
-    added_total = np.zeros((gen.SIZE, gen.SIZE))
+    added_total = np.zeros((common.SIZE, common.SIZE))
     boxes, findings, eboxes = [], [], []
     for label, lung in plan:
-        if label == "Opacity":
-            placed = gen.place_ellipse(rng, lungs, lung, gen._sample_shape, eboxes)
-        else:
-            placed = gen.place_ellipse(rng, lungs, lung, _sample_nodule, eboxes)
+        shape = common.sample_opacity_shape if label == "Opacity" else _sample_nodule
+        placed = common.place_ellipse(rng, lungs, lung, shape, eboxes)
         if placed is None:
             continue  # never happened for the committed set (see README counts)
         geo, li, ebox = placed
         if label == "Opacity":
-            m, params = gen._opacity_map(rng, geo)
-            amp = rng.uniform(*opacity_amplitude)
+            added, bx, amp, params = common.draw_finding(rng, geo, opacity_amplitude)
         else:
-            m, params = gen._opacity_map(rng, geo, edge_r0=NODULE_EDGE_R0,
-                                         texture_sigma=NODULE_TEXTURE_SIGMA,
-                                         texture_min=NODULE_TEXTURE_MIN)
-            amp = rng.uniform(*nodule_amplitude)
-        peak = m.max()
-        bx = gen.box_of(m >= gen.BOX_LEVEL * peak)
-        added_total += amp * m / peak
+            added, bx, amp, params = common.draw_finding(rng, geo, nodule_amplitude, **NODULE_MAP)
+        added_total += added
         boxes.append((label, bx))
         eboxes.append(ebox)
         params.update(label=label, lung=li, amplitude=amp, box=bx)
         findings.append(params)
-    pixels, noise_sd = gen.add_noise(rng, bg + added_total)
+    pixels, noise_sd = common.add_noise(rng, bg + added_total)
     meta = dict(bmeta, planned=(n_op, n_nod), noise_sd=noise_sd, findings=findings)
-    return gen.Phantom(pixels, boxes, meta)
+    return common.Phantom(pixels, boxes, meta)
 
 
-def labels_of(ph: gen.Phantom) -> tuple:
+def labels_of(ph: common.Phantom) -> tuple:
     """Image-level truth (Opacity, Nodule) from the boxes actually placed."""
     return tuple(int(any(lab == c for lab, _ in ph.boxes)) for c in CLASSES)
 
@@ -120,7 +111,7 @@ def generate(sources, seed: int, count: int, opacity_amplitude: tuple = OPACITY_
     """Phantom i uses its own generator numpy.random.default_rng([seed, i]) and the
     combination COMBOS[i % 4], so it depends only on (seed, i)."""
     for i in range(count):
-        yield i, make_multilabel_phantom(gen.rng_for(seed, i), sources, COMBOS[i % 4],
+        yield i, make_multilabel_phantom(common.rng_for(seed, i), sources, COMBOS[i % 4],
                                          opacity_amplitude, nodule_amplitude)
 
 
@@ -129,31 +120,20 @@ def fmt_float(v) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--src", default="data/samples/chest-xray")
-    ap.add_argument("--out", required=True, help="output folder (images/, BBox_List.csv, labels.csv, meta.csv)")
-    ap.add_argument("--count", type=int, default=140)
-    ap.add_argument("--seed", type=int, default=1101)
-    ap.add_argument("--split", choices=["test", "train"], default="test",
-                    help="which source radiographs to use")
-    ap.add_argument("--prefix", default="mlphantom_")
-    args = ap.parse_args()
-
-    names = gen.TEST_SOURCES if args.split == "test" else gen.TRAIN_SOURCES
-    sources = gen.load_sources(args.src, names)
+    args = common.cli(__doc__, count=140, seed=1101, prefix="mlphantom_",
+                      out_help="output folder (images/, BBox_List.csv, labels.csv, meta.csv)")
+    sources = common.sources_for(args.split, args.src)
     img_dir = os.path.join(args.out, "images")
     os.makedirs(img_dir, exist_ok=True)
     bbox_rows, label_rows, meta_rows = [], [], []
     for i, ph in generate(sources, args.seed, args.count):
         name = f"{args.prefix}{i:04d}.png"
-        Image.fromarray(ph.pixels, mode="L").save(os.path.join(img_dir, name), optimize=True)
+        common.save_png(ph, os.path.join(img_dir, name))
         for label, (x, y, w, h) in ph.boxes:
             bbox_rows.append([name, label, fmt_float(x), fmt_float(y), fmt_float(w), fmt_float(h)])
         label_rows.append([name, *labels_of(ph)])
         m = ph.meta
-        meta_rows.append([name, m["source"], *(f"{v:.2f}" for v in m["crop"]), int(m["flip"]),
-                          f"{m['gamma']:.3f}", f"{m['contrast']:.3f}", f"{m['brightness']:.3f}",
-                          f"{m['noise_sd']:.2f}",
+        meta_rows.append([*common.meta_row(name, m),
                           sum(f["label"] == "Opacity" for f in m["findings"]),
                           sum(f["label"] == "Nodule" for f in m["findings"]),
                           ";".join(f"{f['label']}:{f['amplitude']:.1f}:{' '.join(map(str, f['box']))}"
@@ -168,8 +148,7 @@ def main():
         w.writerows(label_rows)
     with open(os.path.join(args.out, "meta.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["path", "source", "crop_x", "crop_y", "crop_side", "flip", "gamma", "contrast",
-                    "brightness", "noise_sd", "n_opacity", "n_nodule", "findings_label_amplitude_box"])
+        w.writerow(["path", *common.META_COLUMNS, "n_opacity", "n_nodule", "findings_label_amplitude_box"])
         w.writerows(meta_rows)
     combos = [0, 0, 0, 0]
     for _, o, n in label_rows:

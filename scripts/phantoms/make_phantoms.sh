@@ -5,7 +5,8 @@
 #   data/phantoms/reference.csv + printed reference figures (evaluate.py)
 #
 # Uses its own throw-away virtualenv under target/venvs/phantoms (git-ignored,
-# made by scripts/lib/venv.sh; pip only runs when the pins are not already installed).
+# made by scripts/lib/venv.sh with the pins of scripts/lib/phantoms_venv.sh; pip only runs
+# when the pins are not already installed).
 # torch from PyPI pulls its CUDA wheels (several GB); training runs on the CPU.
 # Everything is seeded (seeds below and in the scripts' defaults); torch CPU
 # training is deterministic for a given torch build and thread count, but not
@@ -18,28 +19,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
+# shellcheck source=scripts/lib/phantoms_venv.sh
+. "$ROOT/scripts/lib/phantoms_venv.sh"
 
-TORCH_VERSION="2.15.0"
-ONNX_VERSION="1.23.2"
-ONNXRUNTIME_VERSION="1.32.0"
-NUMPY_VERSION="2.4.6"
-PILLOW_VERSION="13.0.0"
-SCIPY_VERSION="1.17.1"
-
-TEST_SEED=1001      # test phantoms (held-out sources NORMAL2-IM-1438, NORMAL2-IM-1442)
+TEST_SEED=1001      # test phantoms (held-out sources NORMAL2-IM-1430, NORMAL2-IM-1438)
 TEST_COUNT=120
 TRAIN_SEED=2001     # training phantoms (6 other sources), made in memory
 VAL_SEED=3001       # validation phantoms (same 6 sources), made in memory
 TORCH_SEED=42       # init; +1 shuffle/flip generator; +2 patch sampling
 THREADS=1          # 1 thread: deterministic and much faster than 2 on a shared, busy machine
 
-venv_ensure phantoms \
-    "torch==${TORCH_VERSION}" \
-    "onnx==${ONNX_VERSION}" \
-    "onnxruntime==${ONNXRUNTIME_VERSION}" \
-    "numpy==${NUMPY_VERSION}" \
-    "pillow==${PILLOW_VERSION}" \
-    "scipy==${SCIPY_VERSION}"
+phantoms_venv
 
 PY="$VENV_PY"
 export PYTHONDONTWRITEBYTECODE=1

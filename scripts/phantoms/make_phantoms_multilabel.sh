@@ -7,6 +7,7 @@
 #   data/phantoms-multilabel/reference.csv, reference.json                  (evaluate_multilabel.py)
 #
 # Uses the same throw-away virtualenv and pins as make_phantoms.sh (target/venvs/phantoms,
+# pins in scripts/lib/phantoms_venv.sh,
 # git-ignored, made by scripts/lib/venv.sh; pip only runs when a pin is not installed).
 # torch from PyPI pulls its CUDA wheels (several GB); training runs on the CPU, 1 thread.
 # Everything is seeded (below); torch CPU training is deterministic for a given torch
@@ -19,13 +20,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
-
-TORCH_VERSION="2.15.0"
-ONNX_VERSION="1.23.2"
-ONNXRUNTIME_VERSION="1.32.0"
-NUMPY_VERSION="2.4.6"
-PILLOW_VERSION="13.0.0"
-SCIPY_VERSION="1.17.1"
+# shellcheck source=scripts/lib/phantoms_venv.sh
+. "$ROOT/scripts/lib/phantoms_venv.sh"
 
 TEST_SEED=1101      # test phantoms (held-out sources NORMAL2-IM-1430, NORMAL2-IM-1438)
 TEST_COUNT=140      # a multiple of 4: none / Opacity / Nodule / both, 35 each
@@ -34,13 +30,7 @@ VAL_SEED=3101       # validation phantoms (same 6 sources), made in memory
 TORCH_SEED=142      # init; +1 shuffle/augmentation generator; +2 patch sampling; +3 init-bias patches
 THREADS=1
 
-venv_ensure phantoms \
-    "torch==${TORCH_VERSION}" \
-    "onnx==${ONNX_VERSION}" \
-    "onnxruntime==${ONNXRUNTIME_VERSION}" \
-    "numpy==${NUMPY_VERSION}" \
-    "pillow==${PILLOW_VERSION}" \
-    "scipy==${SCIPY_VERSION}"
+phantoms_venv
 
 PY="$VENV_PY"
 export PYTHONDONTWRITEBYTECODE=1

@@ -16,12 +16,13 @@ Preprocessing (training, validation, ONNX checks and the test set alike):
 
 Training/validation phantoms come from generate.py with the 6 training sources
 only, made in memory (nothing is written except the model, classes and log).
+The backbone, preprocessing, augmentation, optimiser, training loop and export
+steps are in common_train.py, shared with train_multilabel.py.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -29,44 +30,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+import common_train as ct  # noqa: E402
 import generate as gen  # noqa: E402
-
-INPUT = 224
-MEAN, STD = 0.5, 0.25
-
-
-def preprocess_u8(pixels: np.ndarray) -> np.ndarray:
-    """(256,256) uint8 -> (224,224) uint8 via Pillow BILINEAR (the reference resize)."""
-    return np.asarray(Image.fromarray(pixels, mode="L").resize((INPUT, INPUT), Image.BILINEAR))
-
-
-def to_tensor(u8: np.ndarray) -> torch.Tensor:
-    """(N,224,224) uint8 -> (N,1,224,224) float, normalised."""
-    x = torch.from_numpy(u8.astype(np.float32) / 255.0)
-    return ((x - MEAN) / STD).unsqueeze(1)
-
-
-def block(cin, cout, stride=1, dilation=1):
-    return [
-        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    ]
+from common_train import INPUT, augment, to_tensor  # noqa: E402
 
 
 class PhantomCNN(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(
-            *block(1, 16, stride=2),      # 112
-            *block(16, 32, stride=2),     # 56
-            *block(32, 48, stride=2),     # 28
-            *block(48, 48),
-            *block(48, 64),
-        )
+        self.features = ct.backbone()
         self.pool = nn.AdaptiveAvgPool2d(1)   # -> GlobalAveragePool
         self.flatten = nn.Flatten()           # -> Flatten
         # Head used in training: one "lesion evidence" score s = w . GAP(F) + c with
@@ -90,37 +65,20 @@ class PhantomCNN(nn.Module):
 
     def exportable(self):
         """The same function with a plain nn.Linear head (-> Gemm)."""
-        m = ExportCNN(self.features)
-        W, b = self.head_weights()
-        with torch.no_grad():
-            m.fc.weight.copy_(W)
-            m.fc.bias.copy_(b)
-        return m.eval()
+        return ct.exportable(self.features, *self.head_weights())
 
 
-class ExportCNN(nn.Module):
-    def __init__(self, features):
-        super().__init__()
-        self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(1)   # -> GlobalAveragePool
-        self.flatten = nn.Flatten()           # -> Flatten
-        self.fc = nn.Linear(64, 2)            # -> Gemm
-
-    def forward(self, x):
-        return self.fc(self.flatten(self.pool(self.features(x))))
-
-
-def make_set(sources, seed, count, log, amplitude=gen.AMPLITUDE):
+def make_set(sources, seed, count, log, amplitude=common.AMPLITUDE):
     t = time.time()
     xs = np.empty((count, INPUT, INPUT), dtype=np.uint8)
     ys = np.empty(count, dtype=np.int64)
     boxes = []
     nbox = np.zeros(3, dtype=int)
     for i, ph in gen.generate(sources, seed, count, amplitude=tuple(amplitude)):
-        xs[i] = preprocess_u8(ph.pixels)
+        xs[i] = ct.preprocess_u8(ph.pixels)
         ys[i] = 1 if ph.boxes else 0
         nbox[len(ph.boxes)] += 1
-        boxes.append([tuple(v * INPUT / gen.SIZE for v in b) for b in ph.boxes])  # in 224 pixels
+        boxes.append([tuple(v * INPUT / common.SIZE for v in b) for b in ph.boxes])  # in 224 pixels
     log(f"generated {count} phantoms (seed {seed}) in {time.time() - t:.1f}s; "
         f"0/1/2 opacities: {nbox[0]}/{nbox[1]}/{nbox[2]}; amplitude {tuple(amplitude)}")
     return xs, ys, boxes
@@ -138,15 +96,7 @@ def sample_patches(xs, ys, boxes, n, size, rng):
     for k in range(n):
         if k % 2 == 0:
             i = int(rng.choice(pos))
-            bx, by, bw, bh = boxes[i][int(rng.integers(len(boxes[i])))]
-            lo_x, hi_x = bx + bw - size, bx
-            lo_y, hi_y = by + bh - size, by
-            if lo_x > hi_x:
-                lo_x = hi_x = bx + bw / 2 - size / 2
-            if lo_y > hi_y:
-                lo_y = hi_y = by + bh / 2 - size / 2
-            x0 = int(np.clip(round(rng.uniform(lo_x, hi_x)), 0, INPUT - size))
-            y0 = int(np.clip(round(rng.uniform(lo_y, hi_y)), 0, INPUT - size))
+            x0, y0 = ct.patch_around(*boxes[i][int(rng.integers(len(boxes[i])))], size, rng)
             lab[k] = 1
         else:
             while True:
@@ -161,42 +111,21 @@ def sample_patches(xs, ys, boxes, n, size, rng):
     return out, lab
 
 
-def augment(x, g, max_deg=10.0, scale=(0.92, 1.08)):
-    """Training-only augmentation: horizontal flip, rotation +-10 deg and isotropic
-    scale 0.92-1.08 about the centre (bilinear, border padding).  Opacities lie well
-    inside the image, so image-level labels are unchanged."""
-    n = x.shape[0]
-    flip = torch.rand(n, generator=g) < 0.5
-    ang = (torch.rand(n, generator=g) * 2 - 1) * max_deg * torch.pi / 180
-    sc = scale[0] + torch.rand(n, generator=g) * (scale[1] - scale[0])
-    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    fx = torch.where(flip, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = cos * fx
-    theta[:, 0, 1] = -sin
-    theta[:, 1, 0] = sin * fx
-    theta[:, 1, 1] = cos
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
 def run_epoch(model, opt, sched, xs, ys, batch, g):
-    model.train()
-    perm = torch.randperm(len(xs), generator=g).numpy()
     tot, correct, n = 0.0, 0, 0
-    for s in range(0, len(xs), batch):
-        idx = perm[s:s + batch]
+
+    def step(idx):
+        nonlocal tot, correct, n
         x = augment(to_tensor(xs[idx]), g)
         y = torch.from_numpy(ys[idx])
         out = model(x)
         loss = F.cross_entropy(out, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
         tot += loss.item() * len(idx)
         correct += (out.argmax(1) == y).sum().item()
         n += len(idx)
+        return loss
+
+    ct.train_epoch(model, opt, sched, len(xs), batch, g, step)
     return tot / n, correct / n
 
 
@@ -217,51 +146,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--src", default="data/samples/chest-xray")
     ap.add_argument("--out-dir", default="data/models")
-    ap.add_argument("--train-count", type=int, default=3000)
-    ap.add_argument("--val-count", type=int, default=400)
-    ap.add_argument("--train-seed", type=int, default=2001)
-    ap.add_argument("--val-seed", type=int, default=3001)
-    ap.add_argument("--torch-seed", type=int, default=42)
+    ct.add_set_args(ap, train_seed=2001, val_seed=3001, torch_seed=42)
     ap.add_argument("--train-amplitude", type=float, nargs=2, default=[25.0, 90.0],
                     help="peak added grey level range of the training opacities (validation and "
-                         "test use generate.AMPLITUDE); a wider range makes early learning easier")
-    ap.add_argument("--patch-epochs", type=int, default=6)
-    ap.add_argument("--patch-count", type=int, default=6000)
-    ap.add_argument("--patch-size", type=int, default=96)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--threads", type=int, default=1)
+                         "test use common.AMPLITUDE); a wider range makes early learning easier")
+    ct.add_schedule_args(ap)
     args = ap.parse_args()
 
     os.makedirs(args.out_dir, exist_ok=True)
-    log_path = os.path.join(args.out_dir, "phantom-cnn.train.log")
-    logf = open(log_path, "w")
-
-    def log(msg):
-        print(msg, flush=True)
-        logf.write(msg + "\n")
-        logf.flush()
+    log = ct.open_log(os.path.join(args.out_dir, "phantom-cnn.train.log"))
 
     t0 = time.time()
-    torch.manual_seed(args.torch_seed)
-    torch.set_num_threads(args.threads)
-    import onnx
-    import onnxruntime as ort
-    import PIL
-    import scipy
-    log(f"phantom-cnn training  {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    log(f"versions: python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"pillow {PIL.__version__}, scipy {scipy.__version__}, onnx {onnx.__version__}, "
-        f"onnxruntime {ort.__version__}")
-    log(f"args: {vars(args)}")
-    log(f"seeds: train phantoms {args.train_seed}, val phantoms {args.val_seed}, torch.manual_seed "
-        f"{args.torch_seed} (init), shuffle/flip torch.Generator {args.torch_seed + 1}, "
-        f"patch sampling numpy {args.torch_seed + 2}, val patches numpy {args.val_seed}")
-    log(f"train/val sources: {', '.join(gen.TRAIN_SOURCES)}")
-    log(f"torch threads: {torch.get_num_threads()}")
+    ct.start(log, "phantom-cnn", args,
+             f"train phantoms {args.train_seed}, val phantoms {args.val_seed}, torch.manual_seed "
+             f"{args.torch_seed} (init), shuffle/flip torch.Generator {args.torch_seed + 1}, "
+             f"patch sampling numpy {args.torch_seed + 2}, val patches numpy {args.val_seed}")
 
-    sources = gen.load_sources(args.src, gen.TRAIN_SOURCES)
+    sources = common.load_sources(args.src, common.TRAIN_SOURCES)
     xtr, ytr, btr = make_set(sources, args.train_seed, args.train_count, log, args.train_amplitude)
     xva, yva, bva = make_set(sources, args.val_seed, args.val_count, log)
 
@@ -278,9 +179,7 @@ def main():
         s0 = model(to_tensor(px))[:, 1].mean() * 2
         model.c -= s0
     log(f"init: evidence bias c = {model.c.item():.4f}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    n_steps = args.patch_epochs * ((args.patch_count + args.batch - 1) // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(n_steps, 1), pct_start=0.1)
+    opt, sched = ct.one_cycle(model, args.lr, max(ct.steps(args.patch_epochs, args.patch_count, args.batch), 1))
     for epoch in range(1, args.patch_epochs + 1):
         te = time.time()
         px, py = sample_patches(xtr, ytr, btr, args.patch_count, args.patch_size, prng)
@@ -291,9 +190,7 @@ def main():
             f"val patches loss {vl:.4f} acc {va:.4f}  {time.time() - te:.0f}s")
 
     # phase 2: whole 224 x 224 images
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    n_steps = args.epochs * ((len(xtr) + args.batch - 1) // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=n_steps, pct_start=0.1)
+    opt, sched = ct.one_cycle(model, args.lr, ct.steps(args.epochs, len(xtr), args.batch))
     for epoch in range(1, args.epochs + 1):
         te = time.time()
         tl, ta = run_epoch(model, opt, sched, xtr, ytr, args.batch, g)
@@ -308,11 +205,10 @@ def main():
     with open(os.path.join(args.out_dir, "phantom-classes.txt"), "w") as f:
         f.write("none\nlesion\n")
     log(f"wall time {time.time() - t0:.0f}s")
-    logf.close()
+    log.close()
 
 
 def export_and_verify(model, out_dir, sample_u8, log):
-    import onnx
     import onnxruntime as ort
 
     model.eval()
@@ -323,23 +219,9 @@ def export_and_verify(model, out_dir, sample_u8, log):
         d0 = float((emodel(x) - model(x)).abs().max())
     log(f"check: Linear-head export model vs training model: max |diff| = {d0:.2e}")
     assert d0 < 1e-5
-    with torch.no_grad():
-        torch.onnx.export(
-            emodel, x[:1], path,
-            opset_version=13, dynamo=False,
-            input_names=["input"], output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    ops = [n.op_type for n in m.graph.node]
-    log(f"exported {path} ({os.path.getsize(path)} bytes), opset {m.opset_import[0].version}, "
-        f"ops: {' '.join(ops)}")
-    assert ops[-3:] == ["GlobalAveragePool", "Flatten", "Gemm"], ops[-3:]
-    gap, flat, gemm = m.graph.node[-3:]
+    gap, flat, gemm = ct.export_onnx(emodel, x, path, "logits", ["GlobalAveragePool", "Flatten", "Gemm"], log)
     assert flat.input[0] == gap.output[0] and gemm.input[0] == flat.output[0]
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in gemm.attribute}
-    log(f"Gemm attributes: {attrs}")
+    log(f"Gemm attributes: {ct.gemm_attrs(gemm)}")
 
     with torch.no_grad():
         ref = model(x).numpy()
@@ -352,13 +234,7 @@ def export_and_verify(model, out_dir, sample_u8, log):
 
     # temp copy with the feature map (input of GlobalAveragePool) as an extra output
     fname = gap.input[0]
-    m2 = onnx.load(path)
-    m2.graph.output.append(onnx.helper.make_tensor_value_info(fname, onnx.TensorProto.FLOAT, None))
-    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m2.graph.initializer}
-    W, b = inits[gemm.input[1]], inits[gemm.input[2]]
-    if attrs.get("transB", 0) == 0:
-        W = W.T
-    sess2 = ort.InferenceSession(m2.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess2, W, b = ct.with_outputs(path, gemm, [fname])
     logits, fmap = sess2.run(["logits", fname], {"input": x.numpy()})
     recon = fmap.mean(axis=(2, 3)) @ W.T + b
     d2 = float(np.abs(recon - logits).max())

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Train the small multi-label phantom CNN (CPU) and export it to ONNX with a final Sigmoid.
 
-Network: the backbone of train.py (5 x (3x3 conv, BatchNorm, ReLU), channels
-16-32-48-48-64, total stride 8: 224 -> 28 x 28 x 64), then GlobalAveragePool ->
+Network: the backbone of train.py (common_train.backbone: 5 x (3x3 conv, BatchNorm,
+ReLU), channels 16-32-48-48-64, total stride 8: 224 -> 28 x 28 x 64), then GlobalAveragePool ->
 Flatten -> Linear(64, 2) -> Sigmoid.  Classes: 0 "Opacity", 1 "Nodule", independent
 (multi-label): trained with binary cross-entropy on the logits.
 
@@ -25,12 +25,13 @@ Preprocessing as train.py: 256 x 256 grey -> Pillow BILINEAR 224 -> x / 255 -> (
 Training / validation phantoms: generate_multilabel.py with the 6 training sources, in
 memory.  After export the held-out test PNGs (2 other sources) are evaluated with
 onnxruntime (evaluate_multilabel.py) and the figures go into the log.
+The backbone, preprocessing, augmentation, optimiser, training loop and export steps
+are in common_train.py, shared with train.py.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -40,28 +41,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import generate as gen  # noqa: E402
+import common  # noqa: E402
+import common_train as ct  # noqa: E402
 import generate_multilabel as genml  # noqa: E402
-from train import INPUT, augment, block, preprocess_u8, to_tensor  # noqa: E402
+from common_train import INPUT, augment, to_tensor  # noqa: E402
 
 K = len(genml.CLASSES)
 MODEL_NAME = "phantom-multilabel"
 
 
-def backbone():
-    return nn.Sequential(
-        *block(1, 16, stride=2),      # 112
-        *block(16, 32, stride=2),     # 56
-        *block(32, 48, stride=2),     # 28
-        *block(48, 48),
-        *block(48, 64),
-    )
-
-
 class MultiLabelCNN(nn.Module):
     def __init__(self):
         super().__init__()
-        self.features = backbone()
+        self.features = ct.backbone()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
         self.v = nn.Parameter(torch.full((K, 64), -3.0) + 0.1 * torch.randn(K, 64))
@@ -80,25 +72,8 @@ class MultiLabelCNN(nn.Module):
         return logits
 
     def exportable(self):
-        m = ExportCNN(self.features)
-        W, b = self.head_weights()
-        with torch.no_grad():
-            m.fc.weight.copy_(W)
-            m.fc.bias.copy_(b)
-        return m.eval()
-
-
-class ExportCNN(nn.Module):
-    def __init__(self, features):
-        super().__init__()
-        self.features = features
-        self.pool = nn.AdaptiveAvgPool2d(1)   # -> GlobalAveragePool
-        self.flatten = nn.Flatten()           # -> Flatten
-        self.fc = nn.Linear(64, K)            # -> Gemm
-        self.sigmoid = nn.Sigmoid()           # -> Sigmoid
-
-    def forward(self, x):
-        return self.sigmoid(self.fc(self.flatten(self.pool(self.features(x)))))
+        """The same function with a plain nn.Linear head (-> Gemm) and a final Sigmoid."""
+        return ct.exportable(self.features, *self.head_weights(), sigmoid=True)
 
 
 def make_set(sources, seed, count, log, opacity_amplitude, nodule_amplitude):
@@ -107,10 +82,10 @@ def make_set(sources, seed, count, log, opacity_amplitude, nodule_amplitude):
     ys = np.zeros((count, K), dtype=np.float32)
     boxes = []
     for i, ph in genml.generate(sources, seed, count, tuple(opacity_amplitude), tuple(nodule_amplitude)):
-        xs[i] = preprocess_u8(ph.pixels)
+        xs[i] = ct.preprocess_u8(ph.pixels)
         ys[i] = genml.labels_of(ph)
         # (class index, x, y, w, h) in 224 pixels
-        boxes.append([(genml.CLASSES.index(lab), *(v * INPUT / gen.SIZE for v in b)) for lab, b in ph.boxes])
+        boxes.append([(genml.CLASSES.index(lab), *(v * INPUT / common.SIZE for v in b)) for lab, b in ph.boxes])
     combos = np.bincount((ys[:, 0] + 2 * ys[:, 1]).astype(int), minlength=4)
     log(f"generated {count} phantoms (seed {seed}) in {time.time() - t:.1f}s; none/Opacity/Nodule/both: "
         f"{'/'.join(map(str, combos))}; boxes Opacity {sum(b[0] == 0 for bs in boxes for b in bs)}, "
@@ -140,15 +115,7 @@ def sample_patches(xs, ys, boxes, n, size, rng):
             if mode < K:
                 i = int(rng.choice(with_cls[mode]))
                 cand = [b for b in boxes[i] if b[0] == mode]
-                _, bx, by, bw, bh = cand[int(rng.integers(len(cand)))]
-                lo_x, hi_x = bx + bw - size, bx
-                lo_y, hi_y = by + bh - size, by
-                if lo_x > hi_x:
-                    lo_x = hi_x = bx + bw / 2 - size / 2
-                if lo_y > hi_y:
-                    lo_y = hi_y = by + bh / 2 - size / 2
-                x0 = int(np.clip(round(rng.uniform(lo_x, hi_x)), 0, INPUT - size))
-                y0 = int(np.clip(round(rng.uniform(lo_y, hi_y)), 0, INPUT - size))
+                x0, y0 = ct.patch_around(*cand[int(rng.integers(len(cand)))][1:], size, rng)
             else:
                 i = int(rng.integers(len(xs)))
                 x0 = int(rng.integers(0, INPUT - size + 1))
@@ -190,11 +157,10 @@ def cam_outside_loss(cams, masks, y):
 def run_epoch(model, opt, sched, xs, ys, batch, g, boxes=None, box_loss=0.0, margin=4.0):
     """One epoch of BCE (+ box_loss x cam_outside_loss when boxes are given).  The box
     masks go through the same random flip / rotation / scale as the images."""
-    model.train()
-    perm = torch.randperm(len(xs), generator=g).numpy()
     tot, tot_aux, correct, n = 0.0, 0.0, np.zeros(K), 0
-    for s in range(0, len(xs), batch):
-        idx = perm[s:s + batch]
+
+    def step(idx):
+        nonlocal tot, tot_aux, correct, n
         x = to_tensor(xs[idx])
         y = torch.from_numpy(ys[idx])
         if boxes is not None and box_loss > 0:
@@ -208,13 +174,12 @@ def run_epoch(model, opt, sched, xs, ys, batch, g, boxes=None, box_loss=0.0, mar
         else:
             out = model(augment(x, g))
             loss = F.binary_cross_entropy_with_logits(out, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
         tot += loss.item() * len(idx)
         correct += ((out > 0).float() == y).sum(0).numpy()
         n += len(idx)
+        return loss
+
+    ct.train_epoch(model, opt, sched, len(xs), batch, g, step)
     return tot / n, correct / n, tot_aux / n
 
 
@@ -248,20 +213,10 @@ def main():
     ap.add_argument("--out-dir", default="data/models")
     ap.add_argument("--test-data", default="data/phantoms-multilabel",
                     help="held-out test set (generate_multilabel.py --split test), evaluated after export")
-    ap.add_argument("--train-count", type=int, default=3000)
-    ap.add_argument("--val-count", type=int, default=400)
-    ap.add_argument("--train-seed", type=int, default=2101)
-    ap.add_argument("--val-seed", type=int, default=3101)
-    ap.add_argument("--torch-seed", type=int, default=142)
+    ct.add_set_args(ap, train_seed=2101, val_seed=3101, torch_seed=142)
     ap.add_argument("--train-opacity-amplitude", type=float, nargs=2, default=[25.0, 90.0])
     ap.add_argument("--train-nodule-amplitude", type=float, nargs=2, default=[40.0, 110.0])
-    ap.add_argument("--patch-epochs", type=int, default=6)
-    ap.add_argument("--patch-count", type=int, default=6000)
-    ap.add_argument("--patch-size", type=int, default=96)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--threads", type=int, default=1)
+    ct.add_schedule_args(ap)
     ap.add_argument("--box-loss", type=float, default=1.0,
                     help="weight of the auxiliary whole-image loss: share of each present finding's CAM "
                          "mass outside its truth boxes (0: classification only)")
@@ -270,34 +225,17 @@ def main():
     args = ap.parse_args()
 
     os.makedirs(args.out_dir, exist_ok=True)
-    logf = open(os.path.join(args.out_dir, f"{MODEL_NAME}.train.log"), "w")
-
-    def log(msg):
-        print(msg, flush=True)
-        logf.write(msg + "\n")
-        logf.flush()
+    log = ct.open_log(os.path.join(args.out_dir, f"{MODEL_NAME}.train.log"))
 
     t0 = time.time()
-    torch.manual_seed(args.torch_seed)
-    torch.set_num_threads(args.threads)
-    import onnx
-    import onnxruntime as ort
-    import PIL
-    import scipy
-    log(f"{MODEL_NAME} training  {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    log(f"versions: python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"pillow {PIL.__version__}, scipy {scipy.__version__}, onnx {onnx.__version__}, "
-        f"onnxruntime {ort.__version__}")
-    log(f"args: {vars(args)}")
-    log(f"seeds: train phantoms {args.train_seed}, val phantoms {args.val_seed}, torch.manual_seed "
-        f"{args.torch_seed} (init), shuffle/augmentation torch.Generator {args.torch_seed + 1}, "
-        f"patch sampling numpy {args.torch_seed + 2}, init-bias patches numpy {args.torch_seed + 3}, "
-        f"val patches numpy {args.val_seed}")
-    log(f"classes: {', '.join(genml.CLASSES)} (multi-label, sigmoid)")
-    log(f"train/val sources: {', '.join(gen.TRAIN_SOURCES)}")
-    log(f"torch threads: {torch.get_num_threads()}")
+    ct.start(log, MODEL_NAME, args,
+             f"train phantoms {args.train_seed}, val phantoms {args.val_seed}, torch.manual_seed "
+             f"{args.torch_seed} (init), shuffle/augmentation torch.Generator {args.torch_seed + 1}, "
+             f"patch sampling numpy {args.torch_seed + 2}, init-bias patches numpy {args.torch_seed + 3}, "
+             f"val patches numpy {args.val_seed}",
+             extra=[f"classes: {', '.join(genml.CLASSES)} (multi-label, sigmoid)"])
 
-    sources = gen.load_sources(args.src, gen.TRAIN_SOURCES)
+    sources = common.load_sources(args.src, common.TRAIN_SOURCES)
     xtr, ytr, btr = make_set(sources, args.train_seed, args.train_count, log,
                              args.train_opacity_amplitude, args.train_nodule_amplitude)
     xva, yva, bva = make_set(sources, args.val_seed, args.val_count, log,
@@ -316,9 +254,7 @@ def main():
     log(f"init: evidence biases c = {model.c.detach().numpy().round(4).tolist()}")
 
     # phase 1: patches
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    n_steps = args.patch_epochs * ((args.patch_count + args.batch - 1) // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=max(n_steps, 1), pct_start=0.1)
+    opt, sched = ct.one_cycle(model, args.lr, max(ct.steps(args.patch_epochs, args.patch_count, args.batch), 1))
     vx, vy = sample_patches(xva, yva, bva, 600, args.patch_size, np.random.default_rng(args.val_seed))
     for epoch in range(1, args.patch_epochs + 1):
         te = time.time()
@@ -329,9 +265,7 @@ def main():
             f"acc {fmt(ta)}  val patches loss {vl:.4f} acc {fmt(va, vauc)}  {time.time() - te:.0f}s")
 
     # phase 2: whole images
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    n_steps = args.epochs * ((len(xtr) + args.batch - 1) // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=n_steps, pct_start=0.1)
+    opt, sched = ct.one_cycle(model, args.lr, ct.steps(args.epochs, len(xtr), args.batch))
     for epoch in range(1, args.epochs + 1):
         te = time.time()
         tl, ta, taux = run_epoch(model, opt, sched, xtr, ytr, args.batch, g, btr, args.box_loss, args.box_margin)
@@ -348,17 +282,16 @@ def main():
     if args.test_data and os.path.exists(os.path.join(args.test_data, "labels.csv")):
         import evaluate_multilabel
 
-        log(f"held-out test set {args.test_data} (sources {', '.join(gen.TEST_SOURCES)}), onnxruntime "
+        log(f"held-out test set {args.test_data} (sources {', '.join(common.TEST_SOURCES)}), onnxruntime "
             f"on the PNGs:")
         evaluate_multilabel.evaluate(args.test_data, path, write=False, log=log)
     else:
         log(f"no held-out test set at {args.test_data}: not evaluated")
     log(f"wall time {time.time() - t0:.0f}s")
-    logf.close()
+    log.close()
 
 
 def export_and_verify(model, out_dir, sample_u8, log):
-    import onnx
     import onnxruntime as ort
 
     model.eval()
@@ -369,23 +302,10 @@ def export_and_verify(model, out_dir, sample_u8, log):
         d0 = float((emodel(x) - torch.sigmoid(model(x))).abs().max())
     log(f"check: Linear+Sigmoid export model vs training model: max |diff| = {d0:.2e}")
     assert d0 < 1e-6
-    with torch.no_grad():
-        torch.onnx.export(
-            emodel, x[:1], path,
-            opset_version=13, dynamo=False,
-            input_names=["input"], output_names=["probs"],
-            dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}},
-        )
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    ops = [n.op_type for n in m.graph.node]
-    log(f"exported {path} ({os.path.getsize(path)} bytes), opset {m.opset_import[0].version}, "
-        f"ops: {' '.join(ops)}")
-    assert ops[-4:] == ["GlobalAveragePool", "Flatten", "Gemm", "Sigmoid"], ops[-4:]
-    gap, flat, gemm, sig = m.graph.node[-4:]
+    gap, flat, gemm, sig = ct.export_onnx(emodel, x, path, "probs",
+                                          ["GlobalAveragePool", "Flatten", "Gemm", "Sigmoid"], log)
     assert flat.input[0] == gap.output[0] and gemm.input[0] == flat.output[0] and sig.input[0] == gemm.output[0]
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in gemm.attribute}
-    log(f"Gemm attributes: {attrs}; feature tensor '{gap.input[0]}', logits tensor '{gemm.output[0]}', "
+    log(f"Gemm attributes: {ct.gemm_attrs(gemm)}; feature tensor '{gap.input[0]}', logits tensor '{gemm.output[0]}', "
         f"output '{sig.output[0]}'")
 
     with torch.no_grad():
@@ -399,15 +319,8 @@ def export_and_verify(model, out_dir, sample_u8, log):
     assert d1 < 1e-5
 
     fname = gap.input[0]
-    m2 = onnx.load(path)
-    for name in (fname, gemm.output[0]):
-        m2.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    inits = {t.name: onnx.numpy_helper.to_array(t) for t in m2.graph.initializer}
-    W, b = inits[gemm.input[1]], inits[gemm.input[2]]
-    if attrs.get("transB", 0) == 0:
-        W = W.T
+    sess2, W, b = ct.with_outputs(path, gemm, [fname, gemm.output[0]])
     assert (W >= 0).all(), "the evidence weights must be non-negative"
-    sess2 = ort.InferenceSession(m2.SerializeToString(), providers=["CPUExecutionProvider"])
     logits, fmap = sess2.run([gemm.output[0], fname], {"input": x.numpy()})
     recon = fmap.mean(axis=(2, 3)) @ W.T + b
     d2 = float(np.abs(recon - logits).max())

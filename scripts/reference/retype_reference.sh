@@ -5,8 +5,8 @@
 #
 # Uses its own throw-away virtualenv under target/venvs/retype (git-ignored, made by
 # scripts/lib/venv.sh; pip only runs when the pins are not already installed), with the
-# same pins as scripts/make_fixtures.sh (numpy, onnx, onnxruntime) and
-# scripts/export_efficientnet_lite0.sh (pillow). onnxruntime runs on one thread.
+# same pins as scripts/fixtures/make_fixtures.sh (numpy, onnx, onnxruntime) and
+# scripts/models/export_efficientnet_lite0.sh (pillow). onnxruntime runs on one thread.
 #
 # The PNG tests/fixtures/retype/chelsea-480x320.png is made once from
 # data/samples/natural/chelsea.png and then reused; pass --remake-png to write it again.

@@ -3,8 +3,8 @@
 # jobs and compares what they wrote, file by file.
 #
 # Usage:
-#   scripts/compare_outputs.sh OLD_BIN NEW_BIN [WORKDIR]      two binaries
-#   scripts/compare_outputs.sh --rev REV [WORKDIR]            REV (built in a git worktree
+#   scripts/dev/compare_outputs.sh OLD_BIN NEW_BIN [WORKDIR]      two binaries
+#   scripts/dev/compare_outputs.sh --rev REV [WORKDIR]            REV (built in a git worktree
 #                                                             under target/) against this tree
 #
 # Jobs: the demo (configs/demo.toml), the phantom benchmark's run and its four evals
@@ -20,7 +20,7 @@
 # finished, time). Both binaries write into the same path in turn, so paths recorded in
 # the outputs are equal. Exit 0 when everything is identical, 1 with the differences.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=$(pwd)
 
 if [ "${1:-}" = "--rev" ]; then

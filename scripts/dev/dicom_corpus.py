@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Report of scripts/dicom_corpus.sh: one row per DICOM file of pydicom's test corpus.
+"""Report of scripts/dev/dicom_corpus.sh: one row per DICOM file of pydicom's test corpus.
 
 Reads the whole run's images.csv and GNU time output, and each file's own run
 (per-file/N/images.csv, per-file/N.time), and prints markdown: the run's peak

@@ -2,7 +2,7 @@
 # Renders a `cambox eval` report.html with headless Chromium and saves a PNG screenshot,
 # to check that the page renders offline (no external resources) and looks right.
 #
-# Usage: scripts/report_screenshot.sh EVAL_DIR/report.html [OUT.png] [WIDTHxHEIGHT]
+# Usage: scripts/dev/report_screenshot.sh EVAL_DIR/report.html [OUT.png] [WIDTHxHEIGHT]
 # Installs Debian's chromium when it is missing (needs root and apt).
 set -euo pipefail
 

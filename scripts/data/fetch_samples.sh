@@ -7,10 +7,10 @@
 # (no re-encoding) out of its skimage/data/ folder, then checks their SHA-256.
 # Licences: see data/samples/natural/README.md (all CC0 or public domain).
 #
-# Usage: scripts/fetch_samples.sh
+# Usage: scripts/data/fetch_samples.sh
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib/venv.sh
 . "$ROOT/scripts/lib/venv.sh"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Peak RSS of `cambox run`.
 #
-#   scripts/bench-memory.sh            # at 1,000 and 10,000 images: memory stays flat as
+#   scripts/bench/bench-memory.sh            # at 1,000 and 10,000 images: memory stays flat as
 #                                      # the dataset grows (the walk streams; work in
 #                                      # flight is bounded)
-#   scripts/bench-memory.sh --large    # on large images (20-100 MP photos and a 100 MP
+#   scripts/bench/bench-memory.sh --large    # on large images (20-100 MP photos and a 100 MP
 #                                      # grey PNG, made by scripts/bench/large_images.py)
 #                                      # and on the 16 sample X-rays, with the default
 #                                      # [run] memory_budget and without one
@@ -13,7 +13,7 @@
 # The datasets are copies of the bundled sample photos (EfficientNet-Lite0 demo config,
 # masks and overlays on), made under target/bench-memory/. Needs GNU time (/usr/bin/time).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 cargo build --release --quiet
 bin=target/release/cambox
 work=target/bench-memory

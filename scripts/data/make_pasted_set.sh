@@ -10,10 +10,10 @@
 # check the boxes, and prints a table.
 # Output is deterministic (fixed seed): a rerun gives byte-identical files.
 #
-# Usage: scripts/make_pasted_set.sh [extra args for make_pasted_set.py, e.g. --seed N --out DIR]
+# Usage: scripts/data/make_pasted_set.sh [extra args for make_pasted_set.py, e.g. --seed N --out DIR]
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # shellcheck source=scripts/lib/venv.sh
 . "$REPO_ROOT/scripts/lib/venv.sh"
 
@@ -25,5 +25,5 @@ venv_ensure pasted \
     "pillow==$PILLOW_VERSION"
 
 export PYTHONDONTWRITEBYTECODE=1
-exec "$VENV_PY" "$REPO_ROOT/scripts/make_pasted_set.py" \
+exec "$VENV_PY" "$REPO_ROOT/scripts/data/make_pasted_set.py" \
     --out "$REPO_ROOT/data/pasted" "$@"
