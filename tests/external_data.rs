@@ -1,6 +1,6 @@
 //! ONNX external data (PyTorch's default exporter writes the weights to `model.onnx.data`):
 //! a model whose weights were moved to a data file, some past the 2 GB mark, gives the
-//! numpy reference logits of the original (scripts/make_fixtures.py); a missing or
+//! numpy reference logits of the original (scripts/fixtures/make_fixtures.py); a missing or
 //! truncated data file is refused naming the file.
 
 mod common;

@@ -1,5 +1,5 @@
 //! Model surgery on tiny ONNX fixtures whose features, maps and logits were computed
-//! independently with numpy (scripts/make_fixtures.py, cross-checked with onnxruntime).
+//! independently with numpy (scripts/fixtures/make_fixtures.py, cross-checked with onnxruntime).
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Multi-label (sigmoid) models: a small GAP + Linear net exported with its final Sigmoid
 //! and as raw logits (`tests/fixtures/models/multilabel_*.onnx`, made by
-//! `scripts/make_multilabel_fixtures.py` with onnxruntime's outputs). cambox finds the
+//! `scripts/fixtures/make_multilabel_fixtures.py` with onnxruntime's outputs). cambox finds the
 //! Sigmoid, offers CAM, gives onnxruntime's per-class probabilities, and its CAM maps are
 //! the numpy maps with the logit identity holding; the raw-logits export run with
 //! `activation = "sigmoid"` gives the same.

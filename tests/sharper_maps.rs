@@ -1,7 +1,7 @@
 //! Sharper maps (issue 15): the network at an input size its file does not declare, proved
 //! or refused by name; mirrored and multi-size passes averaged.
 //!
-//! Golden values are independent: numpy (scripts/make_fixtures.py, the `.resized.` files)
+//! Golden values are independent: numpy (scripts/fixtures/make_fixtures.py, the `.resized.` files)
 //! and onnxruntime on a copy of EfficientNet-Lite0 re-typed to 480x320
 //! (scripts/reference/retype_reference.py, tests/fixtures/retype/).
 

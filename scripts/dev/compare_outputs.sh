@@ -14,7 +14,8 @@
 #
 # Compared byte for byte: boxes.csv, every file under masks/, overlays/ and maps/, and
 # every file the evals write (per_image.csv, summary.json, unmatched.csv,
-# calibrated.toml, report.html). images.csv is compared byte for byte after dropping the
+# calibrated.toml, report.html; a report.html whose bytes differ is then compared as the
+# page a browser parses, scripts/dev/same_page.py, and counted apart). images.csv is compared byte for byte after dropping the
 # `ms` column (processing time) and sorting rows (rows arrive in completion order);
 # boxes.csv and the evals' per_image.csv (in images.csv order) are sorted likewise. run.json is compared without its times (started,
 # finished, time). Both binaries write into the same path in turn, so paths recorded in
@@ -75,9 +76,11 @@ mv "$work/run" "$work/old"
 jobs "$new"
 mv "$work/run" "$work/new"
 
-python3 - "$work/old" "$work/new" <<'PY'
+python3 - "$work/old" "$work/new" "$(dirname "$0")" <<'PY'
 import csv, io, json, os, sys
-old, new = sys.argv[1], sys.argv[2]
+old, new, here = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.path.insert(0, here)
+from same_page import same_page  # report.html: maud writes the same page with other quotes
 
 def files(d):
     # .cambox.lock: the folder lock of newer versions, not an output.
@@ -113,17 +116,28 @@ def content(root, rel):
         return manifest(p)
     return open(p, "rb").read()
 
+def json_paths(a, b, at=""):
+    """The keys at which two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for k in sorted(set(a) | set(b)) for p in json_paths(a.get(k), b.get(k), f"{at}.{k}")]
+    return [] if a == b else [at or "."]
+
 fo, fn = files(old), files(new)
 bad = []
 for rel in sorted(set(fo) ^ set(fn)):
     bad.append(f"only in {'old' if rel in fo else 'new'}: {rel}")
-same = 0
+same, pages = 0, []
 for rel in sorted(set(fo) & set(fn)):
     if content(old, rel) == content(new, rel):
         same += 1
+    elif os.path.basename(rel) == "report.html" and same_page(os.path.join(old, rel), os.path.join(new, rel)) is None:
+        pages.append(rel)
+    elif os.path.basename(rel) == "run.json":
+        keys = json_paths(json.loads(manifest(os.path.join(old, rel))), json.loads(manifest(os.path.join(new, rel))))
+        bad.append(f"differs: {rel} (at {', '.join(keys)})")
     else:
         bad.append(f"differs: {rel}")
-print(f"compare: {same} files identical, {len(bad)} differences")
+print(f"compare: {same} files identical, {len(pages)} report pages the same page (serialised otherwise), {len(bad)} differences")
 for b in bad[:50]:
     print("  " + b)
 sys.exit(1 if bad else 0)

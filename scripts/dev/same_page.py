@@ -4,7 +4,7 @@ aside: attribute quotes (' or "), character references (&#39; or '), and an SVG 
 written self-closing (<line/>) or with its end tag (<line></line>).
 
 Made for report.html when its writer changed from hand-written strings to maud, which
-quotes attributes with " and does not escape ': scripts/compare_outputs.sh compares bytes,
+quotes attributes with " and does not escape ': scripts/dev/compare_outputs.sh compares bytes,
 this compares what a browser parses (tags, attributes in order, text), with the standard
 library only. Usage: same_page.py OLD NEW [OLD NEW ...]; exit 0 when every pair is the
 same page, 1 with the first difference of each pair that is not.
@@ -57,21 +57,28 @@ def short(t):
     return s if len(s) < 300 else s[:300] + "..."
 
 
+def same_page(old, new):
+    """None when the two files parse to the same page, else where they first differ."""
+    a, b = tokens(old), tokens(new)
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    if first is None and len(a) == len(b):
+        return None
+    i = first if first is not None else min(len(a), len(b))
+    return (f"differ at token {i} of {len(a)} / {len(b)}\n"
+            f"  old: {short(a[i]) if i < len(a) else '(end)'}\n  new: {short(b[i]) if i < len(b) else '(end)'}")
+
+
 def main(args):
     if len(args) < 2 or len(args) % 2:
         sys.exit(__doc__)
     bad = 0
     for old, new in zip(args[::2], args[1::2]):
-        a, b = tokens(old), tokens(new)
-        first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
-        if first is None and len(a) == len(b):
-            print(f"same page ({len(a)} tokens): {old} {new}")
+        why = same_page(old, new)
+        if why is None:
+            print(f"same page: {old} {new}")
             continue
         bad += 1
-        i = first if first is not None else min(len(a), len(b))
-        print(f"differ at token {i} of {len(a)} / {len(b)}: {old} {new}")
-        print("  old: " + (short(a[i]) if i < len(a) else "(end)"))
-        print("  new: " + (short(b[i]) if i < len(b) else "(end)"))
+        print(f"{old} {new}: {why}")
     sys.exit(1 if bad else 0)
 
 
