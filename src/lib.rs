@@ -22,7 +22,7 @@
 //! - [`truth`] reads annotations and maps their labels to model classes, for `run --truth`
 //!   and for [`eval`], which scores a finished run against them.
 //!
-//! No module imports one that imports it back (`tests/module_graph.rs` keeps it so).
+//! No module imports one that imports it back (`tests/architecture/module_graph.rs` keeps it so).
 //!
 //! The library has no `unsafe` code: what needs it (SIMD kernels, allocator tuning) is in
 //! the `cambox-kernels` crate, and the 12-bit JPEG decoder in `cambox-jpeg12`.

@@ -3,7 +3,7 @@
 //!
 //! The definitions are those of `tests/fixtures/metrics/README.md`, which an independent numpy
 //! implementation (`scripts/reference/metrics_reference.py`) was run against; the test
-//! `tests/eval_metrics.rs` feeds its cases here and compares with its output at 1e-12.
+//! `tests/eval/metrics.rs` feeds its cases here and compares with its output at 1e-12.
 //! Why each choice:
 //! - Coordinates are `f64`. Integer boxes (everything cambox predicts, and RSNA/generic
 //!   truth) then give exact integer areas, intersections and unions, and every ratio is the

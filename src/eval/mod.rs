@@ -336,11 +336,7 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
         run.images.iter().map(|i| Processed { rel: &i.rel, ok: i.ok, width: i.width, height: i.height }).collect();
     let pairing = crate::truth::matching::pair(&ann, &processed, &mut issues);
     let mut items = evaluated_items(&run, &pairing, o, &mut notes);
-    let wanted: BTreeSet<usize> = classes.iter().flat_map(|c| c.classes.iter().copied()).collect();
-    let mut probabilities = run.probabilities(&wanted)?;
-    for it in &mut items {
-        it.probs = probabilities.remove(&it.img.rel).unwrap_or_default();
-    }
+    add_probabilities(&run, &classes, &mut items)?;
     let params = ScoreParams {
         min_score: o.min_score,
         convention: o.convention,
@@ -351,43 +347,11 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
     let images = score(&items, &run.boxes, &classes, &centres, &params);
     notes.extend(image_notes(&run, &images, &classes, per_label, &params, o));
 
-    let sweep = if o.baseline.is_none() && maps_dir.is_dir() {
-        let s = threshold_sweep(&o.run, &images, &classes, o);
-        if s.0.without_map > 0 {
-            notes.push(format!("pairs with truth but no usable map (misses in the sweep): {}", s.0.without_map));
-        }
-        Some(s)
-    } else {
-        if o.baseline.is_none() {
-            notes
-                .push("no maps/ in the run folder: run with [output] maps = true for MaxBoxAcc and --calibrate".into());
-        }
-        None
-    };
+    let sweep = sweep_if_maps(o, &maps_dir, &images, &classes, &mut notes);
     let all: Vec<&ImageResult> = images.iter().collect();
     let mut metrics = metrics_of(&all, &params);
     metrics.max_box_acc = max_box_acc(sweep.as_ref().map(|s| &s.0), o.baseline, &metrics);
-    let per_class: BTreeMap<String, ClassSummary> = classes
-        .iter()
-        .enumerate()
-        .map(|(c, class)| {
-            let pairs: Vec<&ImageResult> = images.iter().filter(|i| i.class_index == c).collect();
-            let mut m = metrics_of(&pairs, &params);
-            m.max_box_acc = max_box_acc(sweep.as_ref().map(|s| &s.1[c]), o.baseline, &m);
-            let summary = ClassSummary {
-                model_classes: class.classes.clone(),
-                model_class_names: class
-                    .classes
-                    .iter()
-                    .map(|k| run.class_names.get(k).cloned().unwrap_or_default())
-                    .collect(),
-                centre_baseline_size: centres[c].map(|(w, h)| [w, h]),
-                counts: pair_counts(&pairs),
-                metrics: m,
-            };
-            (class.name.clone(), summary)
-        })
-        .collect();
+    let per_class = class_summaries(&run, &classes, &images, &centres, sweep.as_ref().map(|s| &s.1[..]), &params, o);
     let mean_over_classes = MeanMetrics::of(per_class.values().map(|c| &c.metrics));
     let counts = Counts {
         processed: run.images.len(),
@@ -419,6 +383,70 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
     let ev = Evaluation { out_dir, summary, classes, per_label, images, unmatched: pairing };
     report::write_all(&ev, &run, o)?;
     Ok(ev)
+}
+
+/// The probabilities of the evaluated classes from `probabilities.csv`, when the run
+/// wrote one.
+fn add_probabilities(run: &RunFiles, classes: &[EvalClass], items: &mut [Item]) -> Result<(), Error> {
+    let wanted: BTreeSet<usize> = classes.iter().flat_map(|c| c.classes.iter().copied()).collect();
+    let mut probabilities = run.probabilities(&wanted)?;
+    for it in items {
+        it.probs = probabilities.remove(&it.img.rel).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The threshold sweep over the run's maps (all pairs, and per class), when there are
+/// maps and no baseline replaces them; otherwise a note says why MaxBoxAcc is missing.
+fn sweep_if_maps(
+    o: &EvalOptions,
+    maps_dir: &Path,
+    images: &[ImageResult],
+    classes: &[EvalClass],
+    notes: &mut Vec<String>,
+) -> Option<(SweepResult, Vec<SweepResult>)> {
+    if o.baseline.is_some() {
+        return None;
+    }
+    if !maps_dir.is_dir() {
+        notes.push("no maps/ in the run folder: run with [output] maps = true for MaxBoxAcc and --calibrate".into());
+        return None;
+    }
+    let s = threshold_sweep(&o.run, images, classes, o);
+    if s.0.without_map > 0 {
+        notes.push(format!("pairs with truth but no usable map (misses in the sweep): {}", s.0.without_map));
+    }
+    Some(s)
+}
+
+/// Each evaluated class's metrics over its own pairs.
+fn class_summaries(
+    run: &RunFiles,
+    classes: &[EvalClass],
+    images: &[ImageResult],
+    centres: &[Option<(f64, f64)>],
+    sweeps: Option<&[SweepResult]>,
+    params: &ScoreParams,
+    o: &EvalOptions,
+) -> BTreeMap<String, ClassSummary> {
+    classes
+        .iter()
+        .enumerate()
+        .map(|(c, class)| {
+            let pairs: Vec<&ImageResult> = images.iter().filter(|i| i.class_index == c).collect();
+            let mut m = metrics_of(&pairs, params);
+            m.max_box_acc = max_box_acc(sweeps.map(|s| &s[c]), o.baseline, &m);
+            let names = class.classes.iter().map(|k| run.class_names.get(k).cloned().unwrap_or_default()).collect();
+            let summary = ClassSummary {
+                model_classes: class.classes.clone(),
+                model_class_names: names,
+                centre_baseline_size: centres[c].map(|(w, h)| [w, h]),
+                counts: pair_counts(&pairs),
+                metrics: m,
+            };
+            (class.name.clone(), summary)
+        })
+        .collect()
 }
 
 /// An image taking part: its row of the run, its truth boxes and size.
@@ -519,6 +547,21 @@ fn probability_of(it: &Item, boxes: &[&RunBox], k: usize) -> Option<f64> {
         .or_else(|| it.img.top_k.iter().find(|(c, _)| *c == k).map(|(_, p)| *p))
 }
 
+/// The class's model class on an image: the most probable one with boxes (ties: the
+/// first in the class's list).
+fn chosen_class(it: &Item, boxes: &[&RunBox], c: &EvalClass) -> Option<usize> {
+    c.classes
+        .iter()
+        .copied()
+        .filter(|&k| boxes.iter().any(|b| b.class == k))
+        .map(|k| (k, probability_of(it, boxes, k).unwrap_or(0.0)))
+        .fold(None, |best: Option<(usize, f64)>, (k, pk)| match best {
+            Some((_, pb)) if pb >= pk => best,
+            _ => Some((k, pk)),
+        })
+        .map(|(k, _)| k)
+}
+
 /// The probability of an evaluated class (a truth label that may mean several model
 /// classes). A softmax model's classes are mutually exclusive, so the label's probability
 /// is the sum of its classes' (VOC "cat" is ImageNet 281 or 282 or 285 or 287); a
@@ -576,18 +619,7 @@ pub fn score(
         let has_boxes = |k: usize| run_boxes.iter().any(|b| b.class == k);
         for (ci, c) in classes.iter().enumerate() {
             let truth = truth_of(&it.truth, c);
-            // The class's model class on this image: the most probable one with boxes.
-            let chosen = c
-                .classes
-                .iter()
-                .copied()
-                .filter(|&k| has_boxes(k))
-                .map(|k| (k, probability_of(it, &run_boxes, k).unwrap_or(0.0)))
-                .fold(None, |best: Option<(usize, f64)>, (k, pk)| match best {
-                    Some((_, pb)) if pb >= pk => best,
-                    _ => Some((k, pk)),
-                })
-                .map(|(k, _)| k);
+            let chosen = chosen_class(it, &run_boxes, c);
             let probability = label_probability(it, &run_boxes, c, chosen, p.activation);
             let raw: Vec<(Rect, f64)> = match (p.baseline, centres[ci]) {
                 (Some(Baseline::Whole), _) => vec![(baseline::whole_box(it.w, it.h), 1.0)],
@@ -619,8 +651,7 @@ pub fn score(
                             && (p.baseline.is_some() || has_boxes(k))
                             && best_iou_of(&run_boxes, k, &preds, &truth, p, it.w, it.h).is_some_and(|v| v >= 0.5)
                     };
-                    let top5 = it.img.top_k.iter().take(5).any(|&(k, _)| loc(k));
-                    (top1.is_some_and(loc), Some(top5))
+                    (top1.is_some_and(loc), Some(it.img.top_k.iter().take(5).any(|&(k, _)| loc(k))))
                 }
                 Activation::Sigmoid => (detected && best_iou.is_some_and(|v| v >= 0.5), None),
             };

@@ -186,6 +186,29 @@ pub fn calibrated_toml(s: &Summary, o: &EvalOptions) -> String {
     t
 }
 
+/// The per-label part of [`table`]: one row per evaluated truth label, aligned.
+fn per_label_table(out: &mut String, s: &Summary) {
+    let (head, rows) = class_table(s);
+    let widths: Vec<usize> = (0..head.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([head[c].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+    };
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", line(head.iter().map(|h| h.to_string()).collect()));
+    let _ = writeln!(out, "{}", line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r));
+    }
+    if !s.unmapped_labels.is_empty() {
+        let l: Vec<String> = s.unmapped_labels.iter().map(|(l, n)| format!("'{l}' ({n} boxes)")).collect();
+        let _ = writeln!(out, "truth labels that mean no model class, not evaluated: {}", l.join(", "));
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "over all pairs:");
+}
+
 /// The readable table for stdout.
 pub fn table(ev: &Evaluation) -> String {
     let s = &ev.summary;
@@ -228,32 +251,7 @@ pub fn table(ev: &Evaluation) -> String {
         s.annotation_issues.total()
     );
     if ev.per_label {
-        let (head, rows) = class_table(s);
-        let widths: Vec<usize> = (0..head.len())
-            .map(|c| rows.iter().map(|r| r[c].chars().count()).chain([head[c].len()]).max().unwrap_or(0))
-            .collect();
-        let line = |cells: Vec<String>| {
-            cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        };
-        let _ = writeln!(out);
-        let _ = writeln!(out, "{}", line(head.iter().map(|h| h.to_string()).collect()));
-        let _ = writeln!(out, "{}", line(widths.iter().map(|w| "-".repeat(*w)).collect()));
-        for r in rows {
-            let _ = writeln!(out, "{}", line(r));
-        }
-        if !s.unmapped_labels.is_empty() {
-            let l: Vec<String> = s.unmapped_labels.iter().map(|(l, n)| format!("'{l}' ({n} boxes)")).collect();
-            let _ = writeln!(out, "truth labels that mean no model class, not evaluated: {}", l.join(", "));
-        }
-        let _ = writeln!(out);
-        let _ = writeln!(out, "over all pairs:");
+        per_label_table(&mut out, s);
     }
     let rows = metric_rows(&s.metrics, &s.counts.pairs, p.sweep_step);
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);

@@ -20,7 +20,7 @@
 //! values wrap through `RANGE_MASK` exactly as libjpeg's do). The arithmetic is done in
 //! i64: identical to libjpeg's 32-bit arithmetic wherever that does not overflow (every
 //! valid stream), and never a panic where it would (corrupt ones). Checked against
-//! libjpeg-turbo 3.1 and pydicom's decoders in `tests/dicom.rs` (see
+//! libjpeg-turbo 3.1 and pydicom's decoders in `tests/run/dicom.rs` (see
 //! `tests/fixtures/dicom/README.md`).
 //!
 //! As libjpeg does, a scan whose Ss/Se fields are not 0/63 is decoded as the full

@@ -25,7 +25,7 @@
 //! Only on a CPU with AVX2 and FMA; anywhere else tract's ops stay.
 //! `[model] kernels = "tract"` keeps tract's ops everywhere (to compare the two end to end).
 //! The sums run in another order than tract's (and with fused multiply-adds): outputs
-//! agree with tract's ops within 1e-5 of the tensor's scale, which `tests/depthwise.rs`
+//! agree with tract's ops within 1e-5 of the tensor's scale, which `tests/models/kernels.rs`
 //! checks on every depthwise chain of both models.
 
 use tract_onnx::prelude::*;

@@ -4,7 +4,7 @@
 //! Why a crate of their own: the kernels are the only code of cambox that needs `unsafe`
 //! (SIMD intrinsics behind run-time CPU detection, and one allocator setting), and they
 //! have their own concern, speed, measured against tract's ops (`benches/network.rs`,
-//! `tests/kernels.rs`). The cambox library forbids `unsafe` and calls [`substitute`] with
+//! `tests/models/kernels.rs`). The cambox library forbids `unsafe` and calls [`substitute`] with
 //! the user's [`KernelChoice`]; what ran is returned as a [`KernelReport`] for `run.json`.
 //!
 //! - [`isa`]: the vector instructions this CPU has, detected once. A value of [`isa::Isa`]

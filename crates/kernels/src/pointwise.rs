@@ -34,7 +34,7 @@
 //! has one successor and is not a model output. It needs AVX-512 (tract's op stays on a
 //! CPU without it), and `[model] kernels = "tract"` keeps tract's op everywhere. Sums run in
 //! another order than tract's: outputs agree with tract's within 1e-5 of the tensor's
-//! scale, which `tests/pointwise.rs` checks on every layer of both models.
+//! scale, which `tests/models/kernels.rs` checks on every layer of both models.
 
 use std::sync::Arc;
 

@@ -40,7 +40,7 @@
 //! are all in original pixels, as with a full decode.
 //!
 //! Measured on the 16 sample X-rays with the bench recipe (EfficientNet-Lite0, resize
-//! 256 / crop 224, bilinear, cam-paper; `tests/jpeg_scaling.rs`): the 8 with a shorter
+//! 256 / crop 224, bilinear, cam-paper; `tests/run/jpeg_scaling.rs`): the 8 with a shorter
 //! side of at least 1024 pixels are decoded at 1/2, the others exactly. On those 8 the
 //! network input differs from the exact path's by at most 1.5 grey levels (mean 0.11:
 //! the reduced IDCT is a box filter before the resize's triangle); the top-1 class is

@@ -165,17 +165,7 @@ pub fn components_above<V: Copy + Into<f32>>(
     cut: f32,
 ) -> RunComponents {
     let (x0, y0, x1, y1) = rect;
-    let mut runs: Vec<Run> = Vec::new();
-    let mut sums: Vec<f64> = Vec::new();
-    let mut parent: Vec<u32> = Vec::new();
-    fn find(parent: &mut [u32], mut i: u32) -> u32 {
-        while parent[i as usize] != i {
-            let g = parent[parent[i as usize] as usize];
-            parent[i as usize] = g;
-            i = g;
-        }
-        i
-    }
+    let mut forest = RunForest::default();
     // Runs of the previous row: indices [prev_lo, prev_hi).
     let (mut prev_lo, mut prev_hi) = (0usize, 0usize);
     // The row's comparisons as bytes: one branch-free, vectorised pass, then run ends are
@@ -184,7 +174,7 @@ pub fn components_above<V: Copy + Into<f32>>(
     for y in y0..y1 {
         let row = &values[y * w..(y + 1) * w];
         let srow = &scores[y * w..(y + 1) * w];
-        let start = runs.len();
+        let start = forest.runs.len();
         above.clear();
         above.extend(row[x0..x1].iter().map(|&v| (v.into() > cut) as u8));
         let mut x = 0;
@@ -195,58 +185,92 @@ pub fn components_above<V: Copy + Into<f32>>(
             }
             let b = x;
             x += skip_equal(&above[x..], 1);
-            runs.push(Run { y: y as u32, x1: (x0 + b) as u32, x2: (x0 + x) as u32 });
-            sums.push(lane_sum(&srow[x0 + b..x0 + x]));
-            parent.push((runs.len() - 1) as u32);
+            forest.push(Run { y: y as u32, x1: (x0 + b) as u32, x2: (x0 + x) as u32 }, lane_sum(&srow[x0 + b..x0 + x]));
         }
-        // [a1, a2) on the row above and [b1, b2) here touch (8-connected) when
-        // a1 <= b2 and b1 <= a2.
-        let mut j = prev_lo;
-        for i in start..runs.len() {
-            let r = runs[i];
-            while j < prev_hi && runs[j].x2 < r.x1 {
+        forest.join(prev_lo..prev_hi, start..forest.runs.len());
+        (prev_lo, prev_hi) = (start, forest.runs.len());
+    }
+    forest.into_components()
+}
+
+/// Runs in raster order, each with its score sum, under a union-find whose roots are
+/// the first run (in raster order) of their component.
+#[derive(Default)]
+struct RunForest {
+    runs: Vec<Run>,
+    sums: Vec<f64>,
+    parent: Vec<u32>,
+}
+
+impl RunForest {
+    fn push(&mut self, run: Run, sum: f64) {
+        self.parent.push(self.runs.len() as u32);
+        self.runs.push(run);
+        self.sums.push(sum);
+    }
+
+    fn find(&mut self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            let g = self.parent[self.parent[i as usize] as usize];
+            self.parent[i as usize] = g;
+            i = g;
+        }
+        i
+    }
+
+    /// Unites each run of row `here` with the runs of row `above` it touches:
+    /// [a1, a2) above and [b1, b2) here touch (8-connected) when a1 <= b2 and b1 <= a2.
+    fn join(&mut self, above: std::ops::Range<usize>, here: std::ops::Range<usize>) {
+        let mut j = above.start;
+        for i in here {
+            let r = self.runs[i];
+            while j < above.end && self.runs[j].x2 < r.x1 {
                 j += 1;
             }
             let mut k = j;
-            while k < prev_hi && runs[k].x1 <= r.x2 {
-                let (a, b) = (find(&mut parent, k as u32), find(&mut parent, i as u32));
+            while k < above.end && self.runs[k].x1 <= r.x2 {
+                let (a, b) = (self.find(k as u32), self.find(i as u32));
                 if a != b {
                     // The earlier run in raster order is the root, so roots are first pixels.
                     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-                    parent[hi as usize] = lo;
+                    self.parent[hi as usize] = lo;
                 }
                 k += 1;
             }
         }
-        (prev_lo, prev_hi) = (start, runs.len());
     }
-    let mut run_labels = vec![0u32; runs.len()];
-    let mut components: Vec<Component> = Vec::new();
-    for i in 0..runs.len() {
-        let root = find(&mut parent, i as u32) as usize;
-        let r = runs[i];
-        if root == i {
-            components.push(Component {
-                x1: r.x1,
-                y1: r.y,
-                x2: r.x2,
-                y2: r.y + 1,
-                area: 0,
-                score_sum: 0.0,
-                label: components.len() as u32 + 1,
-            });
-            run_labels[i] = components.len() as u32;
-        } else {
-            run_labels[i] = run_labels[root];
+
+    /// Labels components in the raster order of their first pixel and sums their boxes,
+    /// areas and scores.
+    fn into_components(mut self) -> RunComponents {
+        let mut run_labels = vec![0u32; self.runs.len()];
+        let mut components: Vec<Component> = Vec::new();
+        for i in 0..self.runs.len() {
+            let root = self.find(i as u32) as usize;
+            let r = self.runs[i];
+            if root == i {
+                components.push(Component {
+                    x1: r.x1,
+                    y1: r.y,
+                    x2: r.x2,
+                    y2: r.y + 1,
+                    area: 0,
+                    score_sum: 0.0,
+                    label: components.len() as u32 + 1,
+                });
+                run_labels[i] = components.len() as u32;
+            } else {
+                run_labels[i] = run_labels[root];
+            }
+            let c = &mut components[run_labels[i] as usize - 1];
+            c.x1 = c.x1.min(r.x1);
+            c.x2 = c.x2.max(r.x2);
+            c.y2 = c.y2.max(r.y + 1);
+            c.area += (r.x2 - r.x1) as u64;
+            c.score_sum += self.sums[i];
         }
-        let c = &mut components[run_labels[i] as usize - 1];
-        c.x1 = c.x1.min(r.x1);
-        c.x2 = c.x2.max(r.x2);
-        c.y2 = c.y2.max(r.y + 1);
-        c.area += (r.x2 - r.x1) as u64;
-        c.score_sum += sums[i];
+        RunComponents { runs: self.runs, run_labels, components }
     }
-    RunComponents { runs, run_labels, components }
 }
 
 #[cfg(test)]

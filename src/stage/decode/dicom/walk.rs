@@ -116,99 +116,138 @@ pub(crate) fn check_lengths(
     order: Order,
     meta_only: bool,
 ) -> Result<Walked, WalkError> {
-    let u16_at = |i: usize| match order {
-        Order::Little => u16::from_le_bytes([b[i], b[i + 1]]),
-        Order::Big => u16::from_be_bytes([b[i], b[i + 1]]),
-    };
-    let u32_at = |i: usize| match order {
-        Order::Little => u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]),
-        Order::Big => u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]),
-    };
-    let fits = |tag, start: usize, len: u32| {
-        let present = b.len().saturating_sub(start);
+    let mut walker = Walker { b, order, stack: vec![Open { mode: vr, opaque: None }], opaque: Vec::new() };
+    while pos + 8 <= b.len() {
+        let tag = (walker.u16_at(pos), walker.u16_at(pos + 2));
+        if meta_only && tag.0 != 0x0002 {
+            break;
+        }
+        let step = if tag.0 == ITEM_GROUP { walker.item(pos, tag)? } else { walker.element(pos, tag)? };
+        match step {
+            Some(next) => pos = next,
+            None => break,
+        }
+    }
+    // Opaque elements still open at the end run to the end of the bytes.
+    while let Some(open) = walker.stack.pop() {
+        walker.close(open, b.len());
+    }
+    Ok(Walked { end: pos.min(b.len()), opaque: walker.opaque })
+}
+
+/// The state of one walk: the bytes, the open undefined-length containers and the
+/// opaque elements found so far.
+struct Walker<'a> {
+    b: &'a [u8],
+    order: Order,
+    /// Never empty: the bottom is the data set itself.
+    stack: Vec<Open>,
+    opaque: Vec<Opaque>,
+}
+
+impl Walker<'_> {
+    fn u16_at(&self, i: usize) -> u16 {
+        let b = [self.b[i], self.b[i + 1]];
+        match self.order {
+            Order::Little => u16::from_le_bytes(b),
+            Order::Big => u16::from_be_bytes(b),
+        }
+    }
+
+    fn u32_at(&self, i: usize) -> u32 {
+        let b = [self.b[i], self.b[i + 1], self.b[i + 2], self.b[i + 3]];
+        match self.order {
+            Order::Little => u32::from_le_bytes(b),
+            Order::Big => u32::from_be_bytes(b),
+        }
+    }
+
+    fn mode(&self) -> Vr {
+        self.stack.last().expect("never empty").mode
+    }
+
+    /// Fails when `len` bytes from `start` run past the end.
+    fn fits(&self, tag: (u16, u16), start: usize, len: u32) -> Result<(), WalkError> {
+        let present = self.b.len().saturating_sub(start);
         if len as usize > present {
             Err(WalkError::Overrun(Overrun { tag, declared: len, present }))
         } else {
             Ok(())
         }
-    };
-    let mut opaque: Vec<Opaque> = Vec::new();
-    let close = |opaque: &mut Vec<Opaque>, open: Open, end: usize| {
+    }
+
+    /// Records where a closed opaque element ends.
+    fn close(&mut self, open: Open, end: usize) {
         if let Some(i) = open.opaque {
-            let start = opaque[i].length_at + 4;
-            opaque[i].length = u32::try_from(end - start).unwrap_or(UNDEFINED - 1);
+            let start = self.opaque[i].length_at + 4;
+            self.opaque[i].length = u32::try_from(end - start).unwrap_or(UNDEFINED - 1);
         }
-    };
-    let mut stack = vec![Open { mode: vr, opaque: None }];
-    while pos + 8 <= b.len() {
-        let tag = (u16_at(pos), u16_at(pos + 2));
-        if meta_only && tag.0 != 0x0002 {
-            break;
-        }
-        let mode = stack.last().expect("never empty").mode;
-        if tag.0 == ITEM_GROUP {
-            let len = u32_at(pos + 4);
-            match tag.1 {
-                ITEM if len == UNDEFINED => pos += 8,
-                ITEM => {
-                    fits(tag, pos + 8, len)?;
-                    pos += 8 + if mode == Vr::Fragments { len as usize } else { 0 };
-                }
-                ITEM_END => pos += 8,
-                SEQUENCE_END => {
-                    pos += 8;
-                    if stack.len() > 1 {
-                        let open = stack.pop().expect("more than one");
-                        close(&mut opaque, open, pos);
-                    }
-                }
-                _ => return Err(WalkError::Malformed { at: pos }),
+    }
+
+    /// An item or delimiter header (group FFFE) at `pos`: where the next header starts.
+    fn item(&mut self, pos: usize, tag: (u16, u16)) -> Result<Option<usize>, WalkError> {
+        let len = self.u32_at(pos + 4);
+        let next = match tag.1 {
+            ITEM if len == UNDEFINED => pos + 8,
+            ITEM => {
+                self.fits(tag, pos + 8, len)?;
+                pos + 8 + if self.mode() == Vr::Fragments { len as usize } else { 0 }
             }
-            continue;
-        }
+            ITEM_END => pos + 8,
+            SEQUENCE_END => {
+                if self.stack.len() > 1 {
+                    let open = self.stack.pop().expect("more than one");
+                    self.close(open, pos + 8);
+                }
+                pos + 8
+            }
+            _ => return Err(WalkError::Malformed { at: pos }),
+        };
+        Ok(Some(next))
+    }
+
+    /// A data element header at `pos`: where the next header starts, or `None` when a
+    /// header is cut by the end of the bytes.
+    fn element(&mut self, pos: usize, tag: (u16, u16)) -> Result<Option<usize>, WalkError> {
+        let b = self.b;
+        let mode = self.mode();
         let (explicit_vr, len, header) = match mode {
             Vr::Fragments => return Err(WalkError::Malformed { at: pos }),
             Vr::Explicit => {
                 let v = [b[pos + 4], b[pos + 5]];
                 if SHORT_VRS.contains(&&v) {
-                    (Some(v), u16_at(pos + 6) as u32, 8)
+                    (Some(v), self.u16_at(pos + 6) as u32, 8)
                 } else if pos + 12 > b.len() {
                     // A long-VR header cut by the end of the file: the reader fails
                     // at the same place, allocating nothing.
-                    break;
+                    return Ok(None);
                 } else {
-                    (Some(v), u32_at(pos + 8), 12)
+                    (Some(v), self.u32_at(pos + 8), 12)
                 }
             }
-            Vr::Implicit => (None, u32_at(pos + 4), 8),
+            Vr::Implicit => (None, self.u32_at(pos + 4), 8),
         };
         if len == UNDEFINED {
             let open = match (tag, explicit_vr) {
                 (PIXEL_DATA, _) => Open { mode: Vr::Fragments, opaque: None },
                 (_, Some(v)) if !LONG_VRS.contains(&&v) => {
-                    opaque.push(Opaque { length_at: pos + 8, length: 0 });
-                    Open { mode: Vr::Implicit, opaque: Some(opaque.len() - 1) }
+                    self.opaque.push(Opaque { length_at: pos + 8, length: 0 });
+                    Open { mode: Vr::Implicit, opaque: Some(self.opaque.len() - 1) }
                 }
                 _ => Open { mode, opaque: None },
             };
-            stack.push(open);
-            pos += header;
-            continue;
+            self.stack.push(open);
+            return Ok(Some(pos + header));
         }
-        fits(tag, pos + header, len)?;
+        self.fits(tag, pos + header, len)?;
         // Sequences are walked into (their items' lengths are checked too); in implicit
         // VR a sequence is recognised by its first item tag.
         let sequence = match explicit_vr {
             Some(v) => &v == b"SQ",
-            None => len >= 8 && u16_at(pos + 8) == ITEM_GROUP && u16_at(pos + 10) == ITEM,
+            None => len >= 8 && self.u16_at(pos + 8) == ITEM_GROUP && self.u16_at(pos + 10) == ITEM,
         };
-        pos += header + if sequence { 0 } else { len as usize };
+        Ok(Some(pos + header + if sequence { 0 } else { len as usize }))
     }
-    // Opaque elements still open at the end run to the end of the bytes.
-    while let Some(open) = stack.pop() {
-        close(&mut opaque, open, b.len());
-    }
-    Ok(Walked { end: pos.min(b.len()), opaque })
 }
 
 /// `b` with every opaque element's undefined length replaced by its content's length

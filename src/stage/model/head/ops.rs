@@ -182,15 +182,7 @@ impl HeadOp {
                 map_value(a, |t| Ok(permuted(t, &p)), |t| Ok(permuted(t, &p)))?
             }
             HeadOp::Identity => arg(0)?.clone(),
-            HeadOp::Shape { start, end } => {
-                let s: Vec<i64> = arg(0)?.shape().iter().map(|&d| d as i64).collect();
-                let r = s.len() as i64;
-                let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-                let (lo, hi) = (clamp(*start), clamp(end.unwrap_or(r)));
-                Value::I(
-                    ArrayD::from_shape_vec(IxDyn(&[hi.saturating_sub(lo)]), s[lo..hi.max(lo)].to_vec()).expect("1-D"),
-                )
-            }
+            HeadOp::Shape { start, end } => shape_of(arg(0)?, *start, *end),
             HeadOp::Gather { axis } => {
                 let (a, idx) = (arg(0)?, arg(1)?);
                 let ax = self::axis(*axis, a.shape().len())?;
@@ -209,16 +201,7 @@ impl HeadOp {
                 (Value::F(a), false) => Value::I(a.mapv(|v| v as i64)),
                 (Value::I(a), false) => Value::I(a.clone()),
             },
-            HeadOp::Expand => {
-                let a = arg(0)?;
-                let to: Vec<usize> = arg(1)?.ints().iter().map(|&d| d.max(0) as usize).collect();
-                let to = broadcast_shape(a.shape(), &to)?;
-                map_value(
-                    a,
-                    |t| Ok(t.broadcast(IxDyn(&to)).expect("checked").to_owned()),
-                    |t| Ok(t.broadcast(IxDyn(&to)).expect("checked").to_owned()),
-                )?
-            }
+            HeadOp::Expand => expand(arg(0)?, &arg(1)?.ints())?,
             HeadOp::ConstantOfShape(v) => {
                 let to: Vec<usize> = arg(0)?.ints().iter().map(|&d| d.max(0) as usize).collect();
                 match v {
@@ -454,6 +437,24 @@ impl Unary {
 
 /// sqrt(2 / pi), of the tanh approximation of GELU.
 const GELU_C: f32 = 0.797_884_6;
+
+/// ONNX Shape: the dimensions of `a` from `start` to `end` (negative: from the end).
+fn shape_of(a: &Value, start: i64, end: Option<i64>) -> Value {
+    let s: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
+    let r = s.len() as i64;
+    let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+    let (lo, hi) = (clamp(start), clamp(end.unwrap_or(r)));
+    Value::I(ArrayD::from_shape_vec(IxDyn(&[hi.saturating_sub(lo)]), s[lo..hi.max(lo)].to_vec()).expect("1-D"))
+}
+
+/// ONNX Expand: `a` broadcast with `shape`.
+fn expand(a: &Value, shape: &[i64]) -> Result<Value, String> {
+    let to: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    let to = broadcast_shape(a.shape(), &to)?;
+    let grow = |t: &ArrayD<f32>| Ok(t.broadcast(IxDyn(&to)).expect("checked").to_owned());
+    let grow_i = |t: &ArrayD<i64>| Ok(t.broadcast(IxDyn(&to)).expect("checked").to_owned());
+    map_value(a, grow, grow_i)
+}
 
 fn opt_floats<'a>(x: &[Option<&'a Value>], i: usize) -> Result<Option<&'a ArrayD<f32>>, String> {
     x.get(i).copied().flatten().map(Value::floats).transpose()

@@ -327,7 +327,9 @@ enum Translated {
 
 /// The op of node `n`, whose data input is `data` (`None` for a node of constants).
 fn translate(b: &Builder, n: &NodeProto, data: Option<&str>) -> Result<Translated, String> {
-    let unary = |u: Unary| Ok(Translated::Op(HeadOp::Unary(u)));
+    if let Some(u) = unary_of(b, n)? {
+        return Ok(Translated::Op(HeadOp::Unary(u)));
+    }
     let binary = |o: Binary| Ok(Translated::Op(HeadOp::Binary(o)));
     let axes_attr = || attr_ints(n, "axes").filter(|_| has_attr(n, "axes"));
     let op = match n.op_type.as_str() {
@@ -335,32 +337,6 @@ fn translate(b: &Builder, n: &NodeProto, data: Option<&str>) -> Result<Translate
         "Gemm" | "MatMul" | "Conv" => dense(b, n, data)?,
         "BatchNormalization" => batch_norm(b, n)?,
         "LayerNormalization" => HeadOp::LayerNorm { axis: attr_i(n, "axis", -1), eps: attr_f(n, "epsilon", 1e-5) },
-        "Relu" => return unary(Unary::Relu),
-        "LeakyRelu" => return unary(Unary::LeakyRelu(attr_f(n, "alpha", 0.01))),
-        "Sigmoid" => return unary(Unary::Sigmoid),
-        "Tanh" => return unary(Unary::Tanh),
-        "HardSigmoid" => return unary(Unary::HardSigmoid(attr_f(n, "alpha", 0.2), attr_f(n, "beta", 0.5))),
-        "HardSwish" => return unary(Unary::HardSwish),
-        "Erf" => return unary(Unary::Erf),
-        "Gelu" => return unary(Unary::Gelu(attr_s(n, "approximate") == Some("tanh"))),
-        "Sqrt" => return unary(Unary::Sqrt),
-        "Exp" => return unary(Unary::Exp),
-        "Log" => return unary(Unary::Log),
-        "Neg" => return unary(Unary::Neg),
-        "Reciprocal" => return unary(Unary::Reciprocal),
-        "Abs" => return unary(Unary::Abs),
-        "Softplus" => return unary(Unary::Softplus),
-        "Elu" => return unary(Unary::Elu(attr_f(n, "alpha", 1.0))),
-        "Clip" => {
-            // Opset >= 11: min and max are optional inputs; before: attributes.
-            let bound = |i: usize, attr: &str, default: f32| -> Result<f32, String> {
-                match n.input.get(i).filter(|s| !s.is_empty()) {
-                    Some(_) => b.constant_floats(n, i).map(|a| a.iter().next().copied().unwrap_or(default)),
-                    None => Ok(attr_f(n, attr, default)),
-                }
-            };
-            return unary(Unary::Clip(bound(1, "min", f32::NEG_INFINITY)?, bound(2, "max", f32::INFINITY)?));
-        }
         "Add" => return binary(Binary::Add),
         "Sub" => return binary(Binary::Sub),
         "Mul" => return binary(Binary::Mul),
@@ -405,6 +381,39 @@ fn translate(b: &Builder, n: &NodeProto, data: Option<&str>) -> Result<Translate
         other => return Err(format!("op {other} is not supported in a head cambox can differentiate")),
     };
     Ok(Translated::Op(op))
+}
+
+/// The element-wise op of node `n`, when it is one.
+fn unary_of(b: &Builder, n: &NodeProto) -> Result<Option<Unary>, String> {
+    Ok(match n.op_type.as_str() {
+        "Relu" => Some(Unary::Relu),
+        "LeakyRelu" => Some(Unary::LeakyRelu(attr_f(n, "alpha", 0.01))),
+        "Sigmoid" => Some(Unary::Sigmoid),
+        "Tanh" => Some(Unary::Tanh),
+        "HardSigmoid" => Some(Unary::HardSigmoid(attr_f(n, "alpha", 0.2), attr_f(n, "beta", 0.5))),
+        "HardSwish" => Some(Unary::HardSwish),
+        "Erf" => Some(Unary::Erf),
+        "Gelu" => Some(Unary::Gelu(attr_s(n, "approximate") == Some("tanh"))),
+        "Sqrt" => Some(Unary::Sqrt),
+        "Exp" => Some(Unary::Exp),
+        "Log" => Some(Unary::Log),
+        "Neg" => Some(Unary::Neg),
+        "Reciprocal" => Some(Unary::Reciprocal),
+        "Abs" => Some(Unary::Abs),
+        "Softplus" => Some(Unary::Softplus),
+        "Elu" => Some(Unary::Elu(attr_f(n, "alpha", 1.0))),
+        "Clip" => {
+            // Opset >= 11: min and max are optional inputs; before: attributes.
+            let bound = |i: usize, attr: &str, default: f32| -> Result<f32, String> {
+                match n.input.get(i).filter(|s| !s.is_empty()) {
+                    Some(_) => b.constant_floats(n, i).map(|a| a.iter().next().copied().unwrap_or(default)),
+                    None => Ok(attr_f(n, attr, default)),
+                }
+            };
+            Some(Unary::Clip(bound(1, "min", f32::NEG_INFINITY)?, bound(2, "max", f32::INFINITY)?))
+        }
+        _ => None,
+    })
 }
 
 /// A tract tensor as a head value: floats stay floats, integers and booleans become i64.

@@ -5,12 +5,10 @@
 //! resumed as another shard, and a SIGTERM while the model loads ends the run as
 //! interrupted (130), not killed.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn script(name: &str) -> std::path::PathBuf {
     root().join("scripts/slurm").join(name)

@@ -7,12 +7,10 @@
 //! at least 1024 pixels: 8 of the 16 samples; the other 8 are decoded exactly in both
 //! runs and must give identical rows.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const XRAYS: &str = "data/samples/chest-xray";
 

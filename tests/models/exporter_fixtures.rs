@@ -10,11 +10,9 @@
 //! every logit with respect to the pooled vector (PyTorch autograd, TensorFlow's
 //! GradientTape).
 
-mod common;
-
+use crate::common::*;
 use cambox::stage::maps::{MapMethod, MethodChoice};
 use cambox::stage::model::{Head, ModelPlan};
-use common::*;
 use ndarray::{Array2, Axis, Ix4};
 use serde_json::Value;
 

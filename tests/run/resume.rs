@@ -1,14 +1,12 @@
 //! Overnight-run robustness: resume after SIGKILL and SIGINT, hostile files, shards and
 //! merge, output that cannot be written.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `n` copies of the small sample photos under `dir/in`, in a few subfolders.
 fn dataset(dir: &Path, n: usize) -> PathBuf {

@@ -3,13 +3,11 @@
 //! numpy reference logits of the original (scripts/fixtures/make_fixtures.py); a missing or
 //! truncated data file is refused naming the file.
 
-mod common;
-
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use cambox::stage::model::ModelPlan;
-use common::*;
 use ndarray::Ix4;
 use prost::Message;
 use tract_onnx::pb::{tensor_proto, ModelProto, StringStringEntryProto};

@@ -5,12 +5,10 @@
 //! the numpy maps with the logit identity holding; the raw-logits export run with
 //! `activation = "sigmoid"` gives the same.
 
-mod common;
-
+use crate::common::*;
 use cambox::plan::activation;
 use cambox::stage::maps::{Activation, ClassMaps, Prediction};
 use cambox::stage::model::{ActivationChoice, FinalOp, ModelPlan};
-use common::*;
 use ndarray::{s, Ix2, Ix4};
 
 fn fixture(name: &str) -> std::path::PathBuf {

@@ -3,11 +3,9 @@
 //! and, with the shared material, Keras GradientTape Grad-CAM on the Xception pneumonia
 //! model (tests/fixtures/gradcam/xception).
 
-mod common;
-
+use crate::common::*;
 use cambox::stage::maps::{channel_weights, eigen_projection, ClassMaps, MapMethod};
 use cambox::stage::model::{FeatureMap, ModelPlan};
-use common::*;
 use ndarray::{Array1, ArrayD, Ix4};
 
 const TOL: f32 = 1e-4;

@@ -8,12 +8,10 @@
 //! background networking (the machine has no network), a fresh profile. A screenshot of
 //! the filtered page is left in `target/report-browser/report.png` for a person to look at.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn browser() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("CAMBOX_CHROMIUM") {

@@ -5,12 +5,10 @@
 //! and onnxruntime on a copy of EfficientNet-Lite0 re-typed to 480x320
 //! (scripts/reference/retype_reference.py, tests/fixtures/retype/).
 
-mod common;
-
+use crate::common::*;
 use cambox::stage::localise::{Localiser, Recipe};
 use cambox::stage::model::{Head, ModelOptions, ModelPlan};
 use cambox::stage::preprocess::Normaliser;
-use common::*;
 use ndarray::Ix4;
 
 fn fixture_model(name: &str) -> String {

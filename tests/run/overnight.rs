@@ -3,15 +3,13 @@
 //! what a run wrote, mean/std that do not fit the model are refused, and the messages a
 //! scheduler or a person reads say what happened.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cambox"));

@@ -3,17 +3,15 @@
 //! predictions and boxes; broken files are error rows with a reason; the planted patient
 //! name and birth date never reach any output.
 
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use cambox::stage::decode::dicom::{read_dicom, DicomOptions};
 use cambox::stage::decode::WindowChoice;
-use common::*;
 use serde_json::Value;
 
 /// Planted in every fixture (manifest.json `planted_phi`): must never be written.

@@ -2,12 +2,10 @@
 //! onnxruntime oracle (tests/fixtures/reference), and, when the shared material is available
 //! (`CAMBOX_SHARED`, set by .ci/run), the Xception pneumonia model against Keras.
 
-mod common;
-
+use crate::common::*;
 use cambox::config::Config;
 use cambox::stage::model::{linear_logits, Head, ModelOptions, ModelPlan};
 use cambox::stage::preprocess::{Normaliser, PixelScale, PreprocessOptions};
-use common::*;
 use ndarray::{s, Axis, Ix4};
 
 #[test]

@@ -1,12 +1,10 @@
 //! `cambox run` on a tiny fixture model, then `cambox eval` on annotations written for
 //! it: the files exist, and the numbers agree with a computation done here by hand.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Independent IoU of half-open integer boxes (not cambox's).
 fn iou(a: [i64; 4], b: [i64; 4]) -> f64 {

@@ -1,11 +1,9 @@
 //! Model surgery on tiny ONNX fixtures whose features, maps and logits were computed
 //! independently with numpy (scripts/fixtures/make_fixtures.py, cross-checked with onnxruntime).
 
-mod common;
-
+use crate::common::*;
 use cambox::stage::maps::ClassMaps;
 use cambox::stage::model::{Head, Layout, ModelPlan};
-use common::*;
 use ndarray::Ix4;
 
 const TOL: f32 = 1e-5;

@@ -5,17 +5,15 @@
 //! over labels, the all-pairs BoxAcc and GT-known / Top-1 / Top-5 Loc must equal
 //! `expected_multiclass.json` within 1e-12, under both box conventions.
 
-mod common;
-
 use std::collections::HashMap;
 
+use crate::common::*;
 use cambox::eval::metrics::Convention;
 use cambox::eval::run_files::{RunBox, RunImage};
 use cambox::eval::{metrics_of, score, EvalClass, ImageResult, Item, MeanMetrics, Metrics, ScoreParams};
 use cambox::stage::maps::Activation;
 use cambox::truth::annotations::TruthBox;
 use cambox::truth::Rect;
-use common::*;
 use serde_json::Value;
 
 fn load(name: &str) -> Value {

@@ -11,14 +11,12 @@
 //! would in the network, and cambox's op gets the same random inputs. The end-to-end
 //! references (onnxruntime, Keras) are in real_models.rs and gradcam_reference.rs.
 
-mod common;
-
+use crate::common::*;
 use cambox::stage::model::decluttered;
 use cambox_kernels::depthwise::{self, DepthwiseChain};
 use cambox_kernels::isa::Isa;
 use cambox_kernels::maxpool;
 use cambox_kernels::pointwise::{self, PointwiseChain, PointwiseConv, Scheme};
-use common::*;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::EvalOp;
 

@@ -2,11 +2,9 @@
 //! (`scripts/reference/metrics_reference.py`): `tests/fixtures/metrics/cases.json` in,
 //! `expected.json` out, both box conventions, per image and aggregate, within 1e-12.
 
-mod common;
-
+use crate::common::root;
 use cambox::eval::metrics::{self, Case, Convention, Rect, Scored};
 use cambox::eval::metrics::{BOX_ACC_DELTAS, CXR8_IOBB_THRESHOLDS, CXR8_IOU_THRESHOLD};
-use common::root;
 use serde_json::Value;
 
 const TOL: f64 = 1e-12;

@@ -15,11 +15,9 @@
 //!   the most pixels in cambox; they differ only on degenerate shapes (a one-pixel-wide
 //!   line has polygon area 0) and on exact ties.
 
-mod common;
-
+use crate::common::*;
 use cambox::stage::localise::{Keep, Localiser, Recipe};
 use cambox::stage::preprocess::Geometry;
-use common::*;
 use ndarray::Ix2;
 
 fn sorted(mut v: Vec<[u32; 4]>) -> Vec<[u32; 4]> {

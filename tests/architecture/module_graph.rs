@@ -1,5 +1,6 @@
-//! The crate's module graph stays one-way: no source file imports one that imports it
-//! back, and no stage imports the configuration.
+//! The module graphs stay one-way: no source file of the library or of a workspace
+//! crate (`crates/*/src`) imports one that imports it back, and no stage imports the
+//! configuration.
 //!
 //! The graph is read the way `../shared/tools/module-cycles.py` reads it: every
 //! `crate::`, `super::` and `self::` path in a file of `src/` (comments removed) is an
@@ -12,8 +13,23 @@ use std::path::{Path, PathBuf};
 
 type Module = Vec<String>;
 
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")
+    workspace().join("src")
+}
+
+/// The `src/` folder of every crate of the workspace besides the root package.
+fn crate_roots() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(workspace().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("src"))
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
 }
 
 /// Every `.rs` file under `src/`, by module path (`mod.rs`, `lib.rs`, `main.rs` stand for
@@ -69,9 +85,9 @@ fn paths(src: &str) -> Vec<(&str, Vec<&str>)> {
     out
 }
 
-fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
+fn graph(src_dir: &Path) -> BTreeMap<Module, BTreeSet<Module>> {
     let mut modules = BTreeMap::new();
-    files(&root(), &root(), &mut modules);
+    files(src_dir, src_dir, &mut modules);
     let resolve =
         |path: &[String]| (0..=path.len()).rev().map(|n| path[..n].to_vec()).find(|m| modules.contains_key(m));
     let mut edges = BTreeMap::new();
@@ -165,23 +181,42 @@ fn name(m: &Module) -> String {
     }
 }
 
-#[test]
-fn the_module_graph_has_no_cycles() {
-    let g = graph();
-    assert!(g.len() > 40, "read {} modules: is src/ where it should be?", g.len());
-    eprintln!("{} files, {} import edges", g.len(), g.values().map(BTreeSet::len).sum::<usize>());
-    let found = cycles(&g);
+/// Fails naming every cycle of the module graph of `src_dir`.
+fn assert_acyclic(src_dir: &Path, g: &BTreeMap<Module, BTreeSet<Module>>) {
+    eprintln!(
+        "{}: {} files, {} import edges",
+        src_dir.display(),
+        g.len(),
+        g.values().map(BTreeSet::len).sum::<usize>()
+    );
+    let found = cycles(g);
     let text: Vec<String> = found
         .iter()
         .map(|c| c.iter().map(name).collect::<Vec<_>>().join(", "))
         .map(|c| format!("cycle: {c}"))
         .collect();
-    assert!(found.is_empty(), "import cycles between source files:\n{}", text.join("\n"));
+    assert!(found.is_empty(), "import cycles between source files of {}:\n{}", src_dir.display(), text.join("\n"));
+}
+
+#[test]
+fn the_module_graph_has_no_cycles() {
+    let g = graph(&root());
+    assert!(g.len() > 40, "read {} modules: is src/ where it should be?", g.len());
+    assert_acyclic(&root(), &g);
+}
+
+#[test]
+fn the_workspace_crates_have_no_cycles() {
+    let roots = crate_roots();
+    assert!(roots.len() >= 2, "found {} crates under crates/: is the workspace where it should be?", roots.len());
+    for dir in roots {
+        assert_acyclic(&dir, &graph(&dir));
+    }
 }
 
 #[test]
 fn stages_do_not_import_the_configuration_or_what_runs_them() {
-    let g = graph();
+    let g = graph(&root());
     for (m, to) in &g {
         if m.first().map(String::as_str) != Some("stage") {
             continue;

@@ -4,12 +4,10 @@
 //! / Top-1 / Top-5 Loc), `--calibrate` writes a tau per class that `run` reads back.
 //! Expected values are computed here from the run's own tables with an independent IoU.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// Hand-drawn boxes (half-open) on three photos, one with a label no ImageNet class means.
 const TRUTH: &str = "path,x1,y1,x2,y2,label\n\

@@ -1,9 +1,7 @@
 //! A folder of broken and unusual files: the run completes, every file gets one row, bad
 //! files are `error` rows with a one-line reason, good ones are `ok`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use image::{ImageBuffer, Luma, Rgb, Rgba};
 
 #[test]

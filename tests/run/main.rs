@@ -1,0 +1,16 @@
+//! `cambox run` on real files: bad inputs, DICOM, JPEG scaling, multi-label output, overnight runs, resume and Slurm.
+//!
+//! One test binary per concern (each binary links the library once, so a few
+//! binaries build and start faster than one per file).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bad_inputs;
+mod dicom;
+mod jpeg_scaling;
+mod multilabel;
+mod overnight;
+mod resume;
+mod slurm;
+mod usage;
