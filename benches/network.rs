@@ -1,8 +1,8 @@
-//! The network alone, on the choices the throughput issue asks about: one image per plan
+//! The network alone, on the choices that decide throughput: one image per plan
 //! run on one thread (what `cambox run` does, one run per worker), batches of 2 and 4 in
 //! one run, and two single-image runs at once on the two workers of a 2-core machine.
 //! Per-image cost is the time of one iteration divided by the images in it. Run with
-//! `cargo bench --bench network`; see README, Performance.
+//! `cargo bench --bench network`; see docs/performance.md.
 //!
 //! tract's intra-op threading (its `multithread-mm` feature) is not built into cambox, so
 //! it is not measured here: with one worker per core the cores are already busy.

@@ -1,5 +1,5 @@
-//! This core's fused multiply-add peak, the yardstick of the per-op GFLOP/s in the README
-//! (Performance): twelve independent FMA chains per vector width, one thread.
+//! This core's fused multiply-add peak, the yardstick of the per-op GFLOP/s in
+//! docs/performance.md: twelve independent FMA chains per vector width, one thread.
 //! `cargo run --release --example fma_peak` (x86_64 with AVX2 and FMA; AVX-512 if present).
 
 #[cfg(target_arch = "x86_64")]

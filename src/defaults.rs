@@ -1,6 +1,6 @@
 //! The defaults a user meets: what cambox does when the configuration or the command line
 //! does not say. Each is a number a user may publish with their results, so it is named
-//! here and quoted by the README.
+//! here and quoted by the docs (docs/configuration.md).
 //!
 //! Numbers that are part of a method rather than a choice (tolerances of the cut proof,
 //! protocol thresholds, buffer sizes) live with the code that uses them.
@@ -27,7 +27,7 @@ pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 pub const MEMORY_BUDGET: u64 = 768 << 20;
 
 /// The scales of `[cam] recipe = "sharp"`: shorter sides of the network input (see
-/// `stage::preprocess::passes`), chosen from the figures in the README's "Sharper maps".
+/// `stage::preprocess::passes`), chosen from the figures in docs/models.md, "Sharper maps".
 pub const SHARP_SCALES: &[usize] = &[224, 320, 416];
 
 /// Whether `[cam] recipe = "sharp"` adds a mirrored pass at each scale.

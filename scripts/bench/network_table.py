@@ -4,8 +4,8 @@ WORK/network-runs/, writes WORK/network.json and WORK/profile-MODEL-VARIANT.md, 
 the markdown table.
 
 Raw runs, three invocations (REP = 1, 2, 3) per model and variant:
-  MODEL-cambox-tract.REP.md      examples/op_profile, CAMBOX_{DEPTHWISE,POINTWISE,MAXPOOL}=tract
-  MODEL-cambox-depthwise.REP.md  examples/op_profile, CAMBOX_{POINTWISE,MAXPOOL}=tract
+  MODEL-cambox-tract.REP.md      examples/op_profile, KERNELS = tract (tract's ops)
+  MODEL-cambox-depthwise.REP.md  examples/op_profile, KERNELS = depthwise
   MODEL-cambox.REP.md            examples/op_profile, all of cambox's kernels
   MODEL-onnxruntime.REP.json  scripts/bench/network_alone.py
 

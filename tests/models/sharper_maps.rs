@@ -1,4 +1,4 @@
-//! Sharper maps (issue 15): the network at an input size its file does not declare, proved
+//! Sharper maps: the network at an input size its file does not declare, proved
 //! or refused by name; mirrored and multi-size passes averaged.
 //!
 //! Golden values are independent: numpy (scripts/fixtures/make_fixtures.py, the `.resized.` files)

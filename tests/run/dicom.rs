@@ -300,7 +300,7 @@ fn corrupt_headers_never_leak_patient_data_into_errors() {
     }
 }
 
-/// Issue 14: a header that claims gigabytes costs no more than the file justifies.
+/// A header that claims gigabytes costs no more than the file justifies.
 /// pydicom's UN_sequence.dcm (674 bytes) made cambox allocate 3.75 GB; these fixtures
 /// reproduce its undefined-length UN sequence (with pixels: it must decode), a 4 GiB
 /// length in a big-endian file (that syntax used to skip the length check) and a JPEG
