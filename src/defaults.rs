@@ -51,3 +51,7 @@ pub const SWEEP_STEP_FINE: f64 = 0.001;
 
 /// Images shown in report.html's gallery, worst IoU first (`--gallery`).
 pub const GALLERY_MAX: usize = 60;
+
+/// The pointing game's tolerance in original-image pixels (`eval --pointing-tolerance`):
+/// TorchRay's benchmark uses 15.
+pub const POINTING_TOLERANCE: f64 = 15.0;

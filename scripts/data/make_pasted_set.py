@@ -21,12 +21,17 @@ For every image (seeded RNG, see below):
   4. it is pasted at a uniformly drawn position fully inside the canvas (pixel-aligned,
      it may touch the border);
   5. the image is saved as 8-bit RGB JPEG (quality 90, 4:2:0) and the box as VOC XML
-     (1-based inclusive: xmin = x0 + 1, ymin = y0 + 1, xmax = x0 + w, ymax = y0 + h).
+     (1-based inclusive: xmin = x0 + 1, ymin = y0 + 1, xmax = x0 + w, ymax = y0 + h);
+  6. its pixel truth mask (for PxAP, `cambox eval --truth-masks data/pasted/masks`) as
+     masks/pNN.png: 8-bit grey PNG of the image's size, 255 on the pixels whose value
+     comes from the pasted crop, i.e. exactly the half-open rectangle
+     [x0, x0 + w) x [y0, y0 + h) (one opaque object per image, nothing overlaps it), 0
+     elsewhere.
 
 All random draws come from numpy's PCG64 (np.random.default_rng): one generator seeded
 with SEED for the shuffles, and one seeded with [SEED, i] for image i.  After writing,
-the script reads every XML and JPEG back and checks the box against the placement and
-the decoded pixels inside it against the pasted crop; it then writes data/pasted/README.md
+the script reads every XML, JPEG and mask back and checks the box and the mask against the
+placement and the decoded pixels inside the box against the pasted crop; it then writes data/pasted/README.md
 (procedure, provenance and a per-image table).
 
 Run through scripts/data/make_pasted_set.sh, which pins numpy and Pillow.
@@ -326,8 +331,15 @@ VOC_TEMPLATE = """<annotation>
 # check
 
 
+def mask_of(item: Item) -> np.ndarray:
+    """The truth mask: 255 where the final pixel comes from the pasted crop, else 0."""
+    mask = np.zeros((item.height, item.width), dtype=np.uint8)
+    mask[item.y0 : item.y0 + item.h, item.x0 : item.x0 + item.w] = 255
+    return mask
+
+
 def check(out: Path, items: list[Item], labels: dict[str, str]) -> list[float]:
-    """Read every XML and JPEG back; return the mean abs error inside each box."""
+    """Read every XML, JPEG and mask back; return the mean abs error inside each box."""
     errs = []
     for it in items:
         root = ET.parse(out / "voc" / f"{it.name}.xml").getroot()
@@ -344,6 +356,13 @@ def check(out: Path, items: list[Item], labels: dict[str, str]) -> list[float]:
         with Image.open(out / "images" / f"{it.name}.jpg") as im:
             assert im.mode == "RGB" and im.size == (it.width, it.height), it.name
             a = np.asarray(im, dtype=np.float64)
+        with Image.open(out / "masks" / f"{it.name}.png") as im:
+            assert im.mode == "L" and im.size == (it.width, it.height), it.name
+            m = np.asarray(im)
+        ys, xs = np.nonzero(m)
+        assert set(np.unique(m).tolist()) <= {0, 255}, it.name
+        assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x1, y1, x2, y2), it.name
+        assert len(xs) == (x2 - x1) * (y2 - y1), it.name  # the whole rectangle, nothing else
         err = float(np.abs(a[y1:y2, x1:x2] - it.pasted).mean())
         if err > MAX_MEAN_ABS_ERR:
             raise SystemExit(f"{it.name}: decoded pixels inside the box differ from the crop by {err:.2f}")
@@ -355,7 +374,7 @@ def check(out: Path, items: list[Item], labels: dict[str, str]) -> list[float]:
 # README
 
 
-def readme(items, crops, seed, errs, total_bytes) -> str:
+def readme(items, crops, seed, errs, total_bytes, mask_bytes) -> str:
     by_key = {s.key: s for s in SOURCES}
     n_per = {s.key: sum(it.source == s.key for it in items) for s in SOURCES}
     L = []
@@ -372,7 +391,7 @@ def readme(items, crops, seed, errs, total_bytes) -> str:
     a("`scripts/data/make_pasted_set.py`); do not edit by hand, run it again:")
     a("")
     a("```sh")
-    a("scripts/data/make_pasted_set.sh            # writes data/pasted/ (images/, voc/, this README)")
+    a("scripts/data/make_pasted_set.sh            # writes data/pasted/ (images/, voc/, masks/, this README)")
     a("```")
     a("")
     a(f"Seed: `{seed}` (`--seed`). Packages: numpy {pkg_version('numpy')}, Pillow {pkg_version('pillow')}.")
@@ -386,6 +405,10 @@ def readme(items, crops, seed, errs, total_bytes) -> str:
     a("  `data/annotations/natural-voc/*.xml` (`<folder>images</folder>`, `<filename>pNN.jpg</filename>`),")
     a("  one `<object>` with `<truncated>0</truncated>` and `<difficult>0</difficult>`.")
     a("  Labels are truth labels of `data/annotations/natural-imagenet-map.csv`.")
+    a("- `masks/pNN.png`: the pixel truth mask of `images/pNN.jpg` for PxAP and pixel figures")
+    a("  (`cambox eval --truth-masks data/pasted/masks`): 8-bit greyscale PNG of the image's size,")
+    a("  **255 on the pasted rectangle, 0 elsewhere**; no `.ignore.png` files")
+    a(f"  ({mask_bytes / 1e3:.1f} kB in all). See \"Truth masks\" below.")
     a("")
     a("## Coordinate convention")
     a("")
@@ -402,6 +425,16 @@ def readme(items, crops, seed, errs, total_bytes) -> str:
     a("pixels across the rectangle's edges (8x8 and 16x16 chroma blocks); the generator checks that the")
     a(f"decoded pixels inside each box match the pasted crop (mean absolute error {min(errs):.2f} to {max(errs):.2f}")
     a("grey levels per image).")
+    a("")
+    a("## Truth masks")
+    a("")
+    a("A pixel is foreground exactly when its value in the composed image (before JPEG coding)")
+    a("comes from the pasted crop. Each image has one object, pasted once onto the texture, with no")
+    a("alpha channel, feathering or blending, so nothing overlaps or occludes it and the mask is")
+    a("its box rectangle `[xmin - 1, xmax) x [ymin - 1, ymax)`: the mask's bounding box is the VOC")
+    a("box and it fills it (the generator reads every mask back and checks both). Like the box, it")
+    a("includes the background of the source photo inside the hand-drawn source box, and it")
+    a("ignores the JPEG smear across the rectangle's edges.")
     a("")
     a("## Object crops: provenance")
     a("")
@@ -466,6 +499,7 @@ def readme(items, crops, seed, errs, total_bytes) -> str:
     a("   Colours: random HSV (saturation 0.15-0.75, value 0.30-0.92), the second analogous or")
     a("   complementary to the first.")
     a("6. The crop's pixels replace the canvas's in the rectangle (hard paste); JPEG quality 90.")
+    a("7. The truth mask: 255 on that rectangle, 0 elsewhere; 8-bit grey PNG (Pillow, optimize).")
     a("")
     a("## Summary")
     a("")
@@ -519,11 +553,14 @@ def main() -> int:
     out = args.out
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "voc").mkdir(parents=True, exist_ok=True)
-    for old in list((out / "images").glob("p*.jpg")) + list((out / "voc").glob("p*.xml")):
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    olds = [*(out / "images").glob("p*.jpg"), *(out / "voc").glob("p*.xml"), *(out / "masks").glob("p*.png")]
+    for old in olds:
         old.unlink()
 
     items = []
     total = 0
+    mask_total = 0
     for i in range(1, COUNT + 1):
         name = f"p{i:02d}"
         key, kind = objects[i - 1], kinds[i - 1]
@@ -531,6 +568,9 @@ def main() -> int:
         path = out / "images" / f"{name}.jpg"
         Image.fromarray(img, "RGB").save(path, "JPEG", quality=JPEG_QUALITY, subsampling="4:2:0", optimize=True)
         total += path.stat().st_size
+        mask_path = out / "masks" / f"{name}.png"
+        Image.fromarray(mask_of(item), "L").save(mask_path, optimize=True)
+        mask_total += mask_path.stat().st_size
         xmin, ymin, xmax, ymax = item.voc
         (out / "voc" / f"{name}.xml").write_text(
             VOC_TEMPLATE.format(
@@ -541,13 +581,14 @@ def main() -> int:
         items.append(item)
 
     errs = check(out, items, labels)
-    (out / "README.md").write_text(readme(items, crops, args.seed, errs, total))
+    (out / "README.md").write_text(readme(items, crops, args.seed, errs, total, mask_total))
 
     print(f"{'image':6} {'size':>8} {'object':8} {'background':10} {'area%':>6} {'box (VOC xmin,ymin,xmax,ymax)':>30} {'MAE':>5}")
     for it, e in zip(items, errs):
         print(f"{it.name:6} {it.width:>4}x{it.height:<4} {it.source:8} {it.kind:10} {it.area * 100:6.1f} "
               f"{','.join(map(str, it.voc)):>30} {e:5.2f}")
-    print(f"{len(items)} images, {total / 1e6:.2f} MB of JPEG; boxes and pixels checked; written to {out}", file=sys.stderr)
+    print(f"{len(items)} images, {total / 1e6:.2f} MB of JPEG, {mask_total / 1e3:.1f} kB of masks; "
+          f"boxes, masks and pixels checked; written to {out}", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,13 @@ where its added intensity is >= 10% of its own peak, i.e. m >= 0.1 * max(m);
 x, y, width, height in pixels of the 256x256 image, half-open (columns x .. x+width-1,
 rows y .. y+height-1).
 
+TRUTH MASK of a finding (Phantom.masks, written with --masks / --masks-only): the
+pixels (integer pixel centres, as for the box) where its added intensity is > 0, on the
+float map before noise, rounding and clipping; i.e. s(r) > 0, i.e. elliptical radius
+r < 1 (the texture is >= texture_min > 0 inside the ellipse).  It contains the TRUE BOX's
+pixels and reaches further: the box cuts the raised-cosine tail at 10 % of the peak.
+Findings never overlap (place_ellipse keeps their ellipse bounding boxes apart).
+
 Every function draws its random numbers in the order the scripts drew them before
 this module existed, so data/phantoms/ and data/phantoms-multilabel/ regenerate byte
 for byte.
@@ -27,6 +34,7 @@ for byte.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -100,6 +108,7 @@ class Phantom:
     pixels: np.ndarray                  # (256, 256) uint8
     boxes: list = field(default_factory=list)  # [(x, y, w, h)] or [(label, (x, y, w, h))]
     meta: dict = field(default_factory=dict)
+    masks: list = field(default_factory=list)  # per box: (256, 256) bool, the finding's TRUTH MASK
 
 
 def load_sources(src_dir: str, names: list[str], max_short: int = 768) -> list[Source]:
@@ -171,6 +180,11 @@ def box_of(mask: np.ndarray):
     x0, x1 = int(xs.min()), int(xs.max()) + 1
     y0, y1 = int(ys.min()), int(ys.max()) + 1
     return (x0, y0, x1 - x0, y1 - y0)
+
+
+def support_of(added: np.ndarray) -> np.ndarray:
+    """The TRUTH MASK of a finding from its added intensity (draw_finding): added > 0."""
+    return added > 0
 
 
 def draw_finding(rng: np.random.Generator, geo: dict, amplitude: tuple, **map_kw):
@@ -276,7 +290,9 @@ def rng_for(seed: int, index: int) -> np.random.Generator:
 
 
 def cli(doc: str, count: int, seed: int, prefix: str, out_help: str) -> argparse.Namespace:
-    """The generators' shared options (their defaults differ)."""
+    """The generators' shared options (their defaults differ).  --masks also writes the
+    truth masks (OUT/masks/); --masks-only writes nothing else and first checks that the
+    regenerated images and box/label files are byte-identical to those already in OUT."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", default="data/samples/chest-xray")
     ap.add_argument("--out", required=True, help=out_help)
@@ -285,11 +301,58 @@ def cli(doc: str, count: int, seed: int, prefix: str, out_help: str) -> argparse
     ap.add_argument("--split", choices=["test", "train"], default="test",
                     help="which source radiographs to use")
     ap.add_argument("--prefix", default=prefix)
+    ap.add_argument("--masks", action="store_true",
+                    help="also write the truth masks, OUT/masks/ (see the module doc)")
+    ap.add_argument("--masks-only", action="store_true",
+                    help="write only OUT/masks/, after checking that the regenerated images, "
+                         "boxes and meta are byte-identical to the files already in OUT")
     return ap.parse_args()
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """An 8-bit grey (256, 256) array as the optimised PNG that save_png writes."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 def save_png(ph: Phantom, path: str):
     Image.fromarray(ph.pixels, mode="L").save(path, optimize=True)
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """A boolean mask as an optimised 8-bit grey PNG: 255 foreground, 0 background."""
+    return png_bytes(np.where(mask, 255, 0).astype(np.uint8))
+
+
+def union_mask(masks) -> np.ndarray:
+    """The union of boolean masks (all background when there are none); checks that the
+    findings do not overlap."""
+    out = np.zeros((SIZE, SIZE), dtype=bool)
+    for m in masks:
+        assert not np.any(out & m), "findings overlap"
+        out |= m
+    return out
+
+
+def check_same_bytes(path: str, data: bytes):
+    """--masks-only: the file already at path must be exactly data."""
+    try:
+        with open(path, "rb") as f:
+            old = f.read()
+    except FileNotFoundError:
+        raise SystemExit(f"--masks-only: {path} is missing")
+    if old != data:
+        raise SystemExit(f"--masks-only: {path} differs from the regenerated one (other seed, "
+                         "count, sources or package versions?); no mask written")
+
+
+def write_files(files: dict):
+    """Write {path: bytes}, making folders as needed."""
+    for path, data in files.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
 
 
 def meta_row(name: str, m: dict) -> list:

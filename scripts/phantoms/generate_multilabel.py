@@ -28,16 +28,25 @@ Writes (the test set, from the 2 held-out sources):
   labels.csv                path,Opacity,Nodule (0/1 image-level truth, every image)
   meta.csv                  per image: source, crop, flip, gamma, contrast, brightness, noise,
                             findings with their amplitudes and boxes
+  masks/<label>/<prefix>NNNN.png   with --masks or --masks-only: per label (Opacity, Nodule)
+                            and image, 256 x 256 8-bit grey, 255 where a finding of that label
+                            adds intensity > 0 (s(r) > 0, i.e. elliptical radius r < 1, at
+                            integer pixel centres, before noise), else 0 (all 0 when the image
+                            has no such finding).  --masks-only writes only masks/, after
+                            checking that the regenerated images, BBox_List.csv, labels.csv
+                            and meta.csv are byte-identical to those in --out.
 
 The same module is imported by train_multilabel.py to make training / validation
 phantoms in memory from the 6 training sources.
 
 Usage (test set):
-    python generate_multilabel.py --out data/phantoms-multilabel --count 140 --seed 1101 --split test
+    python generate_multilabel.py --out data/phantoms-multilabel --count 140 --seed 1101 --split test [--masks]
+    python generate_multilabel.py --out data/phantoms-multilabel --count 140 --seed 1101 --split test --masks-only
 """
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
@@ -71,7 +80,8 @@ def make_multilabel_phantom(rng: np.random.Generator, sources, combo: tuple,
                             opacity_amplitude: tuple = OPACITY_AMPLITUDE,
                             nodule_amplitude: tuple = NODULE_AMPLITUDE) -> common.Phantom:
     """A phantom with the findings of combo = (want Opacity, want Nodule).
-    Phantom.boxes is a list of (label, (x, y, w, h)); meta['findings'] their parameters."""
+    Phantom.boxes is a list of (label, (x, y, w, h)), Phantom.masks their truth masks;
+    meta['findings'] their parameters."""
     bg, lungs, bmeta = common.make_background(rng, sources)
     n_op = (1 + int(rng.random() >= N_INSTANCES_P[0])) if combo[0] else 0
     n_nod = (1 + int(rng.random() >= N_INSTANCES_P[0])) if combo[1] else 0
@@ -80,7 +90,7 @@ def make_multilabel_phantom(rng: np.random.Generator, sources, combo: tuple,
     plan = [("Opacity", op_order[j % 2]) for j in range(n_op)] + \
            [("Nodule", nod_order[j % 2]) for j in range(n_nod)]
     added_total = np.zeros((common.SIZE, common.SIZE))
-    boxes, findings, eboxes = [], [], []
+    boxes, findings, eboxes, masks = [], [], [], []
     for label, lung in plan:
         shape = common.sample_opacity_shape if label == "Opacity" else _sample_nodule
         placed = common.place_ellipse(rng, lungs, lung, shape, eboxes)
@@ -93,12 +103,13 @@ def make_multilabel_phantom(rng: np.random.Generator, sources, combo: tuple,
             added, bx, amp, params = common.draw_finding(rng, geo, nodule_amplitude, **NODULE_MAP)
         added_total += added
         boxes.append((label, bx))
+        masks.append(common.support_of(added))
         eboxes.append(ebox)
         params.update(label=label, lung=li, amplitude=amp, box=bx)
         findings.append(params)
     pixels, noise_sd = common.add_noise(rng, bg + added_total)
     meta = dict(bmeta, planned=(n_op, n_nod), noise_sd=noise_sd, findings=findings)
-    return common.Phantom(pixels, boxes, meta)
+    return common.Phantom(pixels, boxes, meta, masks)
 
 
 def labels_of(ph: common.Phantom) -> tuple:
@@ -119,16 +130,32 @@ def fmt_float(v) -> str:
     return repr(float(v))
 
 
+def csv_text(header, rows) -> bytes:
+    f = io.StringIO(newline="")
+    if header is not None:
+        f.write(header)
+    csv.writer(f, lineterminator="\n").writerows(rows)
+    return f.getvalue().encode()
+
+
 def main():
     args = common.cli(__doc__, count=140, seed=1101, prefix="mlphantom_",
-                      out_help="output folder (images/, BBox_List.csv, labels.csv, meta.csv)")
+                      out_help="output folder (images/, BBox_List.csv, labels.csv, meta.csv; "
+                               "masks/ with --masks)")
     sources = common.sources_for(args.split, args.src)
     img_dir = os.path.join(args.out, "images")
-    os.makedirs(img_dir, exist_ok=True)
-    bbox_rows, label_rows, meta_rows = [], [], []
+    bbox_rows, label_rows, meta_rows, masks = [], [], [], {}
     for i, ph in generate(sources, args.seed, args.count):
         name = f"{args.prefix}{i:04d}.png"
-        common.save_png(ph, os.path.join(img_dir, name))
+        if args.masks_only:
+            common.check_same_bytes(os.path.join(img_dir, name), common.png_bytes(ph.pixels))
+        else:
+            os.makedirs(img_dir, exist_ok=True)
+            common.save_png(ph, os.path.join(img_dir, name))
+        if args.masks or args.masks_only:
+            for c in CLASSES:
+                union = common.union_mask(m for (lab, _), m in zip(ph.boxes, ph.masks) if lab == c)
+                masks[os.path.join(args.out, "masks", c, name)] = common.mask_png(union)
         for label, (x, y, w, h) in ph.boxes:
             bbox_rows.append([name, label, fmt_float(x), fmt_float(y), fmt_float(w), fmt_float(h)])
         label_rows.append([name, *labels_of(ph)])
@@ -138,22 +165,27 @@ def main():
                           sum(f["label"] == "Nodule" for f in m["findings"]),
                           ";".join(f"{f['label']}:{f['amplitude']:.1f}:{' '.join(map(str, f['box']))}"
                                    for f in m["findings"])])
-    with open(os.path.join(args.out, "BBox_List.csv"), "w", newline="") as f:
-        f.write("Image Index,Finding Label,Bbox [x,y,w,h],,,\n")
-        w = csv.writer(f, lineterminator="\n")
-        w.writerows(bbox_rows)
-    with open(os.path.join(args.out, "labels.csv"), "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["path", *CLASSES])
-        w.writerows(label_rows)
-    with open(os.path.join(args.out, "meta.csv"), "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["path", *common.META_COLUMNS, "n_opacity", "n_nodule", "findings_label_amplitude_box"])
-        w.writerows(meta_rows)
+    files = {
+        "BBox_List.csv": csv_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\n", bbox_rows),
+        "labels.csv": csv_text(None, [["path", *CLASSES], *label_rows]),
+        "meta.csv": csv_text(None, [["path", *common.META_COLUMNS, "n_opacity", "n_nodule",
+                                     "findings_label_amplitude_box"], *meta_rows]),
+    }
+    if args.masks_only:
+        for fname, data in files.items():
+            common.check_same_bytes(os.path.join(args.out, fname), data)
+    else:
+        common.write_files({os.path.join(args.out, k): v for k, v in files.items()})
+    common.write_files(masks)
     combos = [0, 0, 0, 0]
     for _, o, n in label_rows:
         combos[o + 2 * n] += 1
-    print(f"wrote {len(label_rows)} phantoms to {args.out} (seed {args.seed}); "
+    if args.masks_only:
+        what = (f"the truth masks of {len(label_rows)} phantoms "
+                "(images, BBox_List.csv, labels.csv, meta.csv: byte-identical)")
+    else:
+        what = f"{len(label_rows)} phantoms" + (" and their truth masks" if masks else "")
+    print(f"wrote {what} to {args.out} (seed {args.seed}); "
           f"none / Opacity only / Nodule only / both: {combos[0]}/{combos[1]}/{combos[2]}/{combos[3]}; "
           f"boxes: {sum(r[1] == 'Opacity' for r in bbox_rows)} Opacity, "
           f"{sum(r[1] == 'Nodule' for r in bbox_rows)} Nodule")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the synthetic X-ray lesion benchmark and its small CNN:
 #   data/phantoms/{images/,labels.csv,meta.csv}      held-out test set (generate.py)
+#   data/phantoms/masks/                              its pixel truth masks (generate.py --masks)
 #   data/models/phantom-cnn.onnx, phantom-classes.txt, phantom-cnn.train.log (train.py)
 #   data/phantoms/reference.csv + printed reference figures (evaluate.py)
 #
@@ -35,8 +36,8 @@ PY="$VENV_PY"
 export PYTHONDONTWRITEBYTECODE=1
 
 # 1. held-out test set
-rm -rf data/phantoms/images
-"$PY" scripts/phantoms/generate.py --out data/phantoms --count "$TEST_COUNT" --seed "$TEST_SEED" --split test
+rm -rf data/phantoms/images data/phantoms/masks
+"$PY" scripts/phantoms/generate.py --out data/phantoms --count "$TEST_COUNT" --seed "$TEST_SEED" --split test --masks
 
 # 2. train + export + checks (about 12 minutes, 1 thread)
 if [ "${1:-}" != "--skip-train" ]; then

@@ -2,6 +2,7 @@
 # Rebuilds the multi-finding (multi-label) phantom benchmark and its small sigmoid CNN:
 #   data/phantoms-multilabel/{images/,BBox_List.csv,labels.csv,meta.csv}   held-out test set
 #       (generate_multilabel.py, 2 held-out sources)
+#   data/phantoms-multilabel/masks/{Opacity,Nodule}/   its per-label pixel truth masks (--masks)
 #   data/models/phantom-multilabel.onnx, phantom-multilabel-classes.txt,
 #       phantom-multilabel.train.log                                       (train_multilabel.py)
 #   data/phantoms-multilabel/reference.csv, reference.json                  (evaluate_multilabel.py)
@@ -37,9 +38,9 @@ export PYTHONDONTWRITEBYTECODE=1
 export OMP_NUM_THREADS="$THREADS"
 
 # 1. held-out test set
-rm -rf data/phantoms-multilabel/images
+rm -rf data/phantoms-multilabel/images data/phantoms-multilabel/masks
 "$PY" scripts/phantoms/generate_multilabel.py --out data/phantoms-multilabel \
-    --count "$TEST_COUNT" --seed "$TEST_SEED" --split test
+    --count "$TEST_COUNT" --seed "$TEST_SEED" --split test --masks
 
 # 2. train + export + checks + held-out figures in the log (about 6-8 minutes, 1 thread)
 if [ "${1:-}" != "--skip-train" ]; then

@@ -52,7 +52,12 @@
 //!   to `width - 1`); every output says which was used.
 
 pub mod baseline;
+pub mod bootstrap;
+pub mod chosen_taus;
+pub mod figures;
 pub mod html;
+pub mod intervals;
+pub mod map_figures;
 pub mod metrics;
 pub mod report;
 pub mod run_files;
@@ -71,13 +76,16 @@ use crate::truth::annotations::{self, Format, TruthBox};
 use crate::truth::class_map::ClassMap;
 use crate::truth::matching::{Pairing, Processed};
 pub use baseline::Baseline;
+use chosen_taus::{ChosenTaus, Recut};
+use map_figures::{MapPass, PassRequest};
 use metrics::{as_predicted, Case, Convention, Rect, Scored, BOX_ACC_DELTAS};
 use run_files::{RunBox, RunFiles, RunImage};
 pub use summary::{
     ClassSummary, Classification, Counts, Cxr8Row, Listed, MaxBoxAcc, MeanMetrics, Metrics, PairCounts, Protocol,
     Summary, Unmatched,
 };
-use sweep::{SweepInput, SweepResult};
+use summary::{MaskUse, SplitUse};
+use sweep::{PassOptions, SweepResult};
 
 /// Everything `cambox eval` is asked to do.
 #[derive(Debug, Clone)]
@@ -103,6 +111,17 @@ pub struct EvalOptions {
     /// Evaluate processed images without annotations as negatives.
     pub unannotated_negative: bool,
     pub gallery: usize,
+    /// The pointing game's tolerance, in original-image pixels.
+    pub pointing_tolerance: f64,
+    /// Folder of truth masks (PxAP, pixel IoU).
+    pub truth_masks: Option<PathBuf>,
+    /// Bootstrap resamples for the 95 % intervals; 0: none.
+    pub bootstrap: usize,
+    pub bootstrap_seed: u64,
+    /// A `calibrated.toml` whose taus cut the saved maps in place of the run's boxes.
+    pub taus_from: Option<PathBuf>,
+    /// A file of image paths (one per line) the evaluation is restricted to.
+    pub split: Option<PathBuf>,
 }
 
 impl EvalOptions {
@@ -122,6 +141,12 @@ impl EvalOptions {
             sweep_step: defaults::SWEEP_STEP,
             unannotated_negative: false,
             gallery: defaults::GALLERY_MAX,
+            pointing_tolerance: defaults::POINTING_TOLERANCE,
+            truth_masks: None,
+            bootstrap: bootstrap::DEFAULT_RESAMPLES,
+            bootstrap_seed: bootstrap::DEFAULT_SEED,
+            taus_from: None,
+            split: None,
         }
     }
 }
@@ -173,6 +198,8 @@ pub struct ImageResult {
     pub rsna: Option<f64>,
     /// Boxes that count as detections (probability >= min score).
     pub detections: usize,
+    /// The map's peak, pointing hit and energy, when the maps were read.
+    pub pointing: Option<figures::Pointing>,
 }
 
 impl ImageResult {
@@ -212,6 +239,20 @@ fn check_options(o: &EvalOptions) -> Result<(), Error> {
     }
     if o.calibrate && o.baseline.is_some() {
         return Err(Error::Usage("--calibrate needs the run's maps; it does not apply to a --baseline".into()));
+    }
+    if o.taus_from.is_some() && (o.baseline.is_some() || o.calibrate) {
+        return Err(Error::Usage(
+            "--taus-from applies taus chosen elsewhere: it goes with neither --baseline nor --calibrate".into(),
+        ));
+    }
+    if !(o.pointing_tolerance.is_finite() && o.pointing_tolerance >= 0.0) {
+        return Err(Error::Usage(format!(
+            "--pointing-tolerance {} must be a number of pixels >= 0",
+            o.pointing_tolerance
+        )));
+    }
+    if let Some(d) = o.truth_masks.as_ref().filter(|d| !d.is_dir()) {
+        return Err(Error::Usage(format!("--truth-masks {}: not a folder", d.display())));
     }
     Ok(())
 }
@@ -315,9 +356,11 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
     check_options(o)?;
     let run = RunFiles::load(&o.run)?;
     let maps_dir = o.run.join("maps");
-    if o.calibrate && !maps_dir.is_dir() {
+    if (o.calibrate || o.taus_from.is_some()) && !maps_dir.is_dir() {
         return Err(Error::Usage(
-            "--calibrate needs the maps: run with [output] maps = true (and preset wsol-compatible classes)".into(),
+            "--calibrate and --taus-from need the maps: run with [output] maps = true (and preset wsol-compatible \
+             classes)"
+                .into(),
         ));
     }
     let format = match o.format {
@@ -327,15 +370,12 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
     let ann = annotations::load(&o.truth, format)?;
     let mut notes = Vec::new();
     let Classes { classes, unmapped, per_label } = eval_classes(&run, &ann, o, &mut notes)?;
-    let out_dir = o.out.clone().unwrap_or_else(|| match o.baseline {
-        Some(b) => o.run.join(format!("eval-{}", b.name())),
-        None => o.run.join("eval"),
-    });
     let mut issues = ann.issues.clone();
     let processed: Vec<Processed> =
         run.images.iter().map(|i| Processed { rel: &i.rel, ok: i.ok, width: i.width, height: i.height }).collect();
     let pairing = crate::truth::matching::pair(&ann, &processed, &mut issues);
     let mut items = evaluated_items(&run, &pairing, o, &mut notes);
+    let split = restrict_to_split(o, &mut items)?;
     add_probabilities(&run, &classes, &mut items)?;
     let params = ScoreParams {
         min_score: o.min_score,
@@ -344,15 +384,16 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
         baseline: o.baseline,
     };
     let centres = centre_sizes(&items, &classes, o.baseline)?;
-    let images = score(&items, &run.boxes, &classes, &centres, &params);
+    let chosen = o.taus_from.as_deref().map(|p| ChosenTaus::load(p, &run.class_names)).transpose()?;
+    let recut = chosen.as_ref().map(|t| recut_boxes(&o.run, &items, &classes, t, &run.boxes));
+    let mut images = score(&items, recut.as_ref().unwrap_or(&run.boxes), &classes, &centres, &params);
     notes.extend(image_notes(&run, &images, &classes, per_label, &params, o));
-
-    let sweep = sweep_if_maps(o, &maps_dir, &images, &classes, &mut notes);
+    let masks = o.truth_masks.clone().map(|dir| crate::truth::masks::TruthMasks { dir });
+    let pass = map_pass_if_maps(o, &maps_dir, &mut images, &classes, chosen.as_ref(), masks.as_ref(), &mut notes);
     let all: Vec<&ImageResult> = images.iter().collect();
     let mut metrics = metrics_of(&all, &params);
-    metrics.max_box_acc = max_box_acc(sweep.as_ref().map(|s| &s.0), o.baseline, &metrics);
-    let per_class = class_summaries(&run, &classes, &images, &centres, sweep.as_ref().map(|s| &s.1[..]), &params, o);
-    let mean_over_classes = MeanMetrics::of(per_class.values().map(|c| &c.metrics));
+    add_map_metrics(&mut metrics, pass.as_ref(), &images, None, o.baseline);
+    let per_class = class_summaries(&run, &classes, &images, &centres, pass.as_ref(), &params, o);
     let counts = Counts {
         processed: run.images.len(),
         processed_ok: run.images.iter().filter(|i| i.ok).count(),
@@ -360,16 +401,17 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
         evaluated_images: items.len(),
         pairs: pair_counts(&all),
     };
+    let plan = bootstrap::BootstrapPlan { resamples: o.bootstrap, seed: o.bootstrap_seed, unit: "image" };
     let summary = Summary {
         cambox_version: env!("CARGO_PKG_VERSION"),
         run: o.run.clone(),
         truth: o.truth.clone(),
         format,
-        protocol: protocol(&classes, per_label, o, &centres, params.activation),
+        protocol: protocol(&classes, per_label, o, &centres, params.activation, chosen.as_ref()),
         counts,
         metrics,
+        mean_over_classes: MeanMetrics::of(per_class.values().map(|c| &c.metrics)),
         per_class,
-        mean_over_classes,
         unmapped_labels: unmapped,
         annotation_issues: issues,
         unmatched: Unmatched {
@@ -378,11 +420,146 @@ pub fn run_eval(o: &EvalOptions) -> Result<Evaluation, Error> {
             processed_not_annotated: Listed::of(&pairing.not_annotated),
         },
         notes,
-        sweep: sweep.map(|s| s.0),
+        sweep: pass.as_ref().map(|p| p.sweep_of(&images, |_| true)),
+        ci95: (o.bootstrap > 0).then(|| intervals::ci95(&images, &classes, pass.as_ref(), o.convention, plan)),
+        truth_masks: masks_use(o, pass.as_ref()),
+        split,
     };
-    let ev = Evaluation { out_dir, summary, classes, per_label, images, unmatched: pairing };
+    let ev = Evaluation { out_dir: eval_dir(o), summary, classes, per_label, images, unmatched: pairing };
     report::write_all(&ev, &run, o)?;
     Ok(ev)
+}
+
+/// Where the evaluation writes: `--out`, else `<run>/eval` (or `<run>/eval-<baseline>`).
+fn eval_dir(o: &EvalOptions) -> PathBuf {
+    o.out.clone().unwrap_or_else(|| match o.baseline {
+        Some(b) => o.run.join(format!("eval-{}", b.name())),
+        None => o.run.join("eval"),
+    })
+}
+
+/// Keeps the images `--split` lists (paths relative to the run's input roots, as in
+/// `images.csv`, one per line; blank lines and `#` comments skipped).
+fn restrict_to_split(o: &EvalOptions, items: &mut Vec<Item>) -> Result<Option<SplitUse>, Error> {
+    let Some(file) = &o.split else { return Ok(None) };
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let listed: BTreeSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    if listed.is_empty() {
+        return Err(Error::Usage(format!("--split {}: lists no image", file.display())));
+    }
+    let before = items.len();
+    items.retain(|i| listed.contains(i.img.rel.as_str()));
+    let kept: BTreeSet<&str> = items.iter().map(|i| i.img.rel.as_str()).collect();
+    let missing: Vec<String> = listed.iter().filter(|l| !kept.contains(**l)).map(|l| l.to_string()).collect();
+    Ok(Some(SplitUse {
+        file: file.clone(),
+        listed: listed.len(),
+        left_out: before - items.len(),
+        not_evaluated: Listed::of(&missing),
+    }))
+}
+
+/// The boxes a run with the chosen taus would have written, for the evaluated images.
+fn recut_boxes(
+    run_dir: &Path,
+    items: &[Item],
+    classes: &[EvalClass],
+    taus: &ChosenTaus,
+    run_boxes: &HashMap<String, Vec<RunBox>>,
+) -> HashMap<String, Vec<RunBox>> {
+    let artefacts = Artefacts::new(run_dir, &Default::default());
+    let wanted: Vec<usize> =
+        classes.iter().flat_map(|c| c.classes.iter().copied()).collect::<BTreeSet<_>>().into_iter().collect();
+    let recuts: Vec<Recut> = items
+        .iter()
+        .map(|it| Recut { rel: &it.img.rel, classes: &wanted, map: artefacts.map_path(&it.img.rel) })
+        .collect();
+    let by_rel: HashMap<&str, &Item> = items.iter().map(|it| (it.img.rel.as_str(), it)).collect();
+    chosen_taus::recut(&recuts, taus, |rel, k| {
+        let it = by_rel[rel];
+        let boxes: Vec<&RunBox> = run_boxes.get(rel).map(|v| v.iter().collect()).unwrap_or_default();
+        probability_of(it, &boxes, k).unwrap_or(0.0)
+    })
+}
+
+/// The pass over the run's maps (sweep, pointing, pixels), when there are maps and no
+/// baseline replaces them; fills each pair's pointing figures. Otherwise a note says why
+/// the map figures are missing.
+fn map_pass_if_maps(
+    o: &EvalOptions,
+    maps_dir: &Path,
+    images: &mut [ImageResult],
+    classes: &[EvalClass],
+    chosen: Option<&ChosenTaus>,
+    masks: Option<&crate::truth::masks::TruthMasks>,
+    notes: &mut Vec<String>,
+) -> Option<MapPass> {
+    if o.baseline.is_some() {
+        return None;
+    }
+    if !maps_dir.is_dir() {
+        notes.push(
+            "no maps/ in the run folder: run with [output] maps = true for MaxBoxAcc, the pointing game, energy, PxAP \
+             and --calibrate"
+                .into(),
+        );
+        return None;
+    }
+    let request = PassRequest {
+        options: PassOptions { step: o.sweep_step, convention: o.convention, tolerance: o.pointing_tolerance, masks },
+        fixed_taus: classes.iter().map(|c| chosen.map(|t| t.tau_of(c.classes[0]))).collect(),
+    };
+    let pass = map_figures::map_pass(&o.run, images, classes, &request);
+    for (i, e) in images.iter_mut().zip(&pass.entry) {
+        i.pointing = e.map(|e| pass.curves.pointing(e));
+    }
+    let without = pass.sweep_of(images, |_| true).without_map;
+    if without > 0 {
+        notes
+            .push(format!("pairs with truth but no usable map (misses in the sweep and the pointing game): {without}"));
+    }
+    if pass.mask_error_count > 0 {
+        notes.push(format!("truth masks that could not be used: {}", pass.mask_error_count));
+    }
+    Some(pass)
+}
+
+/// The figures read off the maps, over all pairs (`class` None) or one class's.
+fn add_map_metrics(
+    m: &mut Metrics,
+    pass: Option<&MapPass>,
+    images: &[ImageResult],
+    class: Option<usize>,
+    baseline: Option<Baseline>,
+) {
+    let keep = |i: &ImageResult| class.is_none_or(|c| i.class_index == c);
+    let sweep = pass.map(|p| p.sweep_of(images, keep));
+    m.max_box_acc = max_box_acc(sweep.as_ref(), baseline, m);
+    let Some(pass) = pass else { return };
+    let pairs: Vec<usize> = (0..images.len()).filter(|&p| keep(&images[p])).collect();
+    m.pxap = pass.pxap(&pairs);
+    m.pixel_iou = pass.pixel_iou(images, &pairs);
+    let taus: BTreeSet<u64> = (0..pass.pixel_tau.len())
+        .filter(|&c| class.is_none_or(|k| k == c))
+        .map(|c| pass.pixel_tau_value(c).to_bits())
+        .collect();
+    m.pixel_iou_tau = match (m.pixel_iou, taus.len()) {
+        (Some(_), 1) => taus.first().map(|b| f64::from_bits(*b)),
+        _ => None,
+    };
+}
+
+/// `summary.json`'s account of the truth masks.
+fn masks_use(o: &EvalOptions, pass: Option<&MapPass>) -> Option<MaskUse> {
+    let dir = o.truth_masks.clone()?;
+    Some(MaskUse {
+        dir,
+        pairs_with_mask: pass.map_or(0, |p| p.with_mask),
+        unusable: Listed {
+            count: pass.map_or(0, |p| p.mask_error_count),
+            examples: pass.map(|p| p.mask_errors.clone()).unwrap_or_default(),
+        },
+    })
 }
 
 /// The probabilities of the evaluated classes from `probabilities.csv`, when the run
@@ -396,36 +573,13 @@ fn add_probabilities(run: &RunFiles, classes: &[EvalClass], items: &mut [Item]) 
     Ok(())
 }
 
-/// The threshold sweep over the run's maps (all pairs, and per class), when there are
-/// maps and no baseline replaces them; otherwise a note says why MaxBoxAcc is missing.
-fn sweep_if_maps(
-    o: &EvalOptions,
-    maps_dir: &Path,
-    images: &[ImageResult],
-    classes: &[EvalClass],
-    notes: &mut Vec<String>,
-) -> Option<(SweepResult, Vec<SweepResult>)> {
-    if o.baseline.is_some() {
-        return None;
-    }
-    if !maps_dir.is_dir() {
-        notes.push("no maps/ in the run folder: run with [output] maps = true for MaxBoxAcc and --calibrate".into());
-        return None;
-    }
-    let s = threshold_sweep(&o.run, images, classes, o);
-    if s.0.without_map > 0 {
-        notes.push(format!("pairs with truth but no usable map (misses in the sweep): {}", s.0.without_map));
-    }
-    Some(s)
-}
-
 /// Each evaluated class's metrics over its own pairs.
 fn class_summaries(
     run: &RunFiles,
     classes: &[EvalClass],
     images: &[ImageResult],
     centres: &[Option<(f64, f64)>],
-    sweeps: Option<&[SweepResult]>,
+    pass: Option<&MapPass>,
     params: &ScoreParams,
     o: &EvalOptions,
 ) -> BTreeMap<String, ClassSummary> {
@@ -435,7 +589,7 @@ fn class_summaries(
         .map(|(c, class)| {
             let pairs: Vec<&ImageResult> = images.iter().filter(|i| i.class_index == c).collect();
             let mut m = metrics_of(&pairs, params);
-            m.max_box_acc = max_box_acc(sweeps.map(|s| &s[c]), o.baseline, &m);
+            add_map_metrics(&mut m, pass, images, Some(c), o.baseline);
             let names = class.classes.iter().map(|k| run.class_names.get(k).cloned().unwrap_or_default()).collect();
             let summary = ClassSummary {
                 model_classes: class.classes.clone(),
@@ -678,6 +832,7 @@ pub fn score(
                     Activation::Sigmoid => says_yes,
                 },
                 detected,
+                pointing: None,
             });
         }
     }
@@ -761,6 +916,11 @@ pub fn metrics_of(pairs: &[&ImageResult], p: &ScoreParams) -> Metrics {
         gt_known_loc: box_acc[1],
         top1_loc: rate(pairs.iter().filter_map(|i| i.top1_loc).collect()),
         top5_loc: rate(pairs.iter().filter_map(|i| i.top5_loc).collect()),
+        pointing_game: rate(pairs.iter().filter_map(|i| i.pointing.and_then(|p| p.hit)).collect()),
+        energy_pointing_game: metrics::mean(pairs.iter().filter_map(|i| i.pointing.and_then(|p| p.energy))),
+        pxap: None,
+        pixel_iou: None,
+        pixel_iou_tau: None,
     }
 }
 
@@ -796,32 +956,6 @@ fn chestxray8_rows(detect: &[Case], c: Convention) -> Vec<Cxr8Row> {
         .collect()
 }
 
-/// The threshold sweep over the maps the run saved, for the pairs with truth: over all
-/// of them, and per class.
-fn threshold_sweep(
-    run_dir: &Path,
-    images: &[ImageResult],
-    classes: &[EvalClass],
-    o: &EvalOptions,
-) -> (SweepResult, Vec<SweepResult>) {
-    // The same file names as `run` writes.
-    let artefacts = Artefacts::new(run_dir, &Default::default());
-    let pairs: Vec<&ImageResult> = images.iter().filter(|i| !i.truth.is_empty()).collect();
-    let inputs: Vec<SweepInput> = pairs
-        .iter()
-        .map(|i| SweepInput {
-            rel: i.rel.clone(),
-            truth: i.truth.clone(),
-            map: artefacts.map_path(&i.rel),
-            class: i.class.or_else(|| classes[i.class_index].classes.first().copied()),
-        })
-        .collect();
-    let curves = sweep::curves(&inputs, o.sweep_step, o.convention);
-    let all = curves.summarise(|_| true);
-    let per_class = (0..classes.len()).map(|c| curves.summarise(|i| pairs[i].class_index == c)).collect();
-    (all, per_class)
-}
-
 /// MaxBoxAcc from the sweep or, for a baseline, from its fixed boxes.
 fn max_box_acc(sweep: Option<&SweepResult>, baseline: Option<Baseline>, m: &Metrics) -> Option<MaxBoxAcc> {
     match (sweep, baseline) {
@@ -853,6 +987,7 @@ fn protocol(
     o: &EvalOptions,
     centres: &[Option<(f64, f64)>],
     activation: Activation,
+    chosen: Option<&ChosenTaus>,
 ) -> Protocol {
     let single = if per_label { None } else { classes.first() };
     Protocol {
@@ -882,5 +1017,17 @@ fn protocol(
             _ => None,
         },
         unannotated: if o.unannotated_negative { "negative" } else { "skipped" },
+        pointing_tolerance: o.pointing_tolerance,
+        pointing: "hit rate over pairs with truth boxes (CheXlocalize); pairs without truth are not scored",
+        taus: match chosen {
+            Some(t) => format!(
+                "boxes cut at the taus of {} (chosen on another split); MaxBoxAcc and the calibrated tau are still \
+                 chosen on this set",
+                t.path.display()
+            ),
+            None => "tau chosen on this set: MaxBoxAcc, the calibrated tau and pixel IoU's tau (optimistic; choose \
+                     them on another split with --calibrate there and --taus-from here)"
+                .into(),
+        },
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::run_files::RunFiles;
-use super::summary::{class_table, metric_rows};
+use super::summary::{class_table, summary_rows};
 use super::{EvalOptions, Evaluation, Summary};
 use crate::error::Error;
 use crate::output::atomic_write;
@@ -30,6 +30,10 @@ pub const PER_IMAGE_HEADER: &[&str] = &[
     "model_class",
     "top1_loc",
     "top5_loc",
+    "peak_x",
+    "peak_y",
+    "pointing_hit",
+    "energy_in_box",
 ];
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -103,6 +107,10 @@ pub fn per_image_csv(ev: &Evaluation) -> Result<String, Error> {
                 opt(i.class),
                 opt(i.top1_loc),
                 opt(i.top5_loc),
+                opt(i.pointing.and_then(|p| p.peak).map(|p| p.0)),
+                opt(i.pointing.and_then(|p| p.peak).map(|p| p.1)),
+                opt(i.pointing.and_then(|p| p.hit)),
+                opt(i.pointing.and_then(|p| p.energy)),
             ])?;
         }
         Ok(())
@@ -250,10 +258,14 @@ pub fn table(ev: &Evaluation) -> String {
         u.processed_not_annotated.count,
         s.annotation_issues.total()
     );
+    let _ = writeln!(out, "taus: {}", p.taus);
+    if let Some(ci) = &s.ci95 {
+        let _ = writeln!(out, "[lo, hi]: 95 % bootstrap intervals, {} resamples of images", ci.plan.resamples);
+    }
     if ev.per_label {
         per_label_table(&mut out, s);
     }
-    let rows = metric_rows(&s.metrics, &s.counts.pairs, p.sweep_step);
+    let rows = summary_rows(s);
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
     let _ = writeln!(out);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::baseline::Baseline;
+use super::intervals::{Ci95, Figures};
 use super::sweep::SweepResult;
 use crate::truth::annotations::{Format, Issues};
 
@@ -37,6 +38,12 @@ pub struct Protocol {
     /// The centre baseline's box: width and height as fractions of the image's.
     pub baseline_relative_size: Option<[f64; 2]>,
     pub unannotated: &'static str,
+    /// The pointing game's tolerance, in original-image pixels.
+    pub pointing_tolerance: f64,
+    /// Which pairs the pointing game and energy score.
+    pub pointing: &'static str,
+    /// Where the taus of the tau-dependent figures come from.
+    pub taus: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -84,6 +91,15 @@ pub struct Metrics {
     pub top1_loc: Option<f64>,
     /// Softmax models: one of the five most probable classes right, with its box.
     pub top5_loc: Option<f64>,
+    /// Hit rate of the map's peak over pairs with truth (TorchRay's tolerance).
+    pub pointing_game: Option<f64>,
+    /// Mean share of the map's positive mass inside the truth boxes, over pairs with truth.
+    pub energy_pointing_game: Option<f64>,
+    /// wsolevaluation's pixel AP against the truth masks (a fraction).
+    pub pxap: Option<f64>,
+    /// Pooled pixel IoU of the normalised map above `pixel_iou_tau` against the truth masks.
+    pub pixel_iou: Option<f64>,
+    pub pixel_iou_tau: Option<f64>,
 }
 
 /// One evaluated class.
@@ -116,6 +132,10 @@ pub struct MeanMetrics {
     pub gt_known_loc: Option<f64>,
     pub top1_loc: Option<f64>,
     pub top5_loc: Option<f64>,
+    pub pointing_game: Option<f64>,
+    pub energy_pointing_game: Option<f64>,
+    pub pxap: Option<f64>,
+    pub pixel_iou: Option<f64>,
 }
 
 impl MeanMetrics {
@@ -144,6 +164,10 @@ impl MeanMetrics {
             gt_known_loc: mean(&|m| m.gt_known_loc),
             top1_loc: mean(&|m| m.top1_loc),
             top5_loc: mean(&|m| m.top5_loc),
+            pointing_game: mean(&|m| m.pointing_game),
+            energy_pointing_game: mean(&|m| m.energy_pointing_game),
+            pxap: mean(&|m| m.pxap),
+            pixel_iou: mean(&|m| m.pixel_iou),
         }
     }
 }
@@ -221,30 +245,83 @@ pub struct Summary {
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepResult>,
+    /// 95 % bootstrap intervals (`--bootstrap 0`: none).
+    pub ci95: Option<Ci95>,
+    /// The truth masks (`--truth-masks`) and how many pairs had one.
+    pub truth_masks: Option<MaskUse>,
+    /// The split the evaluation was restricted to (`--split`).
+    pub split: Option<SplitUse>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MaskUse {
+    pub dir: PathBuf,
+    pub pairs_with_mask: usize,
+    pub unusable: Listed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitUse {
+    pub file: PathBuf,
+    /// Paths the file lists.
+    pub listed: usize,
+    /// Evaluated images left out because the split does not list them.
+    pub left_out: usize,
+    /// Listed paths that are no evaluated image.
+    pub not_evaluated: Listed,
 }
 
 pub fn f4(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into())
 }
 
-/// The metric rows shared by the stdout table and report.html: (metric, value, detail).
-/// The metric rows shared by the stdout table and report.html: (metric, value, detail),
-/// for the metrics of a set of pairs.
-pub fn metric_rows(m: &Metrics, counts: &PairCounts, sweep_step: f64) -> Vec<(String, String, String)> {
+/// A figure with its 95 % interval when there is one: `0.6200 [0.5500, 0.6900]`.
+pub fn with_ci(v: Option<f64>, ci: Option<&Figures>, key: &str) -> String {
+    match (v, ci.and_then(|c| c.get(key))) {
+        (Some(_), Some([lo, hi])) => format!("{} [{lo:.4}, {hi:.4}]", f4(v)),
+        _ => f4(v),
+    }
+}
+
+/// The metric rows over all pairs, with their intervals.
+pub fn summary_rows(s: &Summary) -> Vec<(String, String, String)> {
+    let ci = s.ci95.as_ref().map(|c| &c.all);
+    metric_rows(&s.metrics, &s.counts.pairs, &s.protocol, ci)
+}
+
+/// The rows of the figures read off the maps: pointing game, energy, PxAP, pixel IoU.
+fn map_rows(m: &Metrics, p: &Protocol, ci: Option<&Figures>) -> Vec<(String, String, String)> {
+    let tau_here = p.taus.starts_with("tau chosen on this set");
+    let mut rows = vec![
+        (
+            format!("pointing game (tolerance {} px)", p.pointing_tolerance),
+            with_ci(m.pointing_game, ci, "pointing_game"),
+            "hit rate over pairs with truth".to_string(),
+        ),
+        (
+            "energy pointing game".to_string(),
+            with_ci(m.energy_pointing_game, ci, "energy_pointing_game"),
+            "mean share of the map's positive mass inside the truth boxes".to_string(),
+        ),
+    ];
+    if m.pxap.is_some() || m.pixel_iou.is_some() {
+        rows.push(("PxAP (truth masks)".into(), with_ci(m.pxap, ci, "pxap"), "wsolevaluation's pixel AP".into()));
+        rows.push((
+            "pixel IoU (truth masks)".into(),
+            with_ci(m.pixel_iou, ci, "pixel_iou"),
+            match m.pixel_iou_tau {
+                Some(t) if tau_here => format!("tau {t} (chosen on this set)"),
+                Some(t) => format!("tau {t} (--taus-from)"),
+                None => "each class at its own tau".into(),
+            },
+        ));
+    }
+    rows
+}
+
+/// The MaxBoxAcc rows (V1 and V2), or one saying why they are missing.
+fn max_box_acc_rows(m: &Metrics, sweep_step: f64, ci: Option<&Figures>) -> Vec<(String, String, String)> {
     let mut rows = Vec::new();
-    let c = &m.classification;
-    rows.push((
-        "classification accuracy (top-1)".into(),
-        f4(c.accuracy),
-        format!("TP {} FP {} TN {} FN {}", c.true_positive, c.false_positive, c.true_negative, c.false_negative),
-    ));
-    rows.push(("mean best IoU (GT-known)".into(), f4(m.mean_best_iou), String::new()));
-    rows.push((
-        "BoxAcc @0.3 / @0.5 / @0.7 (GT-known)".into(),
-        m.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
-        format!("mean {}", f4(m.box_acc_mean)),
-    ));
-    rows.push(("CorLoc (BoxAcc @0.5)".into(), f4(m.corloc), String::new()));
     match &m.max_box_acc {
         Some(x) => {
             let digits = (-sweep_step.log10()).ceil().max(0.0) as usize;
@@ -264,7 +341,11 @@ pub fn metric_rows(m: &Metrics, counts: &PairCounts, sweep_step: f64) -> Vec<(St
                 ),
                 _ => x.source.to_string(),
             };
-            rows.push(("MaxBoxAccV2 (all components)".into(), f4(Some(x.v2)), detail));
+            let detail = match x.v2_tau_per_delta {
+                Some(_) => format!("{detail} (taus chosen on this set)"),
+                None => detail,
+            };
+            rows.push(("MaxBoxAccV2 (all components)".into(), with_ci(Some(x.v2), ci, "max_box_acc_v2"), detail));
         }
         None => rows.push((
             "MaxBoxAcc / MaxBoxAccV2".into(),
@@ -272,21 +353,58 @@ pub fn metric_rows(m: &Metrics, counts: &PairCounts, sweep_step: f64) -> Vec<(St
             "needs maps (run with [output] maps = true)".into(),
         )),
     }
+    rows
+}
+
+/// The metric rows shared by the stdout table and report.html: (metric, value, detail),
+/// for the metrics of a set of pairs.
+pub fn metric_rows(
+    m: &Metrics,
+    counts: &PairCounts,
+    p: &Protocol,
+    ci: Option<&Figures>,
+) -> Vec<(String, String, String)> {
+    let sweep_step = p.sweep_step;
+    let mut rows = Vec::new();
+    let c = &m.classification;
+    rows.push((
+        "classification accuracy (top-1)".into(),
+        f4(c.accuracy),
+        format!("TP {} FP {} TN {} FN {}", c.true_positive, c.false_positive, c.true_negative, c.false_negative),
+    ));
+    rows.push(("mean best IoU (GT-known)".into(), f4(m.mean_best_iou), String::new()));
+    rows.push((
+        "BoxAcc @0.3 / @0.5 / @0.7 (GT-known)".into(),
+        m.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
+        format!("mean {}", f4(m.box_acc_mean)),
+    ));
+    rows.push(("CorLoc (BoxAcc @0.5)".into(), with_ci(m.corloc, ci, "gt_known_loc"), String::new()));
+    rows.extend(max_box_acc_rows(m, sweep_step, ci));
+    rows.extend(map_rows(m, p, ci));
     rows.push((
         "RSNA score".into(),
-        f4(m.rsna_score),
+        with_ci(m.rsna_score, ci, "rsna_score"),
         format!("mean over {} images; IoU 0.40..0.75", counts.scored_rsna),
     ));
     for r in &m.chestxray8 {
         rows.push((
             format!("ChestX-ray8 @T(IoBB) {}: accuracy / avg FP", r.t_iobb),
-            format!("{} / {}", f4(r.accuracy_iobb), f4(r.avg_fp)),
+            format!(
+                "{} / {}",
+                with_ci(r.accuracy_iobb, ci, &format!("chestxray8_accuracy@{}", r.t_iobb)),
+                f4(r.avg_fp)
+            ),
             format!("with IoU > 0.5: {} / {}", f4(r.accuracy_or_iou), f4(r.avg_fp_or_iou)),
         ));
     }
     rows.push((
         "GT-known Loc / Top-1 Loc / Top-5 Loc".into(),
-        format!("{} / {} / {}", f4(m.gt_known_loc), f4(m.top1_loc), f4(m.top5_loc)),
+        format!(
+            "{} / {} / {}",
+            with_ci(m.gt_known_loc, ci, "gt_known_loc"),
+            with_ci(m.top1_loc, ci, "top1_loc"),
+            f4(m.top5_loc)
+        ),
         String::new(),
     ));
     rows
@@ -307,15 +425,18 @@ pub fn class_table(s: &Summary) -> (Vec<&'static str>, Vec<Vec<String>>) {
         "CXR8 FP@0.5",
         "Top-1 Loc",
         "Top-5 Loc",
+        "Pointing",
+        "Energy",
+        "PxAP",
     ];
     let cxr =
         |rows: &[Cxr8Row], f: &dyn Fn(&Cxr8Row) -> Option<f64>| f4(rows.iter().find(|r| r.t_iobb == 0.5).and_then(f));
-    let row = |name: String, classes: String, counts: String, m: &Metrics| {
+    let row = |name: String, classes: String, counts: String, m: &Metrics, ci: Option<&Figures>| {
         vec![
             name,
             classes,
             counts,
-            f4(m.corloc),
+            with_ci(m.corloc, ci, "gt_known_loc"),
             m.box_acc.iter().map(|v| f4(*v)).collect::<Vec<_>>().join(" / "),
             f4(m.max_box_acc.as_ref().map(|x| x.v2)),
             f4(m.rsna_score),
@@ -323,6 +444,9 @@ pub fn class_table(s: &Summary) -> (Vec<&'static str>, Vec<Vec<String>>) {
             cxr(&m.chestxray8, &|r| r.avg_fp),
             f4(m.top1_loc),
             f4(m.top5_loc),
+            with_ci(m.pointing_game, ci, "pointing_game"),
+            f4(m.energy_pointing_game),
+            f4(m.pxap),
         ]
     };
     let mut rows: Vec<Vec<String>> = s
@@ -336,7 +460,8 @@ pub fn class_table(s: &Summary) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 .map(|(k, n)| if n.is_empty() { k.to_string() } else { format!("{k} {n}") })
                 .collect::<Vec<_>>()
                 .join(", ");
-            row(name.clone(), classes, format!("{} / {}", c.counts.with_truth, c.counts.negatives), &c.metrics)
+            let ci = s.ci95.as_ref().and_then(|c| c.per_class.get(name));
+            row(name.clone(), classes, format!("{} / {}", c.counts.with_truth, c.counts.negatives), &c.metrics, ci)
         })
         .collect();
     let m = &s.mean_over_classes;
@@ -352,12 +477,16 @@ pub fn class_table(s: &Summary) -> (Vec<&'static str>, Vec<Vec<String>>) {
         cxr(&m.chestxray8, &|r| r.avg_fp),
         f4(m.top1_loc),
         f4(m.top5_loc),
+        f4(m.pointing_game),
+        f4(m.energy_pointing_game),
+        f4(m.pxap),
     ]);
     rows.push(row(
         "all pairs".into(),
         String::new(),
         format!("{} / {}", s.counts.pairs.with_truth, s.counts.pairs.negatives),
         &s.metrics,
+        s.ci95.as_ref().map(|c| &c.all),
     ));
     (head, rows)
 }

@@ -14,6 +14,11 @@
 //! - Calibrated tau: the single tau maximising the mean over delta of BoxAcc(tau, delta)
 //!   with all components (what one threshold reused on unlabelled data can achieve).
 //!
+//! The same pass over the saved maps gives the map-level figures
+//! ([`super::figures`]): each pair's peak, pointing hit and energy on the raw map carried to
+//! original pixels (no ReLU, no normalisation), and, with truth masks, the pixel
+//! histograms of PxAP and pixel IoU on the normalised map the boxes are cut from.
+//!
 //! Ties go to the smallest tau (numpy's `argmax`). A map with no pixel above the cut gives
 //! no box: a miss (wsolevaluation boxes it as `[0, 0, 0, 0]`, which never reaches IoU
 //! 0.3 either). An image whose map was not saved, or not for the evaluated class, is a
@@ -26,10 +31,12 @@ use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::figures::{self, MapView, PixelHistograms, Pointing};
 use super::metrics::BOX_ACC_DELTAS;
 use super::metrics::{as_predicted, best_iou, box_acc_of, Convention, Rect};
-use crate::stage::localise::{kept_components, Keep, Localiser, Recipe, Threshold};
+use crate::stage::localise::{kept_components, to_original, Keep, Localiser, Normalise, Recipe, Threshold};
 use crate::stage::preprocess::Geometry;
+use crate::truth::masks::TruthMasks;
 
 /// One (image, class) pair to sweep.
 #[derive(Debug, Clone)]
@@ -40,6 +47,30 @@ pub struct SweepInput {
     pub map: PathBuf,
     /// The model class whose map is swept; `None`: a miss at every tau.
     pub class: Option<usize>,
+    /// The evaluated label (which truth mask, in a folder per label).
+    pub label: String,
+    pub width: u32,
+    pub height: u32,
+    /// A tau chosen elsewhere (`--taus-from`): pixel counts are also taken at it.
+    pub fixed_tau: Option<f64>,
+}
+
+/// What the pass over the maps needs besides the pairs.
+#[derive(Debug, Clone, Copy)]
+pub struct PassOptions<'a> {
+    pub step: f64,
+    pub convention: Convention,
+    /// The pointing game's tolerance, in original pixels.
+    pub tolerance: f64,
+    pub masks: Option<&'a TruthMasks>,
+}
+
+/// A pair's pixels against its truth mask.
+#[derive(Debug, Clone)]
+pub struct PairPixels {
+    pub histograms: PixelHistograms,
+    /// True positives, false positives, false negatives at the pair's fixed tau.
+    pub at_fixed_tau: Option<[u64; 3]>,
 }
 
 /// The `.json` beside each saved map.
@@ -49,11 +80,16 @@ struct Sidecar {
     geometry: Geometry,
 }
 
-/// Best IoU of one image at each tau; `None` = no box.
+/// Best IoU of one image at each tau (`None` = no box), and its map-level figures.
 #[derive(Debug, Clone)]
 struct ImageSweep {
     v1: Vec<Option<f64>>,
     v2: Vec<Option<f64>>,
+    pointing: Pointing,
+    /// With a truth mask for the pair.
+    pixels: Option<PairPixels>,
+    /// Why the pair's truth mask could not be used.
+    mask_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,15 +139,14 @@ pub struct Curves {
     errors: Vec<Option<String>>,
 }
 
-/// Cuts every pair's map at every tau; `conv` decides how boxes are compared (and, for
-/// the inclusive convention, clips predicted boxes as wsolevaluation does).
-pub fn curves(inputs: &[SweepInput], step: f64, conv: Convention) -> Curves {
-    let taus = taus(step);
-    let miss = ImageSweep { v1: vec![None; taus.len()], v2: vec![None; taus.len()] };
+/// Cuts every pair's map at every tau; the convention decides how boxes are compared (and,
+/// for the inclusive one, clips predicted boxes as wsolevaluation does).
+pub fn curves(inputs: &[SweepInput], o: &PassOptions) -> Curves {
+    let taus = taus(o.step);
     let per: Vec<Result<ImageSweep, String>> = inputs
         .par_iter()
         .map(|im| match im.class {
-            Some(class) => sweep_image(im, class, &taus, conv),
+            Some(class) => sweep_image(im, class, &taus, o),
             None => Err("the run localised none of its classes on this image".into()),
         })
         .collect();
@@ -126,14 +161,64 @@ pub fn curves(inputs: &[SweepInput], step: f64, conv: Convention) -> Curves {
             }
             Err(e) => {
                 errors.push(Some(format!("{}: {e}", im.rel)));
-                miss.clone()
+                ImageSweep {
+                    v1: vec![None; taus.len()],
+                    v2: vec![None; taus.len()],
+                    pointing: figures::pointing_without_map(&im.truth),
+                    pixels: None,
+                    mask_error: None,
+                }
             }
         })
         .collect();
-    Curves { step, taus, per, errors }
+    Curves { step: o.step, taus, per, errors }
 }
 
 impl Curves {
+    /// The number of pairs.
+    pub fn len(&self) -> usize {
+        self.per.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.per.is_empty()
+    }
+
+    pub fn taus(&self) -> &[f64] {
+        &self.taus
+    }
+
+    /// The pointing figures of pair `i`.
+    pub fn pointing(&self, i: usize) -> Pointing {
+        self.per[i].pointing
+    }
+
+    /// Pair `i` against its truth mask, when it has one and a map.
+    pub fn pixels(&self, i: usize) -> Option<&PairPixels> {
+        self.per[i].pixels.as_ref()
+    }
+
+    /// Why pair `i`'s truth mask could not be used.
+    pub fn mask_error(&self, i: usize) -> Option<&str> {
+        self.per[i].mask_error.as_deref()
+    }
+
+    /// MaxBoxAccV2 over a multiset of pairs (a bootstrap resample); `None` when empty.
+    pub fn max_box_acc_v2_of(&self, pairs: &[usize]) -> Option<f64> {
+        if pairs.is_empty() {
+            return None;
+        }
+        let n = pairs.len() as f64;
+        let mut best = [0.0f64; 3];
+        for t in 0..self.taus.len() {
+            for (d, &delta) in BOX_ACC_DELTAS.iter().enumerate() {
+                let hits = pairs.iter().filter(|&&i| self.per[i].v2[t].is_some_and(|v| v >= delta)).count();
+                best[d] = best[d].max(hits as f64 / n);
+            }
+        }
+        Some((best[0] + best[1] + best[2]) / 3.0)
+    }
+
     /// The sweep's figures over the pairs `which` selects (by index in the inputs).
     pub fn summarise(&self, which: impl Fn(usize) -> bool) -> SweepResult {
         let chosen: Vec<usize> = (0..self.per.len()).filter(|&i| which(i)).collect();
@@ -174,7 +259,8 @@ impl Curves {
 
 /// Runs the sweep over every pair of `inputs`.
 pub fn sweep(inputs: &[SweepInput], step: f64, conv: Convention) -> SweepResult {
-    curves(inputs, step, conv).summarise(|_| true)
+    let o = PassOptions { step, convention: conv, tolerance: 15.0, masks: None };
+    curves(inputs, &o).summarise(|_| true)
 }
 
 /// Reads the raw map of `class` and the image geometry saved by `run`.
@@ -195,40 +281,85 @@ pub fn load_map(npy: &Path, class: usize) -> Result<(ndarray::Array2<f32>, Geome
     Ok((maps.index_axis(Axis(0), pos).to_owned(), s.geometry))
 }
 
-fn sweep_image(im: &SweepInput, class: usize, taus: &[f64], conv: Convention) -> Result<ImageSweep, String> {
+fn sweep_image(im: &SweepInput, class: usize, taus: &[f64], o: &PassOptions) -> Result<ImageSweep, String> {
     if !im.map.is_file() {
         return Err("no saved map (run with [output] maps = true)".into());
     }
     let (raw, geo) = load_map(&im.map, class)?;
     let loc = Localiser::new(Recipe::wsol(0.0));
     let p = loc.prepare(raw.view(), &geo);
-    let (w, h) = (geo.orig_w, geo.orig_h);
-    let mut out = ImageSweep { v1: Vec::with_capacity(taus.len()), v2: Vec::with_capacity(taus.len()) };
+    let (mut v1, mut v2) = (Vec::with_capacity(taus.len()), Vec::with_capacity(taus.len()));
     // The cut only changes at some taus (256 levels at most): reuse the last result.
     let mut last: Option<(f32, Option<f64>, Option<f64>)> = None;
     for &tau in taus {
         let cut = loc.cut(&p, &Threshold::Fraction(tau as f32));
         let (b1, b2) = match last {
             Some((c, b1, b2)) if c == cut => (b1, b2),
-            _ => {
-                let comps = loc.components_above(&p, cut).components;
-                let rects = |cs: Vec<&crate::stage::localise::components::Component>| -> Vec<Rect> {
-                    cs.iter()
-                        .map(|c| {
-                            as_predicted(Rect::new(c.x1 as f64, c.y1 as f64, c.x2 as f64, c.y2 as f64), w, h, conv)
-                        })
-                        .collect()
-                };
-                let largest = rects(kept_components(Keep::Largest, 0.0, &comps, p.width * p.height));
-                let all = rects(loc.keep(&comps, &p));
-                (best_iou(&largest, &im.truth, conv), best_iou(&all, &im.truth, conv))
-            }
+            _ => best_ious_at(&loc, &p, cut, &im.truth, &geo, o.convention),
         };
         last = Some((cut, b1, b2));
-        out.v1.push(b1);
-        out.v2.push(b2);
+        v1.push(b1);
+        v2.push(b2);
     }
-    Ok(out)
+    let pointing = pointing_of(&loc, raw.view(), &geo, &im.truth, o.tolerance);
+    let (pixels, mask_error) = match pixels_of(im, &p.map, taus, o) {
+        Ok(px) => (px, None),
+        Err(e) => (None, Some(e)),
+    };
+    Ok(ImageSweep { v1, v2, pointing, pixels, mask_error })
+}
+
+/// The best IoU of the largest component and of all components above `cut`.
+fn best_ious_at(
+    loc: &Localiser,
+    p: &crate::stage::localise::PreparedMap,
+    cut: f32,
+    truth: &[Rect],
+    geo: &Geometry,
+    conv: Convention,
+) -> (Option<f64>, Option<f64>) {
+    let (w, h) = (geo.orig_w, geo.orig_h);
+    let comps = loc.components_above(p, cut).components;
+    let rects = |cs: Vec<&crate::stage::localise::components::Component>| -> Vec<Rect> {
+        cs.iter()
+            .map(|c| as_predicted(Rect::new(c.x1 as f64, c.y1 as f64, c.x2 as f64, c.y2 as f64), w, h, conv))
+            .collect()
+    };
+    let largest = rects(kept_components(Keep::Largest, 0.0, &comps, p.width * p.height));
+    let all = rects(loc.keep(&comps, p));
+    (best_iou(&largest, truth, conv), best_iou(&all, truth, conv))
+}
+
+/// The pointing figures on the raw map carried to original pixels (upsampled as the
+/// recipe does, without ReLU or normalisation, so that energy sees the map's own sign).
+fn pointing_of(
+    loc: &Localiser,
+    raw: ndarray::ArrayView2<f32>,
+    geo: &Geometry,
+    truth: &[Rect],
+    tolerance: f64,
+) -> Pointing {
+    let plain = Localiser::new(Recipe { relu: false, normalise: Normalise::None, ..loc.recipe.clone() });
+    let net = plain.network_map(raw, geo.net_w, geo.net_h);
+    let carried = to_original(&net, geo);
+    let view = MapView {
+        values: &carried.values,
+        width: geo.orig_w as usize,
+        height: geo.orig_h as usize,
+        seen: carried.seen,
+    };
+    figures::pointing(&view, truth, tolerance)
+}
+
+/// The pair's normalised map against its truth mask, when the evaluation has masks and
+/// one for this pair.
+fn pixels_of(im: &SweepInput, score: &[f32], taus: &[f64], o: &PassOptions) -> Result<Option<PairPixels>, String> {
+    let Some(masks) = o.masks else { return Ok(None) };
+    let Some(mask) = masks.load(&im.rel, &im.label, im.width, im.height)? else { return Ok(None) };
+    let mut histograms = PixelHistograms::new(taus);
+    histograms.add(taus, score, &mask);
+    let at_fixed_tau = im.fixed_tau.map(|t| figures::pixel_counts(score, &mask, t));
+    Ok(Some(PairPixels { histograms, at_fixed_tau }))
 }
 
 #[cfg(test)]
@@ -279,9 +410,23 @@ mod tests {
         let l = Localiser::new(Recipe::wsol(0.5)).localise(4, raw.view(), &g);
         assert!(!l.boxes.is_empty());
         let truth = l.boxes.iter().map(|b| Rect::new(b.x1 as f64, b.y1 as f64, b.x2 as f64, b.y2 as f64)).collect();
-        let input = SweepInput { rel: "a.png".into(), truth, map: npy.clone(), class: Some(4) };
-        let missing =
-            SweepInput { rel: "b.png".into(), truth: vec![], map: dir.path().join("b.png.npy"), class: Some(4) };
+        let input = SweepInput {
+            rel: "a.png".into(),
+            truth,
+            map: npy.clone(),
+            class: Some(4),
+            label: "x".into(),
+            width: 30,
+            height: 30,
+            fixed_tau: None,
+        };
+        let missing = SweepInput {
+            rel: "b.png".into(),
+            truth: vec![],
+            map: dir.path().join("b.png.npy"),
+            class: Some(4),
+            ..input.clone()
+        };
         let r = sweep(&[input.clone(), missing], 0.01, Convention::HalfOpen);
         let i = r.taus.iter().position(|&t| t == 0.5).unwrap();
         assert_eq!(r.box_acc_v2[i], [0.5, 0.5, 0.5], "one hit out of two images");

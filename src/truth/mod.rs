@@ -10,6 +10,7 @@
 
 pub mod annotations;
 pub mod class_map;
+pub mod masks;
 pub mod matching;
 
 use serde::Serialize;

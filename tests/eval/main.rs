@@ -7,8 +7,10 @@
 mod common;
 
 mod cli;
+mod figures;
 mod metrics;
 mod multiclass;
 mod report_browser;
+mod splits;
 mod truth;
 mod wsol_parity;

@@ -150,6 +150,24 @@ pub struct EvalArgs {
     /// Images in report.html's gallery.
     #[arg(long, default_value_t = cambox::defaults::GALLERY_MAX)]
     pub gallery: usize,
+    /// Pointing game: a hit when the map's peak is within this many original pixels of a truth box.
+    #[arg(long, default_value_t = cambox::defaults::POINTING_TOLERANCE)]
+    pub pointing_tolerance: f64,
+    /// Folder of truth masks named like the images (PNG, 0 background): PxAP and pixel IoU.
+    #[arg(long)]
+    pub truth_masks: Option<PathBuf>,
+    /// Bootstrap resamples of images for the 95 % intervals (0: none).
+    #[arg(long, default_value_t = cambox::eval::bootstrap::DEFAULT_RESAMPLES)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap resamples.
+    #[arg(long, default_value_t = cambox::eval::bootstrap::DEFAULT_SEED)]
+    pub bootstrap_seed: u64,
+    /// Cut the saved maps at the taus of this calibrated.toml (written by --calibrate on another split).
+    #[arg(long)]
+    pub taus_from: Option<PathBuf>,
+    /// Evaluate only the images this file lists (one path per line, as in images.csv).
+    #[arg(long)]
+    pub split: Option<PathBuf>,
 }
 
 impl From<&RunArgs> for Overrides {
@@ -195,6 +213,12 @@ impl From<EvalArgs> for EvalOptions {
             sweep_step: a.sweep_step,
             unannotated_negative: a.unannotated_negative,
             gallery: a.gallery,
+            pointing_tolerance: a.pointing_tolerance,
+            truth_masks: a.truth_masks,
+            bootstrap: a.bootstrap,
+            bootstrap_seed: a.bootstrap_seed,
+            taus_from: a.taus_from,
+            split: a.split,
             ..EvalOptions::new(a.run, a.truth)
         }
     }

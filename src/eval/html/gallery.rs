@@ -6,7 +6,7 @@
 //! classes gives each class its share of the cap, so that filtering the page by a class
 //! still shows that class's failures.
 
-use super::thumbs::{key_style, thumbnail, Thumbnail, PRED, TRUTH};
+use super::thumbs::{key_style, thumbnail, Thumbnail, PEAK, PRED, TRUTH};
 use crate::eval::run_files::RunFiles;
 use crate::eval::{Evaluation, ImageResult};
 
@@ -25,6 +25,8 @@ pub struct Gallery {
     /// CSS backgrounds of the legend's keys: truth, predicted.
     pub truth_key: String,
     pub pred_key: String,
+    /// The map's peak, drawn when the maps were read.
+    pub peak_key: Option<String>,
     /// The class filter's choices (per label only).
     pub filter: Option<Vec<String>>,
     pub cards: Vec<Card>,
@@ -107,6 +109,7 @@ pub fn gallery(ev: &Evaluation, run: &RunFiles, cap: usize) -> Gallery {
         noun: if ev.per_label { "pairs" } else { "images" },
         truth_key: key_style(TRUTH),
         pred_key: key_style(PRED),
+        peak_key: ev.images.iter().any(|i| i.pointing.is_some_and(|p| p.peak.is_some())).then(|| key_style(PEAK)),
         filter: ev.per_label.then(|| ev.classes.iter().map(|c| c.name.clone()).collect()),
         cards,
     }

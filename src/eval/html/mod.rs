@@ -50,5 +50,6 @@ fn pair(rel: &str, iou: Option<f64>, truth: bool) -> super::ImageResult {
         hits: None,
         rsna: None,
         detections: 0,
+        pointing: None,
     }
 }

@@ -199,6 +199,10 @@ fn gallery(g: &Gallery) -> Markup {
             "truth"
             span class="key" style=(g.pred_key) {}
             "predicted"
+            @if let Some(k) = &g.peak_key {
+                span class="key" style=(k) {}
+                "peak of the map (pointing game)"
+            }
         }
         @if let Some(classes) = &g.filter {
             p class="meta" {
@@ -263,6 +267,7 @@ mod tests {
                 noun: "pairs",
                 truth_key: "background:green".into(),
                 pred_key: "background:red".into(),
+                peak_key: None,
                 filter: Some(vec!["cat \"x\"".into()]),
                 cards: vec![
                     card(

@@ -26,6 +26,11 @@ const THUMB_JPEG_QUALITY: u8 = 80;
 /// Box colours; the page's legend shows the same ones.
 pub const TRUTH: Rgb<u8> = Rgb([0, 230, 0]);
 pub const PRED: Rgb<u8> = Rgb([255, 30, 30]);
+/// The map's peak (the pointing game's point).
+pub const PEAK: Rgb<u8> = Rgb([0, 200, 255]);
+
+/// Half the length of the peak's cross, in thumbnail pixels.
+const PEAK_ARM: i64 = 6;
 
 /// A thumbnail ready for the page.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,9 +80,27 @@ pub fn thumbnail(run: &RunFiles, im: &ImageResult, class: usize, overlay: bool) 
     for p in &im.preds {
         outline(&mut t, sc(&p.rect), PRED, 2);
     }
+    if let Some((px, py)) = im.pointing.and_then(|p| p.peak) {
+        let c = (((px as f64 + 0.5) * sx) as i64, ((py as f64 + 0.5) * sy) as i64);
+        cross(&mut t, c, PEAK);
+    }
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, THUMB_JPEG_QUALITY).encode_image(&t).ok()?;
     Some(Thumbnail { data_url: format!("data:image/jpeg;base64,{}", STANDARD.encode(&jpeg)), source })
+}
+
+/// A cross two pixels thick centred on `c`, clipped to the image.
+fn cross(img: &mut RgbImage, c: (i64, i64), colour: Rgb<u8>) {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    for d in -PEAK_ARM..=PEAK_ARM {
+        for t in 0..2 {
+            for (x, y) in [(c.0 + d, c.1 + t), (c.0 + t, c.1 + d)] {
+                if (0..w).contains(&x) && (0..h).contains(&y) {
+                    img.put_pixel(x as u32, y as u32, colour);
+                }
+            }
+        }
+    }
 }
 
 /// The CSS background of a legend key in a box colour.

@@ -9,7 +9,7 @@
 use super::charts::{histogram, sweep_chart, Histogram, SweepChart};
 use super::gallery::{gallery, Gallery};
 use crate::eval::run_files::RunFiles;
-use crate::eval::summary::{class_table, metric_rows, Summary};
+use crate::eval::summary::{class_table, summary_rows, Summary};
 use crate::eval::Evaluation;
 
 /// The whole page's contents.
@@ -74,7 +74,7 @@ impl ReportView {
             per_class: ev.per_label.then(|| per_class(s)),
             metrics: MetricsTable {
                 title: if ev.per_label { "Metrics over all pairs" } else { "Metrics" },
-                rows: metric_rows(&s.metrics, &s.counts.pairs, s.protocol.sweep_step),
+                rows: summary_rows(s),
             },
             histogram: histogram(&ev.images),
             sweep: s.sweep.as_ref().map(sweep_chart),
@@ -106,6 +106,14 @@ fn meta_lines(s: &Summary) -> Vec<String> {
             "{} images evaluated ({} pairs): {} with truth, {} negatives; {} truth boxes, {} predicted boxes",
             s.counts.evaluated_images, c.evaluated, c.with_truth, c.negatives, c.truth_boxes, c.predicted_boxes
         ),
+        format!("taus: {}", p.taus),
+        match &s.ci95 {
+            Some(ci) => format!(
+                "[lo, hi]: 95 % bootstrap intervals, {} resamples of images (seed {})",
+                ci.plan.resamples, ci.plan.seed
+            ),
+            None => "no intervals (--bootstrap 0)".into(),
+        },
     ]
 }
 
