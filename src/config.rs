@@ -111,8 +111,11 @@ pub enum ClassesSpec {
 #[serde(deny_unknown_fields, default)]
 pub struct LocaliseConfig {
     pub classes: ClassesSpec,
-    /// `cam-paper` (default), `wsol`, `chestxray8` or `custom`.
-    pub preset: Preset,
+    /// `cam-paper`, `wsol`, `chestxray8`, `sharp` or `custom`; when absent, the map
+    /// recipe's own (`cam-paper`, or `sharp` with `[cam] recipe = "sharp"`). Written
+    /// as the preset it resolves to without the map recipe (`cam-paper`), as before.
+    #[serde(serialize_with = "preset_as_written")]
+    pub preset: Option<Preset>,
     /// wsol's tau (fraction of the 8-bit map's maximum).
     pub tau: Option<f32>,
     pub relu: Option<bool>,
@@ -132,7 +135,7 @@ impl Default for LocaliseConfig {
     fn default() -> Self {
         LocaliseConfig {
             classes: ClassesSpec::Rule("top1".into()),
-            preset: Preset::CamPaper,
+            preset: None,
             tau: None,
             relu: None,
             normalise: None,
@@ -146,10 +149,25 @@ impl Default for LocaliseConfig {
     }
 }
 
+/// An absent preset as earlier versions wrote it (their default), so that fingerprints
+/// and `run.json` keep their text.
+fn preset_as_written<S: serde::Serializer>(p: &Option<Preset>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    p.unwrap_or_default().serialize(s)
+}
+
 impl LocaliseConfig {
-    /// The recipe: a named preset, or `custom` from the keys.
-    pub fn recipe(&self) -> std::result::Result<Recipe, String> {
+    /// The preset in force: the one named, else the map recipe's.
+    pub fn preset(&self, cam: CamRecipe) -> Preset {
+        self.preset.unwrap_or(match cam {
+            CamRecipe::Standard => Preset::CamPaper,
+            CamRecipe::Sharp => Preset::Sharp,
+        })
+    }
+
+    /// The recipe: a named preset (or the map recipe's), or `custom` from the keys.
+    pub fn recipe(&self, cam: CamRecipe) -> std::result::Result<Recipe, String> {
         let c = self;
+        let preset = self.preset(cam);
         let custom_keys = [
             ("relu", c.relu.is_some()),
             ("normalise", c.normalise.is_some()),
@@ -160,25 +178,26 @@ impl LocaliseConfig {
             ("min_area", c.min_area.is_some()),
         ];
         let set: Vec<&str> = custom_keys.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect();
-        if c.preset != Preset::Custom && !set.is_empty() {
+        if preset != Preset::Custom && !set.is_empty() {
             return Err(format!(
                 "[localise] preset = \"{}\" fixes the recipe, but {} {} set; use preset = \"custom\" to change it",
-                c.preset.name(),
+                preset.name(),
                 set.join(", "),
                 if set.len() == 1 { "is" } else { "are" }
             ));
         }
-        if c.tau.is_some() && c.preset != Preset::Wsol {
+        if c.tau.is_some() && preset != Preset::Wsol {
             return Err("[localise] tau applies to preset = \"wsol\" only".into());
         }
-        if c.taus.is_some() && c.preset != Preset::Wsol {
+        if c.taus.is_some() && preset != Preset::Wsol {
             return Err("[localise] taus applies to preset = \"wsol\" only".into());
         }
         if let Some((k, t)) = c.taus.iter().flatten().find(|(_, t)| !(0.0..1.0).contains(*t)) {
             return Err(format!("[localise] taus: {k} = {t} must be in [0, 1)"));
         }
-        let r = match c.preset {
+        let r = match preset {
             Preset::CamPaper => Recipe::cam_paper(),
+            Preset::Sharp => Recipe::sharp(),
             Preset::Chestxray8 => Recipe::chestxray8(),
             Preset::Wsol => {
                 let tau = c.tau.unwrap_or(defaults::WSOL_TAU);
@@ -389,21 +408,29 @@ mod tests {
 
     #[test]
     fn presets_are_fixed_and_custom_builds_from_keys() {
+        let std = CamRecipe::Standard;
         let mut c = LocaliseConfig::default();
-        assert_eq!(c.recipe().unwrap(), Recipe::cam_paper());
-        c.preset = Preset::Wsol;
+        assert_eq!(c.recipe(std).unwrap(), Recipe::cam_paper());
+        // The sharp map recipe brings its cut, unless a preset is named.
+        assert_eq!(c.recipe(CamRecipe::Sharp).unwrap(), Recipe::sharp());
+        c.preset = Some(Preset::CamPaper);
+        assert_eq!(c.recipe(CamRecipe::Sharp).unwrap(), Recipe::cam_paper());
+        c.preset = Some(Preset::Wsol);
         c.tau = Some(0.35);
-        assert_eq!(c.recipe().unwrap().thresholds, vec![Threshold::Fraction(0.35)]);
+        assert_eq!(c.recipe(std).unwrap().thresholds, vec![Threshold::Fraction(0.35)]);
         c.thresholds = Some(vec![Threshold::Otsu]);
-        let e = c.recipe().unwrap_err();
+        let e = c.recipe(std).unwrap_err();
         assert!(e.contains("fixes the recipe") && e.contains("thresholds"), "{e}");
-        c.preset = Preset::Custom;
+        c.preset = Some(Preset::Custom);
         c.tau = None;
         c.components = Some(Keep::All);
-        let r = c.recipe().unwrap();
+        let r = c.recipe(std).unwrap();
         assert_eq!((r.thresholds.clone(), r.keep, r.preset), (vec![Threshold::Otsu], Keep::All, Preset::Custom));
         c.thresholds = Some(vec![Threshold::U8(60)]);
-        assert!(c.recipe().unwrap_err().contains("quantise"));
+        assert!(c.recipe(std).unwrap_err().contains("quantise"));
+        // An absent preset is written as before.
+        let text = serde_json::to_string(&LocaliseConfig::default()).unwrap();
+        assert!(text.contains("\"preset\":\"cam-paper\""), "{text}");
         let e = toml::from_str::<LocaliseConfig>("preset = \"nope\"").unwrap_err().to_string();
         assert!(e.contains("unknown preset"), "{e}");
     }
@@ -436,7 +463,7 @@ mod tests {
         let c: Config = toml::from_str("[cam]\nmethod = \"gradcam++\"\n[localise]\npreset = \"chestxray8\"").unwrap();
         assert_eq!(
             (c.cam.method, c.localise.preset),
-            (MethodChoice::Method(MapMethod::GradCamPlusPlus), Preset::Chestxray8)
+            (MethodChoice::Method(MapMethod::GradCamPlusPlus), Some(Preset::Chestxray8))
         );
         assert_eq!(Config::default().cam.method, MethodChoice::Auto);
         assert_eq!(toml::from_str::<Config>("[cam]\nmethod = \"auto\"").unwrap().cam.method, MethodChoice::Auto);

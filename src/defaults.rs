@@ -33,6 +33,12 @@ pub const SHARP_SCALES: &[usize] = &[224, 320, 416];
 /// Whether `[cam] recipe = "sharp"` adds a mirrored pass at each scale.
 pub const SHARP_FLIP: bool = true;
 
+/// The cut of the `sharp` localisation preset, which `[cam] recipe = "sharp"` uses when no
+/// preset is named: averaged maps are smoother than one pass's, so the CAM paper's 20 %
+/// of the maximum outlines boxes about twice the truth (docs/models.md, "Sharper maps",
+/// has the figures it was chosen from).
+pub const SHARP_CUT: f32 = 0.3;
+
 /// wsolevaluation's tau when the `wsol` preset is chosen without one: the CAM paper's
 /// 20 % of the maximum (the paper sweeps tau; `cambox eval --calibrate` finds the best).
 pub const WSOL_TAU: f32 = 0.2;

@@ -43,7 +43,6 @@ top_k = 5
 maps = true
 [localise]
 classes = "top1"
-preset = "cam-paper"
 $3
 EOF
 }
@@ -65,7 +64,6 @@ top_k = 2
 maps = true
 [localise]
 classes = ["lesion"]
-preset = "cam-paper"
 $2
 EOF
 }
@@ -98,14 +96,16 @@ for set in "${sets[@]}"; do
     case $set in
         phantoms)
             images=data/phantoms/images truth=data/phantoms/labels.csv map=()
+            masks=(--truth-masks data/phantoms/masks)
             recipes=(demo whole-320 sharp) ;;
         natural)
             images=data/samples/natural truth=data/annotations/natural-voc
-            map=(--class-map data/annotations/natural-imagenet-map.csv)
+            map=(--class-map data/annotations/natural-imagenet-map.csv) masks=()
             recipes=(demo whole-stretch whole-letterbox sharp sharp-letterbox) ;;
         pasted)
             images=data/pasted/images truth=data/pasted/voc
             map=(--class-map data/annotations/natural-imagenet-map.csv)
+            masks=(--truth-masks data/pasted/masks)
             recipes=(demo whole-stretch whole-letterbox sharp sharp-letterbox) ;;
         *) echo "unknown set $set" >&2; exit 2 ;;
     esac
@@ -114,7 +114,7 @@ for set in "${sets[@]}"; do
         config "$set" "$r" > "$cfg"
         run=$out/$set-$r
         "$bin" run --config "$cfg" --out "$run" --force --quiet --truth "$truth" "${map[@]}" "$images"
-        "$bin" eval --run "$run" --truth "$truth" "${map[@]}" --out "$run-eval" > "$run-eval.txt"
+        "$bin" eval --run "$run" --truth "$truth" "${map[@]}" "${masks[@]}" --out "$run-eval" > "$run-eval.txt"
     done
     python3 - "$out" "$set" "${recipes[@]}" <<'PY'
 import json, sys
@@ -139,5 +139,32 @@ for r in recipes:
     acc = s["classification"].get("accuracy")
     print("| " + " | ".join([r, str(passes), ", ".join(f"{w}x{h}" for w, h in sizes), f(acc), f(s["corloc"]),
                              f(s.get("gt_known_loc")), f(s.get("top1_loc")), f(m.get("v2")), f"{ips:.1f}"]) + " |")
+# The map figures, each with its 95 % bootstrap interval (1,000 resamples of images).
+ci = lambda s, k, v: "-" if v is None else (f"{v:.3f} [{s['ci95']['all'][k][0]:.3f}, {s['ci95']['all'][k][1]:.3f}]"
+                                             if k in (s.get("ci95") or {}).get("all", {}) else f"{v:.3f}")
+print(f"\n{set_}, map figures (95 % bootstrap intervals):")
+head = ["recipe", "GT-known Loc", "pointing game", "energy", "PxAP", "pixel IoU (tau)"]
+print("| " + " | ".join(head) + " |")
+print("|" + "---|" * len(head))
+for r in recipes:
+    s = json.load(open(f"{out}/{set_}-{r}-eval/summary.json"))
+    piou = ci(s, "pixel_iou", s.get("pixel_iou"))
+    if s.get("pixel_iou_tau") is not None:
+        piou += f" ({s['pixel_iou_tau']})"
+    print("| " + " | ".join([r, ci(s, "gt_known_loc", s.get("gt_known_loc")), ci(s, "pointing_game", s.get("pointing_game")),
+                             ci(s, "energy_pointing_game", s.get("energy_pointing_game")), ci(s, "pxap", s.get("pxap")),
+                             piou]) + " |")
+# GT-known Loc of the largest component by cut (the sweep's V1 curve at IoU 0.5): which cut
+# each recipe's maps need (cam-paper cuts at 0.20 of the maximum, the sharp preset at 0.30).
+cuts = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
+print(f"\n{set_}, GT-known Loc (largest component) by cut:")
+print("| recipe | " + " | ".join(f"{c:.2f}" for c in cuts) + " |")
+print("|" + "---|" * (len(cuts) + 1))
+for r in recipes:
+    sw = json.load(open(f"{out}/{set_}-{r}-eval/summary.json")).get("sweep")
+    if not sw:
+        continue
+    row = [f(sw["box_acc_v1"][sw["taus"].index(c)][1]) for c in cuts]
+    print(f"| {r} | " + " | ".join(row) + " |")
 PY
 done

@@ -20,7 +20,7 @@ use crate::output::OutputOptions;
 use crate::stage::decode::{DecodeOptions, HighBitDepth, JpegScaling, WindowChoice};
 use crate::stage::discover::InputOptions;
 use crate::stage::model::ModelOptions;
-use crate::stage::preprocess::PreprocessOptions;
+use crate::stage::preprocess::{CamRecipe, PreprocessOptions};
 
 /// Lower-case hexadecimal of a digest.
 pub fn hex(bytes: &[u8]) -> String {
@@ -114,6 +114,10 @@ struct Hashed<'a> {
     /// Only with `[truth]`: the files' content and format, not where they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     truth: Option<HashedTruth<'a>>,
+    /// Only when the map recipe chose the preset (`sharp`): `localise` shows an absent
+    /// preset as `cam-paper`, as earlier versions did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipe_preset: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -159,6 +163,10 @@ fn fingerprint_text(config: &Config, model_sha256: &str, truth_digest: Option<&T
         run: HashedRun { threads: 0, max_pixels: run.max_pixels, max_file_bytes: run.max_file_bytes },
         decode: HashedDecode { window, high_bit_depth, jpeg_scaling },
         truth: truth_digest.map(|digest| HashedTruth { digest, format: truth.as_ref().and_then(|t| t.format) }),
+        recipe_preset: match (localise.preset, cam.recipe.unwrap_or_default()) {
+            (None, CamRecipe::Sharp) => Some(localise.preset(CamRecipe::Sharp).name()),
+            _ => None,
+        },
     };
     serde_json::to_string(&Parts { model_sha256, config: hashed }).expect("config serialises")
 }
@@ -203,6 +211,19 @@ mod tests {
         let mut c = Config::default();
         c.cam.method = crate::stage::maps::MethodChoice::Method(crate::stage::maps::MapMethod::Cam);
         assert_eq!(fingerprint_text(&c, "m", None), before);
+    }
+
+    #[test]
+    fn the_sharp_recipes_own_preset_enters_the_fingerprint() {
+        let mut sharp = Config::default();
+        sharp.cam.recipe = Some(CamRecipe::Sharp);
+        // Before the sharp preset, this text meant boxes at 20 %: a folder of such a run must
+        // not be resumed as one cut at 30 %.
+        assert!(fingerprint_text(&sharp, "m", None).ends_with("\"recipe_preset\":\"sharp\"}}"));
+        let mut named = sharp.clone();
+        named.localise.preset = Some(crate::stage::localise::Preset::CamPaper);
+        assert!(!fingerprint_text(&named, "m", None).contains("recipe_preset"));
+        assert!(!fingerprint_text(&Config::default(), "m", None).contains("recipe_preset"));
     }
 
     #[test]

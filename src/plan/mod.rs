@@ -111,7 +111,7 @@ impl RunPlan {
             activation(config.model.activation, model.cut.final_op).map_err(|e| Error::model(&config.model.path, e))?;
         let labels = Labels::load(config.model.labels.as_deref(), model.num_classes())?;
         let classes = class_selection(&config.localise.classes, &labels, model.num_classes()).map_err(cfg_err)?;
-        let recipe = config.localise.recipe().map_err(cfg_err)?;
+        let recipe = config.localise.recipe(config.cam.recipe.unwrap_or_default()).map_err(cfg_err)?;
         let class_localisers = class_taus(config.localise.taus.as_ref(), &labels, &recipe).map_err(cfg_err)?;
         let truth = config.truth.as_ref().map(|t| TruthPlan::load(t, &labels)).transpose()?;
         let model_sha256 = fingerprint::sha256_model(&config.model.path, &model.data_files)?;

@@ -159,8 +159,11 @@ fn the_sharp_recipe_saves_the_averaged_map_that_gave_its_boxes() {
         let b = boxes.iter().find(|b| b["path"] == format!("{image}.png")).unwrap();
         let class: usize = b["class_index"].parse().unwrap();
         let (map, geo) = cambox::eval::sweep::load_map(&out.join(format!("maps/{image}.png.npy")), class).unwrap();
-        // Localised again from the saved map alone: the run's box, to the pixel.
-        let l = Localiser::new(Recipe::cam_paper()).localise(class, map.view(), &geo);
+        // Localised again from the saved map alone (the sharp recipe's own preset, since
+        // configs/sharp.toml names none): the run's box, to the pixel.
+        assert_eq!(b["preset"], "sharp");
+        assert_eq!(b["threshold_rule"], "fraction:0.3");
+        let l = Localiser::new(Recipe::sharp()).localise(class, map.view(), &geo);
         let got = [l.boxes[0].x1, l.boxes[0].y1, l.boxes[0].x2, l.boxes[0].y2].map(|v| v.to_string());
         let want = ["x1", "y1", "x2", "y2"].map(|k| b[k].clone());
         assert_eq!(got, want, "image {side}: {image}");

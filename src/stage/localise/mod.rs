@@ -102,12 +102,16 @@ pub enum Preset {
     Wsol,
     /// Wang et al. 2017.
     Chestxray8,
+    /// The CAM paper's recipe at the cut the sharp recipe's averaged maps need
+    /// (`defaults::SHARP_CUT`): what `[cam] recipe = "sharp"` localises with when no
+    /// preset is named.
+    Sharp,
     /// Built from the `[localise]` keys.
     Custom,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 4] = [Preset::CamPaper, Preset::Wsol, Preset::Chestxray8, Preset::Custom];
+    pub const ALL: [Preset; 5] = [Preset::CamPaper, Preset::Wsol, Preset::Chestxray8, Preset::Sharp, Preset::Custom];
 
     /// The name in configs, `run.json` and `boxes.csv`.
     pub fn name(self) -> &'static str {
@@ -115,6 +119,7 @@ impl Preset {
             Preset::CamPaper => "cam-paper",
             Preset::Wsol => "wsol",
             Preset::Chestxray8 => "chestxray8",
+            Preset::Sharp => "sharp",
             Preset::Custom => "custom",
         }
     }
@@ -126,7 +131,7 @@ impl TryFrom<String> for Preset {
         Preset::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown preset '{s}': cam-paper, wsol, chestxray8 or custom"))
+            .ok_or_else(|| format!("unknown preset '{s}': cam-paper, wsol, chestxray8, sharp or custom"))
     }
 }
 
@@ -173,6 +178,14 @@ impl Recipe {
             quantise: true,
             thresholds: vec![Threshold::Fraction(tau)],
             keep: Keep::All,
+            ..Recipe::cam_paper()
+        }
+    }
+    /// The CAM paper's recipe at the sharp recipe's cut.
+    pub fn sharp() -> Recipe {
+        Recipe {
+            preset: Preset::Sharp,
+            thresholds: vec![Threshold::Fraction(crate::defaults::SHARP_CUT)],
             ..Recipe::cam_paper()
         }
     }
