@@ -40,6 +40,7 @@ pub mod output;
 pub mod run;
 pub mod truth;
 pub mod eval;
+pub mod faith;
 pub mod inspect;
 
 pub use error::{Error, ErrorKind, ImageError, Result};

@@ -208,12 +208,17 @@ fn repair<R: Row>(path: &Path, mut keep: impl FnMut(&R) -> bool) -> Result<usize
 /// Stable shard of a relative path: FNV-1a 64-bit over its UTF-8 bytes, modulo the
 /// shard count. Fixed by definition, so identical on every platform and version.
 pub fn shard_of(rel: &str, count: u32) -> u32 {
+    (fnv1a(rel) % count as u64) as u32
+}
+
+/// FNV-1a 64-bit of a string's UTF-8 bytes: a hash fixed by definition.
+pub fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in rel.as_bytes() {
+    for b in s.as_bytes() {
         h ^= *b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
-    (h % count as u64) as u32
+    h
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod common;
 
 mod exporter_fixtures;
 mod external_data;
+mod faithfulness;
 mod gradcam_reference;
 mod kernels;
 mod model_fixtures;

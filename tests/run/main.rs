@@ -8,6 +8,7 @@ mod common;
 
 mod bad_inputs;
 mod dicom;
+mod faithfulness;
 mod jpeg_scaling;
 mod multilabel;
 mod overnight;

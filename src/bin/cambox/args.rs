@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 
 use cambox::eval::metrics::Convention;
 use cambox::eval::{Baseline, EvalOptions};
+use cambox::faith::measure::Fill;
+use cambox::faith::{BaselineMap, FaithOptions};
 use cambox::plan::Overrides;
 use cambox::stage::maps::MethodChoice;
 use cambox::stage::model::{KernelChoice, LayoutChoice, ModelOptions};
@@ -36,6 +38,82 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Score a run's boxes against ground-truth annotations.
     Eval(EvalArgs),
+    /// Are a run's maps faithful? Deletion / insertion, ROAD and confidence drop, beside baseline maps.
+    Faithfulness(FaithArgs),
+    /// Sanity check of the maps: randomise the model's layers top-down and see the maps change.
+    Sanity(SanityArgs),
+}
+
+#[derive(Args)]
+pub struct SanityArgs {
+    /// TOML run configuration (the model, preprocessing and map method to check).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Where to write sanity.csv and the randomised models.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Randomisation stages: the last 1, 2, ... N parameterised layers.
+    #[arg(long, default_value_t = cambox::faith::sanity::DEFAULT_LAYERS)]
+    pub layers: usize,
+    /// Seed of the re-initialisation and of the random class.
+    #[arg(long, default_value_t = cambox::eval::bootstrap::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Map method (overrides [cam] method).
+    #[arg(long, value_parser = method)]
+    pub method: Option<MethodChoice>,
+    /// Image files or folders (replace [input] paths).
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct FaithArgs {
+    /// The output folder of `cambox run` (run with [output] maps = true).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Where to write faithfulness.csv, .json and .html.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Deletion / insertion steps.
+    #[arg(long, default_value_t = cambox::faith::DEFAULT_STEPS)]
+    pub steps: usize,
+    /// What deletion puts in place of a pixel: black, mean, blur.
+    #[arg(long, value_parser = spelled::<Fill>, default_value = "black")]
+    pub fill: Fill,
+    /// Baseline maps scored the same way (repeat for several): random, centre.
+    #[arg(long = "baseline-map", value_parser = spelled::<BaselineMap>, default_values = ["random"])]
+    pub baseline_maps: Vec<BaselineMap>,
+    /// Skip ROAD (its imputation is the slowest part).
+    #[arg(long)]
+    pub no_road: bool,
+    /// Seed of the random map, ROAD's noise and the bootstrap.
+    #[arg(long, default_value_t = cambox::eval::bootstrap::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Bootstrap resamples of images for the 95 % intervals (0: none).
+    #[arg(long, default_value_t = cambox::eval::bootstrap::DEFAULT_RESAMPLES)]
+    pub bootstrap: usize,
+    /// Worker threads (0 = one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl From<&FaithArgs> for FaithOptions {
+    fn from(a: &FaithArgs) -> FaithOptions {
+        FaithOptions {
+            run: a.run.clone(),
+            out: a.out.clone(),
+            steps: a.steps,
+            fill: a.fill,
+            baselines: a.baseline_maps.clone(),
+            road: !a.no_road,
+            seed: a.seed,
+            bootstrap: a.bootstrap,
+            threads: a.threads,
+            quiet: a.quiet,
+        }
+    }
 }
 
 #[derive(Args)]

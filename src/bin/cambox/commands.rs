@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::args::{EvalArgs, InspectArgs, MergeArgs, RunArgs};
+use crate::args::{EvalArgs, FaithArgs, InspectArgs, MergeArgs, RunArgs, SanityArgs};
 use crate::{EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED};
 use cambox::config::Config;
 use cambox::plan::RunPlan;
@@ -66,6 +66,40 @@ pub fn inspect(a: &InspectArgs) -> anyhow::Result<u8> {
 pub fn eval(a: EvalArgs) -> anyhow::Result<u8> {
     let ev = cambox::eval::run_eval(&a.into())?;
     print!("{}", cambox::eval::report::table(&ev));
+    Ok(EXIT_OK)
+}
+
+pub fn faithfulness(a: &FaithArgs) -> anyhow::Result<u8> {
+    let f = cambox::faith::run_faithfulness(&a.into())?;
+    for e in &f.errors {
+        eprintln!("cambox: {e}");
+    }
+    let images: std::collections::BTreeSet<&str> = f.rows.iter().map(|r| r.rel.as_str()).collect();
+    eprintln!(
+        "cambox: faithfulness of {} images ({} rows), {} errors; results in {}",
+        images.len(),
+        f.rows.len(),
+        f.errors.len(),
+        shown(&a.out).display()
+    );
+    Ok(if f.errors.is_empty() { EXIT_OK } else { EXIT_SOME_FAILED })
+}
+
+pub fn sanity(a: &SanityArgs) -> anyhow::Result<u8> {
+    let ov = cambox::plan::Overrides {
+        out: Some(a.out.clone()),
+        inputs: a.inputs.clone(),
+        method: a.method,
+        ..Default::default()
+    };
+    let plan = RunPlan::build(Config::load(&a.config)?, &a.config, ov)?;
+    let o = cambox::faith::sanity::SanityOptions { out: a.out.clone(), layers: a.layers, seed: a.seed };
+    let rows = cambox::faith::sanity::run_sanity(&plan, &o)?;
+    println!("{:<14} {:>9} {:>9} {:>7}  layer", "stage", "spearman", "ssim", "images");
+    for r in &rows {
+        println!("{:<14} {:>9.4} {:>9.4} {:>7}  {}", r.stage, r.spearman, r.ssim, r.images, r.layer);
+    }
+    eprintln!("cambox: sanity check written to {}", shown(&a.out.join("sanity.csv")).display());
     Ok(EXIT_OK)
 }
 

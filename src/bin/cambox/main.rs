@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Merge(a) => commands::merge(&a),
         Command::Inspect(a) => commands::inspect(&a),
         Command::Eval(a) => commands::eval(a),
+        Command::Faithfulness(a) => commands::faithfulness(&a),
+        Command::Sanity(a) => commands::sanity(&a),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
