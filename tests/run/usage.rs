@@ -52,3 +52,12 @@ fn merge_usage_errors_exit_2() {
     refused_as_usage(&["merge", "--out", o], "<SHARDS>", Some(&out));
     refused_as_usage(&["merge", "--out", o, "--bogus", "a"], "--bogus", Some(&out));
 }
+
+#[test]
+fn faithfulness_and_sanity_usage_errors_exit_2() {
+    refused_as_usage(&["faithfulness", "--run", "nowhere"], "--out", None);
+    refused_as_usage(&["faithfulness", "--run", "r", "--out", "o", "--fill", "grey"], "--fill", None);
+    refused_as_usage(&["faithfulness", "--run", "r", "--out", "o", "--steps", "0"], "--steps must be at least 1", None);
+    refused_as_usage(&["sanity", "--out", "o"], "--config", None);
+    refused_as_usage(&["sanity", "-c", "configs/demo.toml", "-o", "o", "--layers", "x"], "--layers", None);
+}

@@ -76,12 +76,15 @@ pub struct FaithArgs {
     /// Deletion / insertion steps.
     #[arg(long, default_value_t = cambox::faith::DEFAULT_STEPS)]
     pub steps: usize,
-    /// What deletion puts in place of a pixel: black, mean, blur.
+    /// What deletion puts in place of a pixel: black, mean, blur, zero (RISE's: zero in network units).
     #[arg(long, value_parser = spelled::<Fill>, default_value = "black")]
     pub fill: Fill,
     /// Baseline maps scored the same way (repeat for several): random, centre.
     #[arg(long = "baseline-map", value_parser = spelled::<BaselineMap>, default_values = ["random"])]
     pub baseline_maps: Vec<BaselineMap>,
+    /// No baseline map (only the run's own maps).
+    #[arg(long, conflicts_with = "baseline_maps")]
+    pub no_baseline: bool,
     /// Skip ROAD (its imputation is the slowest part).
     #[arg(long)]
     pub no_road: bool,
@@ -106,7 +109,7 @@ impl From<&FaithArgs> for FaithOptions {
             out: a.out.clone(),
             steps: a.steps,
             fill: a.fill,
-            baselines: a.baseline_maps.clone(),
+            baselines: if a.no_baseline { Vec::new() } else { a.baseline_maps.clone() },
             road: !a.no_road,
             seed: a.seed,
             bootstrap: a.bootstrap,
