@@ -30,7 +30,7 @@ pub enum Fill {
 }
 
 /// The figures of one (image, class, map).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Measures {
     /// Probability of the class on the unperturbed input.
     pub probability: f64,

@@ -24,6 +24,7 @@ pub mod impute;
 pub mod measure;
 pub mod perturb;
 pub mod report;
+pub mod resume;
 pub mod sanity;
 
 use std::path::{Path, PathBuf};
@@ -81,7 +82,7 @@ pub struct FaithOptions {
 pub const DEFAULT_STEPS: usize = 50;
 
 /// One (image, class, map) measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FaithRow {
     pub rel: String,
     pub class: usize,
@@ -115,7 +116,11 @@ pub fn run_faithfulness(o: &FaithOptions) -> Result<Faithfulness, Error> {
     }
     let ov = Overrides { out: Some(o.out.clone()), threads: o.threads, ..Overrides::default() };
     let plan = RunPlan::build(manifest.config.clone(), &o.run.join("run.json"), ov)?;
-    let images: Vec<&str> = run.images.iter().filter(|i| i.ok).map(|i| i.rel.as_str()).collect();
+    let mut journal = resume::Journal::open(o)?;
+    let done = journal.done_images();
+    let images: Vec<&str> =
+        run.images.iter().filter(|i| i.ok && !done.contains(i.rel.as_str())).map(|i| i.rel.as_str()).collect();
+    let journal_lock = std::sync::Mutex::new(&mut journal);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(plan.threads)
         .build()
@@ -126,19 +131,28 @@ pub fn run_faithfulness(o: &FaithOptions) -> Result<Faithfulness, Error> {
             .par_iter()
             .map(|rel| {
                 let r = image_rows(&plan, &run, rel, o);
+                if let Ok(rows) = &r {
+                    // Recorded as soon as measured: an interrupted run resumes after it.
+                    if let Err(e) = journal_lock.lock().expect("journal").append(rows) {
+                        return Err(format!("{rel}: {e}"));
+                    }
+                }
                 progress.lock().expect("progress").inc(r.is_err());
                 r.map_err(|e| format!("{rel}: {e}"))
             })
             .collect()
     });
     progress.lock().expect("progress").finish();
-    let (mut rows, mut errors) = (Vec::new(), Vec::new());
+    let (mut rows, mut errors) = (journal.take_rows(), Vec::new());
     for r in results {
         match r {
             Ok(v) => rows.extend(v),
             Err(e) => errors.push(e),
         }
     }
+    // One order whatever the journal held and the workers finished: the same figures to
+    // the last digit, resumed or not.
+    rows.sort_by(|a, b| (&a.rel, a.class, &a.map).cmp(&(&b.rel, b.class, &b.map)));
     let f = Faithfulness { rows, errors, method: plan.method.name().to_string() };
     report::write_all(&f, &plan, o)?;
     Ok(f)

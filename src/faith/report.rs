@@ -224,6 +224,30 @@ fn chart(title: &str, maps: &BTreeMap<String, MapSummary>, method: &str, pick: f
     }
 }
 
+/// ROAD's mean probability change against the percentile, MoRF solid and LeRF dashed, for
+/// every map.
+fn road_chart(maps: &BTreeMap<String, MapSummary>, method: &str) -> Markup {
+    let order: Vec<&String> =
+        maps.keys().filter(|k| k.as_str() == method).chain(maps.keys().filter(|k| k.as_str() != method)).collect();
+    let all: Vec<f64> =
+        maps.values().flat_map(|m| m.road_morf_curve.iter().chain(&m.road_lerf_curve).flatten().copied()).collect();
+    let (lo, hi) = all.iter().fold((0.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let line = |v: &[Option<f64>]| polyline(&v.iter().map(|x| x.unwrap_or(0.0)).collect::<Vec<_>>(), lo, hi);
+    html! {
+        figure {
+            figcaption { "ROAD: probability change against the percentile p = 10 ... 90 (MoRF solid, LeRF dashed; range " (format!("{lo:.2} to {hi:.2}")) ")" }
+            svg width="300" height="170" viewBox="0 0 300 170" {
+                line x1="40" y1="150" x2="290" y2="150" stroke="#333" {}
+                line x1="40" y1="10" x2="40" y2="150" stroke="#333" {}
+                @for (i, k) in order.iter().enumerate() {
+                    polyline points=(line(&maps[*k].road_morf_curve)) fill="none" stroke=(COLOURS[i % 3]) stroke-width="2" {}
+                    polyline points=(line(&maps[*k].road_lerf_curve)) fill="none" stroke=(COLOURS[i % 3]) stroke-width="2" stroke-dasharray="4 3" {}
+                }
+            }
+        }
+    }
+}
+
 fn page(maps: &BTreeMap<String, MapSummary>, method: &str, o: &FaithOptions) -> Markup {
     let cell = |m: &MapSummary, k: &str| match (m.means.get(k).copied().flatten(), m.ci95.get(k)) {
         (Some(v), Some([lo, hi])) => format!("{v:.4} [{lo:.4}, {hi:.4}]"),
@@ -243,6 +267,7 @@ fn page(maps: &BTreeMap<String, MapSummary>, method: &str, o: &FaithOptions) -> 
                 }
                 (chart("Deletion", maps, method, |m| &m.deletion_curve))
                 (chart("Insertion", maps, method, |m| &m.insertion_curve))
+                @if maps.values().any(|m| !m.road_morf_curve.is_empty()) { (road_chart(maps, method)) }
                 p { "Lower deletion AUC and higher insertion AUC than the random map's mean a faithful map; ROAD: a larger drop when the most relevant pixels go (MoRF) than the least (LeRF), so a positive road_combined." }
             }
         }

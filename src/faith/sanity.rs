@@ -158,7 +158,51 @@ pub fn run_sanity(plan: &RunPlan, o: &SanityOptions) -> Result<Vec<SanityRow>, E
         }));
     }
     write_csv(&o.out.join("sanity.csv"), &rows)?;
+    let page = plot(&rows).into_string();
+    crate::output::atomic_write(&o.out.join("sanity.html"), page.as_bytes())
+        .map_err(|e| Error::io(o.out.join("sanity.html"), e))?;
     Ok(rows)
+}
+
+/// `sanity.html`: Spearman and SSIM down the cascade, with the random-logit level dashed.
+fn plot(rows: &[SanityRow]) -> maud::Markup {
+    use maud::{html, DOCTYPE};
+    let stages: Vec<&SanityRow> = rows.iter().filter(|r| r.stage != "random_logit").collect();
+    let n = stages.len().max(2) - 1;
+    let y = |v: f64| 150.0 - 140.0 * ((v + 1.0) / 2.0).clamp(0.0, 1.0);
+    let pts = |f: fn(&SanityRow) -> f64| -> String {
+        stages
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{:.1},{:.1}", 40.0 + 250.0 * i as f64 / n as f64, y(f(r))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let level = rows.iter().find(|r| r.stage == "random_logit");
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { meta charset="utf-8"; title { "cambox sanity" } style { "body{font-family:sans-serif;margin:2em}td,th{padding:2px 8px}" } }
+            body {
+                h1 { "cambox sanity: model randomisation, top down" }
+                p { "Spearman (red) and SSIM (blue) between the original map and the map after randomising the last k layers; dashed: the random-logit level. y from -1 to 1." }
+                svg width="300" height="170" viewBox="0 0 300 170" {
+                    line x1="40" y1=(y(0.0)) x2="290" y2=(y(0.0)) stroke="#ccc" {}
+                    line x1="40" y1="10" x2="40" y2="150" stroke="#333" {}
+                    polyline points=(pts(|r| r.spearman)) fill="none" stroke="#d62728" stroke-width="2" {}
+                    polyline points=(pts(|r| r.ssim)) fill="none" stroke="#1f77b4" stroke-width="2" {}
+                    @if let Some(l) = level {
+                        line x1="40" y1=(y(l.spearman)) x2="290" y2=(y(l.spearman)) stroke="#d62728" stroke-dasharray="4 3" {}
+                        line x1="40" y1=(y(l.ssim)) x2="290" y2=(y(l.ssim)) stroke="#1f77b4" stroke-dasharray="4 3" {}
+                    }
+                }
+                table {
+                    tr { th { "stage" } th { "layer" } th { "Spearman" } th { "SSIM" } th { "images" } }
+                    @for r in rows { tr { td { (r.stage) } td { (r.layer) } td { (format!("{:.4}", r.spearman)) } td { (format!("{:.4}", r.ssim)) } td { (r.images) } } }
+                }
+            }
+        }
+    }
 }
 
 fn write_csv(path: &Path, rows: &[SanityRow]) -> Result<(), Error> {

@@ -71,6 +71,20 @@ fn faithfulness_writes_a_row_per_image_class_and_map_reproducibly() {
     assert!(std::fs::read_to_string(a.join("faithfulness.html")).unwrap().contains("<svg"));
     // Same seed, same figures.
     assert_eq!(ja["maps"], json(&go("b"))["maps"]);
+    // Resumed: an image's line removed from the journal is measured again, the others are
+    // read back, and the figures are the same.
+    let journal = a.join("faithfulness.rows.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let kept: Vec<&str> = text.lines().take(3).collect();
+    std::fs::write(&journal, format!("{}\n{{\"cut", kept.join("\n"))).unwrap();
+    assert_eq!(json(&go("a"))["maps"], ja["maps"]);
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(lines.lines().count(), 4, "3 kept, the cut line dropped, 1 measured again");
+    assert!(lines.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    // Other options into the same folder are refused.
+    let (code, _, err) = cambox(&["faithfulness", "--run", r, "--out", a.to_str().unwrap(), "-q", "--steps", "9"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("other options"), "{err}");
 }
 
 #[test]
