@@ -45,21 +45,7 @@ impl NativeModel {
     /// What the plan is: labels, input, method, activation, passes, the cut (as `run.json`
     /// says it), the configuration after the settings, the threads.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let plan = &self.explainer.plan;
-        let d = PyDict::new(py);
-        let names: Vec<&str> = (0..plan.labels.len()).map(|k| plan.labels.name(k)).collect();
-        d.set_item("labels", names)?;
-        d.set_item("method", plan.method.name())?;
-        d.set_item("method_reason", plan.method_reason.as_deref())?;
-        d.set_item("activation", plan.activation.name())?;
-        let sizes: Vec<(usize, usize, bool)> = plan.passes.iter().map(|p| (p.size()[0], p.size()[1], p.flip)).collect();
-        d.set_item("passes", sizes)?;
-        d.set_item("top_k", plan.top_k)?;
-        d.set_item("threads", plan.threads)?;
-        d.set_item("localise", json(py, &plan.localiser.recipe)?)?;
-        d.set_item("model", json(py, &plan.model_report())?)?;
-        d.set_item("config", json(py, &plan.config)?)?;
-        Ok(d)
+        guarded(|| self.describe(py))
     }
 
     /// Explains `items`, `(name, path or array)` pairs, in parallel without the GIL, in
@@ -125,5 +111,26 @@ impl NativeModel {
             };
             array.map_err(|e| crate::errors::exception("CamboxError", format!("internal error: {e}")))
         })
+    }
+}
+
+impl NativeModel {
+    /// [`NativeModel::info`]'s dict.
+    fn describe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let plan = &self.explainer.plan;
+        let d = PyDict::new(py);
+        let names: Vec<&str> = (0..plan.labels.len()).map(|k| plan.labels.name(k)).collect();
+        d.set_item("labels", names)?;
+        d.set_item("method", plan.method.name())?;
+        d.set_item("method_reason", plan.method_reason.as_deref())?;
+        d.set_item("activation", plan.activation.name())?;
+        let sizes: Vec<(usize, usize, bool)> = plan.passes.iter().map(|p| (p.size()[0], p.size()[1], p.flip)).collect();
+        d.set_item("passes", sizes)?;
+        d.set_item("top_k", plan.top_k)?;
+        d.set_item("threads", plan.threads)?;
+        d.set_item("localise", json(py, &plan.localiser.recipe)?)?;
+        d.set_item("model", json(py, &plan.model_report())?)?;
+        d.set_item("config", json(py, &plan.config)?)?;
+        Ok(d)
     }
 }

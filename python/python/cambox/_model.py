@@ -82,7 +82,7 @@ class Model:
 
         ``images``: a numpy array (H x W grey or H x W x 3 RGB; uint8, uint16, or float32 in
         [0, 1]), the path of an image file (any format ``cambox run`` reads, DICOM
-        included), or a list or tuple of them, explained in parallel on the model's
+        included), or a list (any iterable) of them, explained in parallel on the model's
         threads with the GIL released. Returns one :class:`Explanation`, or a list in the
         same order.
 
@@ -100,7 +100,7 @@ class Model:
         """
         if errors not in ("raise", "none"):
             raise UsageError(f"errors={errors!r}: 'raise' or 'none'")
-        single = not isinstance(images, (list, tuple))
+        single = _is_one(images)
         items = [images] if single else list(images)
         pairs = [(_name(x, None if single else i), x) for i, x in enumerate(items)]
         report, close = _progress.callback(progress, 0 if single else len(items))
@@ -123,6 +123,20 @@ class Model:
         window): uint8 for 8-bit files, float32 in [0, 1] otherwise; H x W or H x W x 3.
         ``explain`` of this array gives what ``explain`` of the file gives."""
         return self._native.read_image(os.fspath(path))
+
+
+def _is_one(images):
+    """One image (an array, a path, anything that is not a collection of them) or several
+    (a list, a tuple, any other iterable: a generator, a pandas Series of paths)."""
+    if isinstance(images, (str, bytes, os.PathLike)) or hasattr(images, "__array_interface__"):
+        return True
+    if isinstance(images, (list, tuple)):
+        return False
+    try:
+        iter(images)
+    except TypeError:
+        return True
+    return isinstance(images, dict)
 
 
 def _name(source, index):
