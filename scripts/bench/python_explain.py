@@ -162,7 +162,8 @@ def main():
             t0 = time.perf_counter()
             gradcam(files)
             times["gradcam"].append(time.perf_counter() - t0)
-        print(f"repeat {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items() if v), file=sys.stderr)
+        now = {k: v[-1] for k, v in times.items() if len(v) == r + 1}
+        print(f"repeat {r + 1}: " + ", ".join(f"{k} {t:.3f} s" for k, t in now.items()), file=sys.stderr)
 
     med = {k: statistics.median(v) for k, v in times.items() if v}
     print(f"\n| {a.n} photos, {a.threads} threads | seconds, median [min, max] of the repeats | images/s | vs explain |")
