@@ -268,28 +268,27 @@ fn trip(
         Some(src) => localised.iter().map(|l| overlay(src, l)).collect(),
         None => Vec::new(),
     };
+    // The run's own rows, from the record the run would have made.
     let boxes = localised.iter().map(|l| BoxSet { class: l.class, boxes: l.boxes.clone() }).collect();
     let outcome = ImageOutcome {
-        prediction: scores.prediction,
+        prediction: scores.prediction.clone(),
         logit_check: maps.logit_check,
         geometry,
         boxes,
         files: Vec::new(),
     };
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
     let record = ImageRecord {
         rel: name.to_string(),
-        info: Some(info),
+        info: Some(info.clone()),
         outcome: Ok(outcome),
-        ms,
+        ms: t0.elapsed().as_secs_f64() * 1e3,
         stages: StageTimes::default(),
     };
     let (image_row, box_rows) = rows(plan, &record);
-    let (Some(info), Ok(outcome)) = (record.info, record.outcome) else { unreachable!("built above") };
     Ok(Explanation {
         info,
-        prediction: outcome.prediction,
-        logit_check: outcome.logit_check,
+        prediction: scores.prediction,
+        logit_check: maps.logit_check,
         geometry,
         classes: localised,
         overlays,
