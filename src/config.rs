@@ -316,27 +316,32 @@ impl Config {
         // toml's message points at the line and column with a caret under the culprit:
         // kept as it is, on several lines.
         let mut cfg: Config = toml::from_str(&text).map_err(|e| Error::config(path, e.to_string().trim_end()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.rebase(path.parent().unwrap_or(Path::new(".")));
+        Ok(cfg)
+    }
+
+    /// Makes the relative paths of the configuration relative to `base`, the folder of the
+    /// file they were written in.
+    pub fn rebase(&mut self, base: &Path) {
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }
         };
-        cfg.input.paths.iter_mut().for_each(rebase);
-        rebase(&mut cfg.model.path);
-        if let Some(l) = cfg.model.labels.as_mut() {
+        self.input.paths.iter_mut().for_each(rebase);
+        rebase(&mut self.model.path);
+        if let Some(l) = self.model.labels.as_mut() {
             rebase(l);
         }
-        if let Some(d) = cfg.output.dir.as_mut() {
+        if let Some(d) = self.output.dir.as_mut() {
             rebase(d);
         }
-        if let Some(t) = cfg.truth.as_mut() {
+        if let Some(t) = self.truth.as_mut() {
             rebase(&mut t.annotations);
             if let Some(m) = t.class_map.as_mut() {
                 rebase(m);
             }
         }
-        Ok(cfg)
     }
 
     /// The decoder this configuration describes (`[decode]`, the limits of `[run]`,

@@ -19,6 +19,8 @@
 //!   and the per-image artefacts.
 //! - [`run`] drives a plan: the parallel [`run::pipeline`], [`run::resume`],
 //!   [`run::merge`] of shards, progress and per-stage timing.
+//! - [`explain`] takes one image at a time, a file or pixels in memory, through the same
+//!   steps as a run and hands back what the run would write: the Python binding's entry.
 //! - [`truth`] reads annotations and maps their labels to model classes, for `run --truth`
 //!   and for [`eval`], which scores a finished run against them.
 //!
@@ -38,6 +40,7 @@ pub mod plan;
 pub mod stage;
 pub mod output;
 pub mod run;
+pub mod explain;
 pub mod truth;
 pub mod eval;
 pub mod faith;

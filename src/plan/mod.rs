@@ -88,6 +88,25 @@ impl RunPlan {
     pub fn build(config: Config, config_path: &Path, ov: Overrides) -> Result<RunPlan> {
         let config = apply_overrides(config, &ov);
         let out_dir = check_config(&config, config_path, &ov)?;
+        RunPlan::assemble(config, config_path, out_dir, ov.shard)
+    }
+
+    /// A plan for images handed over one at a time rather than walked ([`crate::explain`]):
+    /// the configuration's model, preprocessing, passes, map method and recipe, without
+    /// inputs to walk, an output folder or truth. `[input]`, `[output] dir` and `[truth]`
+    /// are not read, and no artefact is written (`[output] overlays` only keeps the decoded
+    /// image for an overlay in memory).
+    pub fn for_images(mut config: Config, config_path: &Path) -> Result<RunPlan> {
+        check_model_keys(&config, config_path)?;
+        config.truth = None;
+        let mut plan = RunPlan::assemble(config, config_path, PathBuf::new(), None)?;
+        plan.artefacts.masks = false;
+        plan.artefacts.maps = false;
+        Ok(plan)
+    }
+
+    /// The parts, built from a configuration whose inputs and output were checked.
+    fn assemble(config: Config, config_path: &Path, out_dir: PathBuf, shard: Option<(u32, u32)>) -> Result<RunPlan> {
         let cfg_err = |e: String| Error::config(config_path, e);
 
         // The start-up probe is normalised like a real image, so mean/std must be sane
@@ -143,7 +162,7 @@ impl RunPlan {
             method_reason,
             activation,
             truth,
-            shard: ov.shard,
+            shard,
             fingerprint,
         })
     }
@@ -301,17 +320,12 @@ fn check_config(config: &Config, config_path: &Path, ov: &Overrides) -> Result<P
     if config.input.extensions.is_empty() {
         return Err(Error::config(config_path, "[input] extensions is empty"));
     }
-    if config.model.path.as_os_str().is_empty() {
-        return Err(Error::config(config_path, "[model] path is missing"));
-    }
+    check_model_keys(config, config_path)?;
     let out_dir = config
         .output
         .dir
         .clone()
         .ok_or_else(|| Error::config(config_path, "no output folder: set [output] dir or pass --out"))?;
-    if config.output.top_k == 0 {
-        return Err(Error::config(config_path, "[output] top_k must be at least 1"));
-    }
     if config.truth.is_none() && ov.class_map.is_some() {
         return Err(Error::Usage("--class-map needs annotations: give --truth or a [truth] section".into()));
     }
@@ -323,8 +337,19 @@ fn check_config(config: &Config, config_path: &Path, ov: &Overrides) -> Result<P
     Ok(out_dir)
 }
 
+/// What must hold of the keys every plan reads, walked or not.
+fn check_model_keys(config: &Config, config_path: &Path) -> Result<()> {
+    if config.model.path.as_os_str().is_empty() {
+        return Err(Error::config(config_path, "[model] path is missing"));
+    }
+    if config.output.top_k == 0 {
+        return Err(Error::config(config_path, "[output] top_k must be at least 1"));
+    }
+    Ok(())
+}
+
 /// Resolves `[localise] classes` against the model's classes and names.
-fn class_selection(spec: &ClassesSpec, labels: &Labels, k: usize) -> std::result::Result<ClassSelection, String> {
+pub fn class_selection(spec: &ClassesSpec, labels: &Labels, k: usize) -> std::result::Result<ClassSelection, String> {
     match spec {
         ClassesSpec::Rule(r) => ClassSelection::parse(r),
         ClassesSpec::List(list) => {

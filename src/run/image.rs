@@ -9,6 +9,9 @@
 //! Several passes are localised on the average of their maps, on the grid of the largest
 //! input; one pass on its own map, at feature resolution. That is decided in one place,
 //! [`PassMaps`].
+//!
+//! The steps are public so that [`crate::explain`] takes an image handed over in memory
+//! through the same ones, without the files.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -24,7 +27,7 @@ use crate::run::timing::{StageTimes, Stopwatch};
 use crate::stage::decode::SourceImage;
 use crate::stage::decode::{ImageMeta, SourceImage as DecodedImage};
 use crate::stage::discover::Discovered;
-use crate::stage::localise::{BoxSet, ClassLocalisation, PassMap};
+use crate::stage::localise::{BoxSet, ClassLocalisation, ClassSelection, PassMap};
 use crate::stage::maps::{logit_check_limit, ClassMaps, MapMethod, Prediction};
 use crate::stage::model::FeatureMap;
 use crate::stage::preprocess::{Geometry, NetInput as PassInput};
@@ -83,16 +86,17 @@ pub fn process(plan: &RunPlan, item: Discovered) -> ImageRecord {
         faults::panic_if_asked(&rel);
         trip(plan, &rel, &path, &mut trail)
     }))
-    .unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(ImageError::Panic(msg))
-    });
+    .unwrap_or_else(|p| Err(ImageError::Panic(panic_message(p.as_ref()))));
     let Trail { info, stages } = trail;
     ImageRecord { rel, info, outcome, ms: t0.elapsed().as_secs_f64() * 1e3, stages }
+}
+
+/// What a caught panic said.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// The steps, in order, timed.
@@ -122,7 +126,7 @@ fn trip(plan: &RunPlan, rel: &str, path: &Path, trail: &mut Trail) -> Result<Ima
 /// The file decoded, and what the record says of it. A large JPEG may be decoded
 /// reduced, keeping enough pixels for what the preprocessing resizes to; the sizes
 /// reported are the original's either way.
-fn decode(plan: &RunPlan, path: &Path) -> Result<(DecodedImage, ImageInfo), ImageError> {
+pub fn decode(plan: &RunPlan, path: &Path) -> Result<(DecodedImage, ImageInfo), ImageError> {
     let target = |w: u32, h: u32| plan.resize_target(w, h);
     let img = plan.decoder.decode_file_for(path, Some(&target))?;
     let (width, height) = img.original;
@@ -133,7 +137,7 @@ fn decode(plan: &RunPlan, path: &Path) -> Result<(DecodedImage, ImageInfo), Imag
 /// The network input of every pass, and the decoded image when an overlay will be drawn
 /// on it; otherwise it is freed here, before the class maps at original resolution are
 /// made.
-fn passes(plan: &RunPlan, img: DecodedImage) -> Result<(Vec<PassInput>, Option<SourceImage>), ImageError> {
+pub fn passes(plan: &RunPlan, img: DecodedImage) -> Result<(Vec<PassInput>, Option<SourceImage>), ImageError> {
     let inputs = plan.passes.iter().map(|pass| pass.run(&img)).collect::<Result<Vec<_>, _>>()?;
     let kept = if plan.artefacts.overlays { Some(img) } else { None };
     Ok((inputs, kept))
@@ -148,7 +152,7 @@ pub struct Look {
 }
 
 /// The network on every pass's input.
-fn infer(plan: &RunPlan, inputs: Vec<PassInput>) -> Result<Vec<Look>, ImageError> {
+pub fn infer(plan: &RunPlan, inputs: Vec<PassInput>) -> Result<Vec<Look>, ImageError> {
     let mut looks = Vec::with_capacity(inputs.len());
     for (input, pass) in inputs.into_iter().zip(&plan.passes) {
         let inf = plan.model.infer(input.tensor).map_err(ImageError::Inference)?;
@@ -163,17 +167,22 @@ fn infer(plan: &RunPlan, inputs: Vec<PassInput>) -> Result<Vec<Look>, ImageError
 
 /// The prediction (the passes' mean probabilities; one pass's own), the classes that get
 /// boxes, and the classes whose maps are needed.
-struct Scores {
-    prediction: Prediction,
-    localised: Vec<usize>,
+pub struct Scores {
+    pub prediction: Prediction,
+    pub localised: Vec<usize>,
     /// The top-k (for the logit check) and the localised.
-    needed: Vec<usize>,
+    pub needed: Vec<usize>,
 }
 
 impl Scores {
     fn of(plan: &RunPlan, rel: &str, looks: &[Look]) -> Scores {
+        Scores::selecting(plan, &plan.classes, rel, looks)
+    }
+
+    /// The scores, localising the classes `classes` selects (rather than the plan's).
+    pub fn selecting(plan: &RunPlan, classes: &ClassSelection, rel: &str, looks: &[Look]) -> Scores {
         let prediction = Prediction::averaged(looks.iter().map(|l| l.logits.as_slice()), plan.top_k, plan.activation);
-        let mut localised = plan.classes.select(&prediction);
+        let mut localised = classes.select(&prediction);
         // The classes the image's truth names, whatever the prediction (`[truth]`).
         for k in plan.truth.iter().flat_map(|t| t.classes(rel, &prediction.probs)) {
             if !localised.contains(&k) {
@@ -189,18 +198,18 @@ impl Scores {
 /// Every pass with its class maps (of the `needed` classes, in that order), and where a
 /// class's map is read from: the one pass's own map, or the passes' average on the grid
 /// of the largest input.
-struct PassMaps {
-    looks: Vec<Look>,
+pub struct PassMaps {
+    pub looks: Vec<Look>,
     /// One per look; `None` when the head has no maps for the method.
-    maps: Option<Vec<ClassMaps>>,
+    pub maps: Option<Vec<ClassMaps>>,
     needed: Vec<usize>,
     /// The look whose geometry is the grid several passes are averaged on.
     grid: usize,
-    logit_check: Option<f32>,
+    pub logit_check: Option<f32>,
 }
 
 /// A class's map as the localiser reads it.
-enum ClassMap<'a> {
+pub enum ClassMap<'a> {
     /// One pass: its map at feature resolution.
     Pass(ArrayView2<'a, f32>),
     /// Several: their average on the grid.
@@ -208,7 +217,7 @@ enum ClassMap<'a> {
 }
 
 impl PassMaps {
-    fn of(plan: &RunPlan, looks: Vec<Look>, needed: &[usize]) -> Result<PassMaps, ImageError> {
+    pub fn of(plan: &RunPlan, looks: Vec<Look>, needed: &[usize]) -> Result<PassMaps, ImageError> {
         let mut maps = Vec::with_capacity(looks.len());
         let mut logit_check: Option<f32> = None;
         for look in &looks {
@@ -225,7 +234,7 @@ impl PassMaps {
     }
 
     /// The geometry boxes are placed by.
-    fn geometry(&self) -> Geometry {
+    pub fn geometry(&self) -> Geometry {
         if self.several() {
             self.looks[self.grid].geometry
         } else {
@@ -238,7 +247,7 @@ impl PassMaps {
     }
 
     /// Class `k`'s map.
-    fn map_of(&self, plan: &RunPlan, k: usize) -> ClassMap<'_> {
+    pub fn map_of(&self, plan: &RunPlan, k: usize) -> ClassMap<'_> {
         let maps = self.maps.as_ref().expect("localised only with maps");
         let i = self.index(k);
         if !self.several() {
@@ -251,7 +260,7 @@ impl PassMaps {
     }
 
     /// The maps `maps/` keeps: the localised classes' (the fused ones for several passes).
-    fn kept(&self, classes: &[usize], fused: Vec<Array2<f32>>) -> ClassMaps {
+    pub fn kept(&self, classes: &[usize], fused: Vec<Array2<f32>>) -> ClassMaps {
         let g = self.geometry();
         let maps = match (self.several(), self.maps.as_deref()) {
             (false, Some([m])) => m.maps.select(Axis(0), &classes.iter().map(|&k| self.index(k)).collect::<Vec<_>>()),

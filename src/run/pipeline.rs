@@ -315,7 +315,7 @@ impl Tables {
 }
 
 /// The `images.csv` row and the `boxes.csv` rows of one record.
-fn rows(plan: &RunPlan, r: &ImageRecord) -> (ImageRow, Vec<BoxRow>) {
+pub fn rows(plan: &RunPlan, r: &ImageRecord) -> (ImageRow, Vec<BoxRow>) {
     let meta = r.info.as_ref().map(|i| i.meta.clone()).unwrap_or_default();
     let mut image = ImageRow {
         path: r.rel.clone(),
