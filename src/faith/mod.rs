@@ -154,7 +154,7 @@ pub fn run_faithfulness(o: &FaithOptions) -> Result<Faithfulness, Error> {
     // the last digit, resumed or not.
     rows.sort_by(|a, b| (&a.rel, a.class, &a.map).cmp(&(&b.rel, b.class, &b.map)));
     let f = Faithfulness { rows, errors, method: plan.method.name().to_string() };
-    report::write_all(&f, &plan, o)?;
+    report::write_all(&f, o)?;
     Ok(f)
 }
 

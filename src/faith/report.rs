@@ -14,7 +14,6 @@ use super::{FaithOptions, FaithRow, Faithfulness};
 use crate::error::Error;
 use crate::eval::bootstrap::{mean_of_units, Resamples};
 use crate::output::atomic_write;
-use crate::plan::RunPlan;
 
 /// A figure of one pair, when defined.
 type Figure = fn(&Measures) -> Option<f64>;
@@ -67,9 +66,8 @@ struct Json<'a> {
     errors: &'a [String],
 }
 
-pub fn write_all(f: &Faithfulness, plan: &RunPlan, o: &FaithOptions) -> Result<(), Error> {
+pub fn write_all(f: &Faithfulness, o: &FaithOptions) -> Result<(), Error> {
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
-    let _ = plan;
     let mut by_map: BTreeMap<String, Vec<&FaithRow>> = BTreeMap::new();
     for r in &f.rows {
         by_map.entry(r.map.clone()).or_default().push(r);
