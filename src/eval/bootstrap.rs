@@ -90,13 +90,22 @@ pub fn percentile_interval(mut v: Vec<f64>, resamples: usize) -> Option<[f64; 2]
         return None;
     }
     v.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let pos = q / 100.0 * (v.len() - 1) as f64;
-        let lo = pos.floor() as usize;
-        let hi = (lo + 1).min(v.len() - 1);
-        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-    };
-    Some([at(2.5), at(97.5)])
+    Some([percentile_of_sorted(&v, 2.5), percentile_of_sorted(&v, 97.5)])
+}
+
+/// numpy's `percentile(v, q)` with its default linear method, of values sorted ascending
+/// (not empty), interpolating from the nearer end as numpy's `_lerp` does.
+pub fn percentile_of_sorted(s: &[f64], q: f64) -> f64 {
+    let pos = q / 100.0 * (s.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(s.len() - 1);
+    let t = pos - lo as f64;
+    let d = s[hi] - s[lo];
+    if t >= 0.5 {
+        s[hi] - d * (1.0 - t)
+    } else {
+        s[lo] + d * t
+    }
 }
 
 /// The mean of the values of the pairs of the drawn units (`pairs_of[u]`: unit u's pair

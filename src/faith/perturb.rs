@@ -179,16 +179,7 @@ pub fn blur(x: &Planes) -> Planes {
 pub fn percentile(v: &[f32], q: f64) -> f64 {
     let mut s: Vec<f64> = v.iter().map(|&x| x as f64).collect();
     s.sort_by(f64::total_cmp);
-    let pos = q / 100.0 * (s.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = (lo + 1).min(s.len() - 1);
-    let t = pos - lo as f64;
-    let d = s[hi] - s[lo];
-    if t >= 0.5 {
-        s[hi] - d * (1.0 - t)
-    } else {
-        s[lo] + d * t
-    }
+    crate::eval::bootstrap::percentile_of_sorted(&s, q)
 }
 
 /// ROAD's removed pixels at percentile `p`: most relevant first (`morf`) or least.

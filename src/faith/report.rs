@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::measure::{Measures, ROAD_PERCENTILES};
 use super::{FaithOptions, FaithRow, Faithfulness};
 use crate::error::Error;
-use crate::eval::bootstrap::{mean_of_units, Resamples};
+use crate::eval::bootstrap::{mean_of_units, percentile_of_sorted, Resamples};
 use crate::output::atomic_write;
 
 /// A figure of one pair, when defined.
@@ -169,8 +169,8 @@ fn band<'a>(curves: impl Iterator<Item = &'a Vec<f64>>) -> Curve {
         let mut v: Vec<f64> = curves.iter().map(|c| c[i]).collect();
         c.mean.push(v.iter().sum::<f64>() / v.len() as f64);
         v.sort_by(f64::total_cmp);
-        c.low.push(crate::faith::perturb::percentile(&v.iter().map(|&x| x as f32).collect::<Vec<_>>(), 2.5));
-        c.high.push(crate::faith::perturb::percentile(&v.iter().map(|&x| x as f32).collect::<Vec<_>>(), 97.5));
+        c.low.push(percentile_of_sorted(&v, 2.5));
+        c.high.push(percentile_of_sorted(&v, 97.5));
     }
     c
 }
